@@ -1,0 +1,573 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file nexus.h
+ * @brief libnexus embedder API: contexts, devices, I/O, exports, pipelines.
+ *
+ * libnexus composes the storage data path like a Unix pipeline:
+ *
+ *     file:/var/lib/vol.img | crypt:key-file=k | nbd:listen=127.0.0.1:10809
+ *
+ * Conventions that hold for every function in this header:
+ *  - Functions return 0 (or a non-negative count) on success and a
+ *    negative errno on failure; never -1 with errno.  A message that
+ *    names the problem is then available from nexus_last_error() on the
+ *    same thread.
+ *  - Handles are opaque.  Every `*_free()` / `*_close()` accepts NULL.
+ *  - Option structs are size-stamped: set `size` with the matching
+ *    `*_INIT` macro; the library reads only the fields `size` covers.
+ *  - Async rule: a submit that returns 0 calls its callback exactly once;
+ *    a submit that returns a negative errno never calls it.
+ *  - Callbacks run on a reactor thread of the context.  They must not
+ *    block and must not call the synchronous I/O functions.
+ */
+#ifndef NEXUS_NEXUS_H
+#define NEXUS_NEXUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define NEXUS_API __attribute__((visibility("default")))
+#else
+#define NEXUS_API
+#endif
+
+/** Major version of the library API. */
+#define NEXUS_VERSION_MAJOR 1
+/** Minor version of the library API. */
+#define NEXUS_VERSION_MINOR 0
+
+/** @brief A libnexus context: reactor threads, driver registry, logging. */
+struct nexus_ctx;
+/** @brief An open device: a source, or a transform stacked on devices. */
+struct nexus_dev;
+/** @brief A running export serving one device over a protocol. */
+struct nexus_export;
+/** @brief A built pipeline: a device stack and, optionally, an export. */
+struct nexus_pipeline;
+
+/* ------------------------------------------------------------------ */
+/** @name Errors and logging */
+/**@{*/
+
+/**
+ * @brief Detail message for the last failure on the calling thread.
+ * @return A NUL-terminated string owned by the library, valid until the
+ *         next libnexus call on this thread; "" if no failure was recorded.
+ * @par Threading: any thread; the message is per thread.
+ */
+NEXUS_API const char *nexus_last_error(void);
+
+/** @brief Log levels, most severe first. */
+enum nexus_log_level {
+	NEXUS_LOG_ERROR = 0, /**< an operation failed */
+	NEXUS_LOG_WARN = 1,  /**< something unexpected, handled */
+	NEXUS_LOG_INFO = 2,  /**< lifecycle events: open, close, connect */
+	NEXUS_LOG_DEBUG = 3, /**< detail for developers */
+};
+
+/**
+ * @brief Log callback.
+ * @param user_data the pointer given in nexus_ctx_opts::log_user_data
+ * @param level     one of enum nexus_log_level
+ * @param msg       NUL-terminated message without trailing newline
+ * @par Threading: called from any thread of the context, possibly
+ *      concurrently; must be thread-safe and must not block for long.
+ */
+typedef void (*nexus_log_fn)(void *user_data, int level, const char *msg);
+
+/**
+ * @brief Library version string, e.g. "1.0.0".
+ * @return a static string.
+ */
+NEXUS_API const char *nexus_version(void);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
+/** @name Contexts */
+/**@{*/
+
+/**
+ * @brief Options for nexus_ctx_create().  Size-stamped, append-only.
+ *
+ * Initialise with NEXUS_CTX_OPTS_INIT; zero fields mean "default".
+ */
+struct nexus_ctx_opts {
+	/** sizeof(struct nexus_ctx_opts) as compiled by the caller. */
+	size_t size;
+	/** Reactor threads; 0 means one per online CPU. */
+	unsigned reactors;
+	/** Entries of each reactor's io_uring; 0 means 1024. */
+	unsigned ring_entries;
+	/** Capacity of each reactor's cross-thread submission queue;
+	 *  0 means 4096.  Rounded up to a power of two. */
+	unsigned queue_capacity;
+	/** Log callback; NULL logs warnings and errors to stderr. */
+	nexus_log_fn log_fn;
+	/** Passed to log_fn. */
+	void *log_user_data;
+	/** Most verbose level passed to log_fn (enum nexus_log_level);
+	 *  default NEXUS_LOG_WARN when 0 and log_fn is NULL. */
+	int log_level;
+	/** Colon-separated plugin directories searched for unknown drivers,
+	 *  before $NEXUS_PLUGIN_PATH.  May be NULL. */
+	const char *plugin_path;
+	/** NEXUS_CTX_* flags. */
+	uint64_t flags;
+};
+
+/** Reactors spin instead of sleeping when idle (burns CPU; for
+ *  latency-critical deployments only). */
+#define NEXUS_CTX_BUSY_POLL (1ULL << 0)
+
+/** Designated initialiser for struct nexus_ctx_opts. */
+#define NEXUS_CTX_OPTS_INIT { .size = sizeof(struct nexus_ctx_opts) }
+
+/**
+ * @brief Create a context and start its reactor threads.
+ * @param opts options, or NULL for defaults
+ * @param out  receives the context
+ * @return 0, or -EINVAL (bad options), -ENOMEM, or the errno of a failed
+ *         io_uring or thread setup (e.g. -ENOSYS, -EPERM).
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_ctx_create(const struct nexus_ctx_opts *opts,
+			       struct nexus_ctx **out);
+
+/**
+ * @brief Stop exports, close devices still open, stop reactors, free.
+ *
+ * Devices and exports still open are closed (their in-flight I/O is
+ * completed first) and a warning is logged for each.  NULL is a no-op.
+ * @par Threading: any application thread; never from a callback.
+ */
+NEXUS_API void nexus_ctx_free(struct nexus_ctx *ctx);
+
+/**
+ * @brief Number of reactor threads of a context.
+ * @return the count (at least 1), or -EINVAL for NULL.
+ */
+NEXUS_API int nexus_ctx_reactor_count(const struct nexus_ctx *ctx);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
+/** @name Devices */
+/**@{*/
+
+/** @brief I/O operations. */
+enum nexus_op {
+	NEXUS_OP_READ = 0,	   /**< read into the iovec */
+	NEXUS_OP_WRITE = 1,	   /**< write from the iovec */
+	NEXUS_OP_FLUSH = 2,	   /**< make completed writes durable */
+	NEXUS_OP_TRIM = 3,	   /**< discard a range (reads back unspecified
+				    *   data unless the device says zeroes) */
+	NEXUS_OP_WRITE_ZEROES = 4, /**< make a range read back as zeroes */
+	NEXUS_OP_COUNT = 5,	   /**< number of operations */
+};
+
+/** Bit of nexus_dev_info::ops for operation @p op. */
+#define NEXUS_OP_BIT(op) (1u << (op))
+
+/** I/O flag: WRITE / WRITE_ZEROES is durable when it completes. */
+#define NEXUS_IO_FUA (1u << 0)
+/** I/O flag for WRITE_ZEROES: do not deallocate (keep the range
+ *  allocated). */
+#define NEXUS_IO_NO_UNMAP (1u << 1)
+/** I/O flag for WRITE_ZEROES: fail with -EOPNOTSUPP rather than fall
+ *  back to writing zeroes slowly. */
+#define NEXUS_IO_FAST_ZERO (1u << 2)
+
+/**
+ * @brief What a device is and can do.  Size-stamped, append-only.
+ */
+struct nexus_dev_info {
+	/** sizeof(struct nexus_dev_info) as compiled by the caller. */
+	size_t size;
+	/** Size in bytes. */
+	uint64_t dev_size;
+	/** Required alignment of offsets and lengths (bytes, power of 2). */
+	uint32_t logical_block_size;
+	/** Preferred alignment to avoid read-modify-write. */
+	uint32_t physical_block_size;
+	/** Optimal I/O size in bytes (0 if unknown). */
+	uint32_t optimal_io_size;
+	/** Largest READ or WRITE accepted in one request, in bytes. */
+	uint32_t max_io_size;
+	/** Supported operations: NEXUS_OP_BIT() of enum nexus_op. */
+	uint32_t ops;
+	/** NEXUS_DEV_* flags. */
+	uint32_t flags;
+	/** Driver name of the top of the stack, e.g. "file". */
+	const char *driver;
+	/** Name of the device: the pipeline text that opened it. */
+	const char *name;
+};
+
+/** Device flag: writes are refused. */
+#define NEXUS_DEV_READ_ONLY (1u << 0)
+/** Device flag: TRIM'd ranges read back as zeroes. */
+#define NEXUS_DEV_TRIM_ZEROES (1u << 1)
+/** Device flag: several connections may safely share the device
+ *  (a FLUSH on one covers writes completed on all). */
+#define NEXUS_DEV_MULTI_CONN (1u << 2)
+/** Device flag: nexus_dev_block_status() reports real holes/zeroes. */
+#define NEXUS_DEV_BLOCK_STATUS (1u << 3)
+
+/** Designated initialiser for struct nexus_dev_info. */
+#define NEXUS_DEV_INFO_INIT { .size = sizeof(struct nexus_dev_info) }
+
+/**
+ * @brief Open a device from a pipeline of device stages.
+ *
+ * The text is a pipeline without an export stage, e.g.
+ * `"file:/tmp/a.img,direct=on"` or `"mem:size=1G | fault:..."`.
+ * See nexus-pipeline(7) for the grammar.
+ * @param ctx      the context
+ * @param pipeline pipeline text
+ * @param out      receives the device (the top of the stack)
+ * @return 0, or -EINVAL (syntax, unknown option: the message names the
+ *         stage and column), -ENOENT (unknown driver or missing file),
+ *         -EISDIR, -EACCES, or another negative errno from the driver.
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API int nexus_dev_open(struct nexus_ctx *ctx, const char *pipeline,
+			     struct nexus_dev **out);
+
+/**
+ * @brief Close a device (and the stack below it that it owns).
+ *
+ * New submissions fail with -ESHUTDOWN; I/O in flight completes (its
+ * callbacks run) before this returns.  NULL is a no-op.
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API void nexus_dev_close(struct nexus_dev *dev);
+
+/**
+ * @brief Describe a device.
+ * @param dev  the device
+ * @param info caller's struct with `size` set (NEXUS_DEV_INFO_INIT)
+ * @return 0 or -EINVAL.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_dev_info(const struct nexus_dev *dev,
+			     struct nexus_dev_info *info);
+
+/**
+ * @brief I/O completion callback.
+ * @param user_data as given to the submit call
+ * @param result    bytes transferred for READ/WRITE, 0 for the other
+ *                  operations, or a negative errno
+ * @par Threading: runs on a reactor thread; must not block.
+ */
+typedef void (*nexus_io_cb)(void *user_data, int result);
+
+/**
+ * @brief Submit one asynchronous I/O.
+ *
+ * The iovec array and the buffers it points to must stay valid and
+ * untouched until the callback runs.  For FLUSH, offset and length are
+ * ignored; for TRIM and WRITE_ZEROES, @p iov must be NULL and @p length
+ * gives the range; for READ and WRITE, @p length is ignored and the
+ * iovec gives it.
+ * @param dev    the device
+ * @param op     enum nexus_op
+ * @param iov    data buffers (READ/WRITE)
+ * @param iovcnt entries in @p iov (1..IOV_MAX)
+ * @param offset byte offset, a multiple of the logical block size
+ * @param length range length for TRIM/WRITE_ZEROES
+ * @param flags  NEXUS_IO_* flags
+ * @param cb     completion callback (required)
+ * @param user_data passed to @p cb
+ * @return 0: @p cb will be called exactly once.  Negative errno: @p cb
+ *         will not be called: -EINVAL (bad arguments, zero length, past
+ *         the end, misaligned, larger than max_io_size), -EOPNOTSUPP
+ *         (operation not supported), -EROFS, -ESHUTDOWN (device
+ *         closing), -EAGAIN (the target reactor's queue is full; retry
+ *         after some completions).
+ * @par Threading: any thread, including callbacks.  From a reactor
+ *      thread the I/O starts immediately; from another thread it is
+ *      queued to a reactor (the same one for a given thread).
+ */
+NEXUS_API int nexus_dev_submit(struct nexus_dev *dev, int op,
+			       const struct iovec *iov, int iovcnt,
+			       uint64_t offset, uint64_t length,
+			       uint32_t flags, nexus_io_cb cb,
+			       void *user_data);
+
+/**
+ * @brief Synchronous read of exactly @p len bytes.
+ * @return @p len, or a negative errno (see nexus_dev_submit());
+ *         -EDEADLK when called from a reactor thread.
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API ssize_t nexus_dev_pread(struct nexus_dev *dev, void *buf,
+				  size_t len, uint64_t offset);
+
+/**
+ * @brief Synchronous write of exactly @p len bytes.
+ * @param flags NEXUS_IO_FUA or 0
+ * @return @p len or a negative errno.
+ * @par Threading: as nexus_dev_pread().
+ */
+NEXUS_API ssize_t nexus_dev_pwrite(struct nexus_dev *dev, const void *buf,
+				   size_t len, uint64_t offset,
+				   uint32_t flags);
+
+/**
+ * @brief Synchronous scatter read.
+ * @return bytes read (the iovec total) or a negative errno.
+ */
+NEXUS_API ssize_t nexus_dev_preadv(struct nexus_dev *dev,
+				   const struct iovec *iov, int iovcnt,
+				   uint64_t offset);
+
+/**
+ * @brief Synchronous gather write.
+ * @return bytes written (the iovec total) or a negative errno.
+ */
+NEXUS_API ssize_t nexus_dev_pwritev(struct nexus_dev *dev,
+				    const struct iovec *iov, int iovcnt,
+				    uint64_t offset, uint32_t flags);
+
+/**
+ * @brief Synchronous flush: completed writes become durable.
+ * @return 0 or a negative errno.
+ */
+NEXUS_API int nexus_dev_flush(struct nexus_dev *dev);
+
+/**
+ * @brief Synchronous TRIM (discard) of a range.
+ * @return 0 or a negative errno (-EOPNOTSUPP if not supported).
+ */
+NEXUS_API int nexus_dev_trim(struct nexus_dev *dev, uint64_t offset,
+			     uint64_t length, uint32_t flags);
+
+/**
+ * @brief Synchronous WRITE_ZEROES of a range.
+ * @param flags NEXUS_IO_FUA, NEXUS_IO_NO_UNMAP, NEXUS_IO_FAST_ZERO
+ * @return 0 or a negative errno.
+ */
+NEXUS_API int nexus_dev_write_zeroes(struct nexus_dev *dev, uint64_t offset,
+				     uint64_t length, uint32_t flags);
+
+/** Extent flag: the range is not allocated. */
+#define NEXUS_EXTENT_HOLE (1u << 0)
+/** Extent flag: the range reads as zeroes. */
+#define NEXUS_EXTENT_ZERO (1u << 1)
+
+/** @brief One extent reported by nexus_dev_block_status(). */
+struct nexus_extent {
+	uint64_t offset; /**< start, bytes */
+	uint64_t length; /**< length, bytes */
+	uint32_t flags;	 /**< NEXUS_EXTENT_* */
+};
+
+/**
+ * @brief Report allocation status of a range as extents.
+ *
+ * Extents are contiguous, start at @p offset and cover at most
+ * @p length bytes (at least one byte when the call succeeds).  A device
+ * that does not know reports one data extent for the whole range.
+ * @param max capacity of @p ext (at least 1)
+ * @return number of extents written, or a negative errno.
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_dev_block_status(struct nexus_dev *dev, uint64_t offset,
+				     uint64_t length, struct nexus_extent *ext,
+				     unsigned max);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
+/** @name Statistics */
+/**@{*/
+
+/** Number of latency histogram buckets. */
+#define NEXUS_LAT_BUCKETS 128
+
+/**
+ * @brief Counters of one device.  Size-stamped, append-only.
+ *
+ * Latency bucket i counts completions whose latency in nanoseconds
+ * falls in [nexus_lat_bucket_floor(i), nexus_lat_bucket_floor(i+1)).
+ */
+struct nexus_dev_stats {
+	/** sizeof(struct nexus_dev_stats) as compiled by the caller. */
+	size_t size;
+	/** Completed operations per enum nexus_op (including failed). */
+	uint64_t ops[NEXUS_OP_COUNT];
+	/** Failed operations per enum nexus_op. */
+	uint64_t errors[NEXUS_OP_COUNT];
+	/** Bytes read by successful READs. */
+	uint64_t bytes_read;
+	/** Bytes written by successful WRITEs. */
+	uint64_t bytes_written;
+	/** Operations submitted and not yet completed. */
+	uint64_t in_flight;
+	/** Latency histogram over all operations. */
+	uint64_t latency[NEXUS_LAT_BUCKETS];
+};
+
+/** Designated initialiser for struct nexus_dev_stats. */
+#define NEXUS_DEV_STATS_INIT { .size = sizeof(struct nexus_dev_stats) }
+
+/**
+ * @brief Read a device's counters.
+ * @return 0 or -EINVAL.
+ * @par Threading: any thread; counters are read without stopping I/O,
+ *      so they are a near-consistent snapshot.
+ */
+NEXUS_API int nexus_dev_stats(const struct nexus_dev *dev,
+			      struct nexus_dev_stats *stats);
+
+/**
+ * @brief Lower bound in nanoseconds of latency bucket @p i.
+ * @return the bound; UINT64_MAX for i >= NEXUS_LAT_BUCKETS.
+ */
+NEXUS_API uint64_t nexus_lat_bucket_floor(unsigned i);
+
+/**
+ * @brief Latency percentile from a histogram.
+ * @param hist NEXUS_LAT_BUCKETS counters
+ * @param pct  percentile in [0, 100]
+ * @return an upper estimate in nanoseconds (0 if the histogram is empty)
+ */
+NEXUS_API uint64_t nexus_lat_percentile(const uint64_t *hist, double pct);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
+/** @name Exports and pipelines */
+/**@{*/
+
+/**
+ * @brief Serve a device over a protocol.
+ * @param dev  the device (must stay open until the export is stopped)
+ * @param spec export stage text, e.g. "nbd:listen=127.0.0.1:10809"
+ * @param out  receives the export
+ * @return 0 or a negative errno (-EINVAL bad spec, -EADDRINUSE, ...).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_export_start(struct nexus_dev *dev, const char *spec,
+				 struct nexus_export **out);
+
+/**
+ * @brief Stop an export: refuse new clients, finish or fail requests in
+ *        flight, close connections.  The device stays open.  NULL is a
+ *        no-op.
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API void nexus_export_stop(struct nexus_export *exp);
+
+/**
+ * @brief Build a pipeline: its device stack and, if its last stage is an
+ *        export, start the export.
+ * @return 0 or a negative errno, as nexus_dev_open().
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_pipeline_open(struct nexus_ctx *ctx, const char *text,
+				  struct nexus_pipeline **out);
+
+/**
+ * @brief The device at the top of a pipeline's stack (owned by it).
+ * @return the device, or NULL for a NULL pipeline.
+ */
+NEXUS_API struct nexus_dev *nexus_pipeline_dev(struct nexus_pipeline *pl);
+
+/**
+ * @brief The pipeline's export, or NULL if it has none.
+ */
+NEXUS_API struct nexus_export *
+nexus_pipeline_export(struct nexus_pipeline *pl);
+
+/**
+ * @brief Stop the export (if any) and close the device stack.  NULL is a
+ *        no-op.
+ */
+NEXUS_API void nexus_pipeline_close(struct nexus_pipeline *pl);
+
+/**
+ * @brief Parse and validate pipeline text without opening anything, and
+ *        describe it.
+ * @param ctx  context whose driver registry is used
+ * @param text pipeline text
+ * @param buf  receives a normalised, human-readable description (may be
+ *             NULL when @p len is 0)
+ * @param len  size of @p buf
+ * @return length of the full description (like snprintf), or a negative
+ *         errno with a message naming the stage and column.
+ */
+NEXUS_API int nexus_pipeline_check(struct nexus_ctx *ctx, const char *text,
+				   char *buf, size_t len);
+
+/**
+ * @brief Counters of one client connection of an export.
+ *        Size-stamped, append-only.
+ */
+struct nexus_conn_info {
+	/** sizeof(struct nexus_conn_info) as compiled by the caller. */
+	size_t size;
+	/** Peer address, e.g. "127.0.0.1:50312" or "unix". */
+	char peer[64];
+	/** Export name the client selected. */
+	char export_name[64];
+	/** Reactor serving the connection. */
+	unsigned reactor;
+	/** Requests completed. */
+	uint64_t requests;
+	/** Requests that failed. */
+	uint64_t errors;
+	/** Bytes sent to the client as read data. */
+	uint64_t bytes_read;
+	/** Bytes received from the client as write data. */
+	uint64_t bytes_written;
+};
+
+/** Designated initialiser for struct nexus_conn_info. */
+#define NEXUS_CONN_INFO_INIT { .size = sizeof(struct nexus_conn_info) }
+
+/**
+ * @brief List an export's current connections.
+ * @param exp  the export
+ * @param out  array of @p max entries, each with `size` set
+ * @param max  capacity of @p out
+ * @return the number of connections (may exceed @p max: only @p max are
+ *         written), or a negative errno (-EOPNOTSUPP if the export's
+ *         driver cannot list connections).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_export_conns(struct nexus_export *exp,
+				 struct nexus_conn_info *out, unsigned max);
+
+/**
+ * @brief Load a driver plugin (a shared object) into a context.
+ * @param ctx  the context
+ * @param path file name of the plugin
+ * @return 0, or -ENOENT, -ENOEXEC (not a loadable object / no entry
+ *         point), -EPROTO (built for a newer driver ABI or invalid
+ *         table), -EEXIST (a driver of that name and kind exists).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_plugin_load(struct nexus_ctx *ctx, const char *path);
+
+/**
+ * @brief Describe every driver of a context (built-in and loaded):
+ *        kind, name, summary and options with type, default and help.
+ * @param buf receives the text (may be NULL when @p len is 0)
+ * @param len size of @p buf
+ * @return length of the full text (like snprintf) or a negative errno.
+ */
+NEXUS_API int nexus_ctx_describe_drivers(struct nexus_ctx *ctx, char *buf,
+					 size_t len);
+
+/**@}*/
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NEXUS_NEXUS_H */

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file nexus_driver.h
+ * @brief libnexus driver ABI: sources, transforms and exports.
+ *
+ * Built-in drivers and external plugins use this same table.  Rules:
+ *  - struct nexus_driver starts with its ABI version and its size; use
+ *    NEXUS_DRIVER_HEADER in its initialiser.  Fields are only appended.
+ *    The loader copies what the plugin's size covers and zero-fills the
+ *    rest; a table declaring a newer ABI is refused.
+ *  - A device driver declares in `ops` the operations it handles.  The
+ *    core rejects every other operation with -EOPNOTSUPP before it
+ *    reaches the driver: a transform never sees, and so never passes
+ *    through, an operation it does not understand.
+ *  - Everything a driver does on the data path happens on a reactor
+ *    thread: submit(), the completions of I/O it started on devices
+ *    below, its io_uring events.  Per-reactor state (reactor_init) needs
+ *    no locks.
+ *  - open/close/export_start/export_stop run on an application thread.
+ */
+#ifndef NEXUS_NEXUS_DRIVER_H
+#define NEXUS_NEXUS_DRIVER_H
+
+#include <stdbool.h>
+#include <nexus/nexus.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Current driver ABI version. */
+#define NEXUS_DRIVER_ABI_VERSION 1
+
+/** @brief Driver kinds. */
+enum nexus_driver_kind {
+	NEXUS_DRIVER_SOURCE = 1,    /**< first stage: provides a device */
+	NEXUS_DRIVER_TRANSFORM = 2, /**< middle stage: a device on devices */
+	NEXUS_DRIVER_EXPORT = 3,    /**< last stage: serves a device */
+};
+
+/** @brief Types of driver options. */
+enum nexus_opt_type {
+	NEXUS_OPT_STRING = 0, /**< any text */
+	NEXUS_OPT_BOOL = 1,   /**< on/off, true/false, yes/no, 1/0 */
+	NEXUS_OPT_UINT = 2,   /**< unsigned decimal or 0x hex */
+	NEXUS_OPT_SIZE = 3,   /**< bytes with optional K/M/G/T suffix */
+};
+
+/** Option flag: the option must be given. */
+#define NEXUS_OPTF_REQUIRED (1u << 0)
+/** Option flag: a value given without "key=" in first position is this
+ *  option (e.g. the path of `file:/tmp/a.img`). */
+#define NEXUS_OPTF_POSITIONAL (1u << 1)
+
+/** @brief Description of one driver option. */
+struct nexus_option_desc {
+	const char *name;	/**< option name; NULL ends the array */
+	int type;		/**< enum nexus_opt_type */
+	const char *def;	/**< default value text, or NULL */
+	const char *help;	/**< one-line help */
+	uint32_t flags;		/**< NEXUS_OPTF_* */
+};
+
+/** @brief Parsed options of one stage (opaque). */
+struct nexus_opts;
+
+/**
+ * @brief Value of a string option.
+ * @return the given value, else the default, else NULL.
+ */
+NEXUS_API const char *nexus_opts_str(const struct nexus_opts *opts,
+				     const char *name);
+
+/**
+ * @brief Value of a UINT or SIZE option.
+ * @return 0, -ENOENT (absent and no default), -EINVAL (not a number:
+ *         the message names the option).
+ */
+NEXUS_API int nexus_opts_u64(const struct nexus_opts *opts, const char *name,
+			     uint64_t *out);
+
+/**
+ * @brief Value of a BOOL option.
+ * @return 0, -ENOENT (absent and no default), -EINVAL.
+ */
+NEXUS_API int nexus_opts_bool(const struct nexus_opts *opts, const char *name,
+			      bool *out);
+
+/**
+ * @brief Whether an option was given explicitly in the pipeline text.
+ */
+NEXUS_API bool nexus_opts_given(const struct nexus_opts *opts,
+				const char *name);
+
+/** @brief A reactor thread: one io_uring, run to completion. */
+struct nexus_reactor;
+
+/**
+ * @brief One I/O as a device driver sees it.
+ *
+ * Allocated by the core from a per-reactor pool; drivers never allocate
+ * it.  Fields may only be appended in later ABI versions.
+ */
+struct nexus_io {
+	struct nexus_dev *dev;		/**< device the I/O is for */
+	struct nexus_reactor *reactor;	/**< reactor running it */
+	void *rstate;			/**< the device's per-reactor state */
+	void *driver_ctx;		/**< per_io_size bytes for the driver */
+	const struct iovec *iov;	/**< data (READ/WRITE), else NULL */
+	int iovcnt;			/**< entries in iov */
+	uint32_t op;			/**< enum nexus_op */
+	uint32_t flags;			/**< NEXUS_IO_* */
+	uint32_t reserved;		/**< zero */
+	uint64_t offset;		/**< byte offset */
+	uint64_t length;		/**< bytes (the iovec total for data) */
+};
+
+/**
+ * @brief Complete an I/O that the driver's submit() accepted.
+ * @param io     the I/O
+ * @param result 0 on success or a negative errno
+ * @par Threading: the I/O's reactor thread only.  The callback of the
+ *      submitter runs later from the reactor loop, never re-entrantly.
+ */
+NEXUS_API void nexus_io_complete(struct nexus_io *io, int result);
+
+/**
+ * @brief io_uring completion handler.  Embed it in a driver structure and
+ *        pass it to nexus_reactor_sqe(); @p fn runs on the reactor for each
+ *        CQE (several for multishot requests: see IORING_CQE_F_MORE).
+ */
+struct nexus_event {
+	/** Handler: @p res is the CQE result, @p cqe_flags its flags. */
+	void (*fn)(struct nexus_event *ev, int res, uint32_t cqe_flags);
+};
+
+struct io_uring_sqe;
+
+/**
+ * @brief Get an SQE of the reactor's ring whose completion goes to @p ev.
+ *
+ * Prepare it with liburing's io_uring_prep_*() (user_data is already
+ * set; do not change it).  Submission is batched by the reactor loop.
+ * @return the SQE, or NULL if the ring cannot take one now.
+ * @par Threading: the reactor's own thread only.
+ */
+NEXUS_API struct io_uring_sqe *nexus_reactor_sqe(struct nexus_reactor *r,
+						 struct nexus_event *ev);
+
+/**
+ * @brief The reactor running the calling thread, or NULL.
+ */
+NEXUS_API struct nexus_reactor *nexus_reactor_current(void);
+
+/** @brief Index of a reactor in its context, 0-based. */
+NEXUS_API unsigned nexus_reactor_index(const struct nexus_reactor *r);
+
+/** @brief Context of a reactor. */
+NEXUS_API struct nexus_ctx *nexus_reactor_ctx(const struct nexus_reactor *r);
+
+/**
+ * @brief Reactor @p i of a context.
+ * @return the reactor, or NULL if @p i is out of range.
+ */
+NEXUS_API struct nexus_reactor *nexus_ctx_reactor(struct nexus_ctx *ctx,
+						  unsigned i);
+
+/**
+ * @brief Run fn(arg) on a reactor, asynchronously.
+ * @return 0 (fn will run exactly once) or -ENOMEM / -ESHUTDOWN.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_reactor_post(struct nexus_reactor *r,
+				 void (*fn)(void *arg), void *arg);
+
+/**
+ * @brief Run fn(arg) on a reactor and wait for it.
+ * @return fn's return value, or -EDEADLK when called from a reactor
+ *         thread, -ENOMEM, -ESHUTDOWN.
+ * @par Threading: application threads only.
+ */
+NEXUS_API int nexus_reactor_call(struct nexus_reactor *r,
+				 int (*fn)(void *arg), void *arg);
+
+/**
+ * @brief Get a buffer from the reactor's pool.
+ *
+ * 4096-byte aligned (usable for O_DIRECT and registered I/O).  Buffers
+ * are recycled; the pool only grows when all are in use.
+ * @return the buffer or NULL (length 0 or out of memory).
+ * @par Threading: the reactor's own thread only.
+ */
+NEXUS_API void *nexus_buf_alloc(struct nexus_reactor *r, size_t len);
+
+/**
+ * @brief Return a buffer to the pool of the reactor it came from.
+ * @param len the length given to nexus_buf_alloc()
+ * @par Threading: the reactor's own thread only.
+ */
+NEXUS_API void nexus_buf_free(struct nexus_reactor *r, void *buf, size_t len);
+
+/** @brief Context of a device. */
+NEXUS_API struct nexus_ctx *nexus_dev_ctx(const struct nexus_dev *dev);
+
+/** @brief Driver-private pointer of a device. */
+NEXUS_API void *nexus_dev_private(const struct nexus_dev *dev);
+
+/** @brief Set the driver-private pointer of a device. */
+NEXUS_API void nexus_dev_set_private(struct nexus_dev *dev, void *priv);
+
+/**
+ * @brief The device's info, for its driver to fill in open().
+ *
+ * Before open() the core sets logical/physical block size to 1 and
+ * 4096, max_io_size to 32 MiB and ops to the driver's declared ops; the
+ * driver must set dev_size.  After open() the core masks ops with the
+ * driver's declared ops.
+ */
+NEXUS_API struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev);
+
+/** @brief Number of child devices (transforms). */
+NEXUS_API unsigned nexus_dev_child_count(const struct nexus_dev *dev);
+
+/** @brief Child device @p i, or NULL. */
+NEXUS_API struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev,
+					    unsigned i);
+
+/** @brief Device served by an export. */
+NEXUS_API struct nexus_dev *nexus_export_dev(const struct nexus_export *exp);
+
+/** @brief Driver-private pointer of an export. */
+NEXUS_API void *nexus_export_private(const struct nexus_export *exp);
+
+/** @brief Set the driver-private pointer of an export. */
+NEXUS_API void nexus_export_set_private(struct nexus_export *exp, void *p);
+
+/**
+ * @brief Log through the context's log callback (printf format).
+ * @par Threading: any thread.
+ */
+NEXUS_API void nexus_log(struct nexus_ctx *ctx, int level, const char *fmt,
+			 ...) __attribute__((format(printf, 3, 4)));
+
+/**
+ * @brief Record the calling thread's error message (printf format).
+ * @param err a negative errno
+ * @return @p err, so that a driver can write `return nexus_error(...)`.
+ */
+NEXUS_API int nexus_error(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/**
+ * @brief A driver: the ops table behind a source, transform or export.
+ *
+ * Size-stamped and append-only.  Initialise with NEXUS_DRIVER_HEADER.
+ */
+struct nexus_driver {
+	/** NEXUS_DRIVER_ABI_VERSION the driver was built against. */
+	uint32_t abi_version;
+	/** sizeof(struct nexus_driver) the driver was built against. */
+	uint32_t struct_size;
+	/** Name used in pipelines ("file", "crypt", "nbd"). */
+	const char *name;
+	/** One-line description. */
+	const char *summary;
+	/** enum nexus_driver_kind. */
+	uint32_t kind;
+	/** Device drivers: NEXUS_OP_BIT()s of the operations handled. */
+	uint32_t ops;
+	/** Device drivers: bytes of per-I/O context (nexus_io::driver_ctx). */
+	uint32_t per_io_size;
+	/** Transforms: minimum number of child devices (0 means 1). */
+	uint32_t min_children;
+	/** Transforms: maximum number of child devices (0 means 1). */
+	uint32_t max_children;
+	/** Options, terminated by an entry with a NULL name; may be NULL. */
+	const struct nexus_option_desc *options;
+
+	/**
+	 * Device drivers: open.  Children (transforms) are already open.
+	 * Fill nexus_dev_info_mut(); set private state.
+	 * @return 0 or a negative errno (set a message with nexus_error()).
+	 */
+	int (*open)(struct nexus_dev *dev, const struct nexus_opts *opts);
+	/** Device drivers: release everything open() made.  No I/O is in
+	 *  flight.  Children are closed by the core afterwards. */
+	void (*close)(struct nexus_dev *dev);
+	/** Optional: create per-reactor state; runs on that reactor. */
+	int (*reactor_init)(struct nexus_dev *dev, struct nexus_reactor *r,
+			    void **rstate);
+	/** Optional: free per-reactor state; runs on that reactor. */
+	void (*reactor_fini)(struct nexus_dev *dev, struct nexus_reactor *r,
+			     void *rstate);
+	/**
+	 * Device drivers: start an I/O (already validated: supported op,
+	 * in range, aligned, device not read-only for writes).
+	 * @return 0 and later call nexus_io_complete() exactly once, or a
+	 *         negative errno without calling it.
+	 */
+	int (*submit)(struct nexus_io *io);
+	/** Optional: allocation status, as nexus_dev_block_status(). */
+	int (*block_status)(struct nexus_dev *dev, uint64_t offset,
+			    uint64_t length, struct nexus_extent *ext,
+			    unsigned max);
+
+	/** Export drivers: start serving nexus_export_dev(exp). */
+	int (*export_start)(struct nexus_export *exp,
+			    const struct nexus_opts *opts);
+	/** Export drivers: stop; finish or fail requests in flight, close
+	 *  connections, free private state. */
+	void (*export_stop)(struct nexus_export *exp);
+	/** Optional, export drivers: list connections, as
+	 *  nexus_export_conns(). */
+	int (*export_conns)(struct nexus_export *exp,
+			    struct nexus_conn_info *out, unsigned max);
+};
+
+/** Stamps the ABI version and table size in a driver initialiser. */
+#define NEXUS_DRIVER_HEADER                                                 \
+	.abi_version = NEXUS_DRIVER_ABI_VERSION,                            \
+	.struct_size = (uint32_t)sizeof(struct nexus_driver)
+
+/** Name of the entry point a plugin exports. */
+#define NEXUS_PLUGIN_ENTRY "nexus_plugin_entry"
+
+/**
+ * @brief Make a shared object a libnexus plugin providing the
+ *        NULL-terminated array of driver tables @p drivers.
+ */
+#define NEXUS_REGISTER_PLUGIN(drivers)                                      \
+	NEXUS_API const struct nexus_driver *const *nexus_plugin_entry(void); \
+	const struct nexus_driver *const *nexus_plugin_entry(void)          \
+	{                                                                   \
+		return (drivers);                                           \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NEXUS_NEXUS_DRIVER_H */

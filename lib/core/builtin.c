@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* The built-in drivers.  They use the same ops table as plugins. */
+#include "internal.h"
+
+const struct nexus_driver *const nx_builtin_drivers[] = {
+	&nx_driver_null,
+	&nx_driver_mem,
+	&nx_driver_file,
+	NULL,
+};

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* Contexts: reactor threads, driver registry, logging, and the lists of
+ * what is open so that nexus_ctx_free() can close it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Read the caller's options: only the fields its size covers. */
+static int copy_opts(const struct nexus_ctx_opts *in, struct nexus_ctx_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	if (!in)
+		return 0;
+	if (in->size < sizeof(size_t) || in->size > 65536)
+		return nexus_error(-EINVAL, "nexus_ctx_opts.size is %zu: "
+				   "initialise with NEXUS_CTX_OPTS_INIT",
+				   in->size);
+	memcpy((char *)o + sizeof(size_t), (const char *)in + sizeof(size_t),
+	       (in->size < sizeof(*o) ? in->size : sizeof(*o)) - sizeof(size_t));
+	o->size = sizeof(*o);
+	return 0;
+}
+
+int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
+{
+	struct nexus_ctx_opts o;
+	struct nexus_ctx *ctx;
+	long ncpu;
+	int rc;
+
+	nx_clear_error();
+	if (!out)
+		return nexus_error(-EINVAL, "nexus_ctx_create: NULL out");
+	*out = NULL;
+	rc = copy_opts(in, &o);
+	if (rc)
+		return rc;
+	if (o.reactors > 1024)
+		return nexus_error(-EINVAL, "reactors=%u is more than 1024",
+				   o.reactors);
+	if (o.ring_entries > 32768)
+		return nexus_error(-EINVAL, "ring_entries=%u is more than "
+				   "32768", o.ring_entries);
+	if (o.log_level < 0 || o.log_level > NEXUS_LOG_DEBUG)
+		return nexus_error(-EINVAL, "log_level=%d is not a "
+				   "nexus_log_level", o.log_level);
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return nexus_error(-ENOMEM, "out of memory");
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ctx->nreactors = o.reactors ? o.reactors : (ncpu > 0 ? (unsigned)ncpu : 1);
+	ctx->log_fn = o.log_fn ? o.log_fn : nx_log_default;
+	ctx->log_ud = o.log_user_data;
+	ctx->log_level = o.log_level ? o.log_level
+				     : (o.log_fn ? NEXUS_LOG_INFO : NEXUS_LOG_WARN);
+	ctx->flags = o.flags;
+	pthread_mutex_init(&ctx->lock, NULL);
+	if (o.plugin_path && !(ctx->plugin_path = strdup(o.plugin_path))) {
+		rc = nexus_error(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = nx_registry_init(ctx);
+	if (rc)
+		goto fail;
+	ctx->reactors = calloc(ctx->nreactors, sizeof(*ctx->reactors));
+	if (!ctx->reactors) {
+		rc = nexus_error(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < ctx->nreactors; i++) {
+		rc = nx_reactor_start(&ctx->reactors[i], ctx, i, &o);
+		if (rc) {
+			while (i--)
+				nx_reactor_stop(&ctx->reactors[i]);
+			goto fail;
+		}
+	}
+	*out = ctx;
+	return 0;
+fail:
+	free(ctx->reactors);
+	nx_registry_fini(ctx);
+	free(ctx->plugin_path);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+	return rc;
+}
+
+void nexus_ctx_free(struct nexus_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	if (nexus_reactor_current()) {
+		nexus_log(ctx, NEXUS_LOG_ERROR,
+			  "nexus_ctx_free called from a callback: ignored");
+		return;
+	}
+	for (;;) {
+		struct nexus_pipeline *pl;
+
+		pthread_mutex_lock(&ctx->lock);
+		pl = ctx->pipelines;
+		pthread_mutex_unlock(&ctx->lock);
+		if (!pl)
+			break;
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: closing a "
+			  "pipeline still open");
+		nexus_pipeline_close(pl);
+	}
+	for (;;) {
+		struct nexus_export *exp;
+
+		pthread_mutex_lock(&ctx->lock);
+		exp = ctx->exports;
+		pthread_mutex_unlock(&ctx->lock);
+		if (!exp)
+			break;
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: stopping "
+			  "export '%s' still running", exp->spec);
+		nexus_export_stop(exp);
+	}
+	for (;;) {
+		struct nexus_dev *dev;
+
+		pthread_mutex_lock(&ctx->lock);
+		dev = ctx->devs;
+		pthread_mutex_unlock(&ctx->lock);
+		if (!dev)
+			break;
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: closing "
+			  "device '%s' still open", dev->name);
+		nexus_dev_close(dev);
+	}
+	for (unsigned i = 0; i < ctx->nreactors; i++)
+		nx_reactor_stop(&ctx->reactors[i]);
+	free(ctx->reactors);
+	nx_registry_fini(ctx);
+	free(ctx->plugin_path);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+}
+
+int nexus_ctx_reactor_count(const struct nexus_ctx *ctx)
+{
+	if (!ctx)
+		return nexus_error(-EINVAL, "NULL context");
+	return (int)ctx->nreactors;
+}

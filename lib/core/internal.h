@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/* Core-private declarations shared by the core and the built-in
+ * drivers.  Nothing here is part of the ABI. */
+#include "config.h"
+#ifndef NEXUS_CORE_INTERNAL_H
+#define NEXUS_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <nexus/nexus.h>
+#include <nexus/nexus_driver.h>
+#include <liburing.h>
+
+#include "mpsc.h"
+
+#define NX_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define NX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(p, type, member)                                      \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+#define NX_MAX_IO_DEFAULT (32u << 20)
+#define NX_MAX_CHILDREN 16
+#define NX_MAX_OPTS 32
+
+/* ---- errors and logging (error.c) ---- */
+NX_HIDDEN void nx_clear_error(void);
+NX_HIDDEN void nx_log_default(void *ud, int level, const char *msg);
+
+/* ---- per-reactor buffer pool (bufpool.c) ---- */
+struct nx_bufpool {
+	void *free[24]; /* singly linked free lists per power-of-two class */
+};
+NX_HIDDEN void nx_bufpool_destroy(struct nx_bufpool *bp);
+
+/* ---- reactor (reactor.c) ---- */
+struct nx_msg {
+	struct nx_msg *next;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+/* A request queued by an application thread for a reactor. */
+struct nx_req {
+	struct nexus_dev *dev;
+	const struct iovec *iov;
+	uint64_t offset;
+	uint64_t length;
+	nexus_io_cb cb;
+	void *user_data;
+	int iovcnt;
+	uint16_t op;
+	uint16_t pad;
+	uint32_t flags;
+};
+
+struct nx_io_impl;
+
+struct nexus_reactor {
+	struct nexus_ctx *ctx;
+	unsigned index;
+	pthread_t thread;
+	struct io_uring ring;
+	int efd;
+	uint64_t efd_val;
+	struct nexus_event efd_ev;
+	bool stop;
+	bool busy_poll;
+	unsigned ring_entries;
+	int init_rc;
+	sem_t started;
+	/* cross-thread */
+	struct nx_mpsc reqq;
+	pthread_mutex_t msg_lock;
+	struct nx_msg *msg_head, *msg_tail;
+	atomic_int sleeping;
+	atomic_int wake_pending;
+	/* reactor-local */
+	struct nx_io_impl *done_head, *done_tail; /* deferred completions */
+	struct nx_req *stalled;			 /* request awaiting retry */
+	struct nx_bufpool bufs;
+	unsigned sqe_pending;
+};
+
+NX_HIDDEN int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
+			       unsigned index, const struct nexus_ctx_opts *o);
+NX_HIDDEN void nx_reactor_stop(struct nexus_reactor *r);
+NX_HIDDEN void nx_reactor_wake(struct nexus_reactor *r);
+NX_HIDDEN int nx_reactor_enqueue(struct nexus_reactor *r,
+				 const struct nx_req *req);
+NX_HIDDEN struct nexus_reactor *nx_reactor_for_thread(struct nexus_ctx *ctx);
+
+/* ---- context (ctx.c) ---- */
+struct nx_driver_entry {
+	struct nx_driver_entry *next;
+	struct nexus_driver drv; /* normalised copy (full current size) */
+	void *dl;		 /* dlopen handle of a plugin, or NULL */
+};
+
+struct nexus_ctx {
+	unsigned nreactors;
+	struct nexus_reactor *reactors;
+	nexus_log_fn log_fn;
+	void *log_ud;
+	int log_level;
+	char *plugin_path;
+	uint64_t flags;
+	pthread_mutex_t lock; /* protects the lists below */
+	struct nx_driver_entry *drivers;
+	struct nexus_dev *devs;	      /* top-level open devices */
+	struct nexus_export *exports; /* running exports */
+	struct nexus_pipeline *pipelines;
+	atomic_uint rr; /* round-robin reactor choice for app threads */
+};
+
+/* ---- driver registry (registry.c) ---- */
+NX_HIDDEN int nx_registry_init(struct nexus_ctx *ctx);
+NX_HIDDEN void nx_registry_fini(struct nexus_ctx *ctx);
+NX_HIDDEN int nx_registry_add(struct nexus_ctx *ctx,
+			      const struct nexus_driver *drv, void *dl,
+			      const char *origin);
+NX_HIDDEN const struct nexus_driver *
+nx_registry_find(struct nexus_ctx *ctx, const char *name, uint32_t kind);
+NX_HIDDEN const struct nexus_driver *
+nx_registry_lookup(struct nexus_ctx *ctx, const char *name, uint32_t kind);
+
+/* ---- options (opts.c) ---- */
+struct nx_opt_kv {
+	char *key;
+	char *val;
+};
+struct nexus_opts {
+	const struct nexus_option_desc *desc;
+	unsigned n;
+	struct nx_opt_kv kv[NX_MAX_OPTS];
+	const char *stage; /* for messages */
+};
+NX_HIDDEN int nx_opts_validate(const struct nexus_opts *opts,
+			       const char *where);
+NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
+NX_HIDDEN int nx_parse_u64(const char *s, bool size, uint64_t *out);
+
+/* ---- devices and I/O (dev.c, io.c) ---- */
+struct nx_io_impl {
+	struct nx_io_impl *next; /* free list / deferred list */
+	nexus_io_cb cb;
+	void *user_data;
+	uint64_t start_ns;
+	int result;
+	uint32_t pool_owner; /* reactor index */
+	struct nexus_io io;  /* public part; driver ctx follows */
+};
+
+struct nx_dev_counters {
+	_Alignas(64) uint64_t ops[NEXUS_OP_COUNT];
+	uint64_t errors[NEXUS_OP_COUNT];
+	uint64_t bytes_read, bytes_written;
+	uint64_t submitted, completed;
+	uint64_t latency[NEXUS_LAT_BUCKETS];
+};
+
+struct nx_dev_reactor {
+	struct nx_io_impl *free_ios;
+	void **slabs;
+	unsigned nslabs, slab_cap;
+	void *rstate;
+	struct nx_dev_counters c;
+};
+
+struct nexus_dev {
+	struct nexus_ctx *ctx;
+	const struct nexus_driver *drv;
+	struct nexus_dev_info info;
+	char *name;
+	void *priv;
+	struct nexus_dev *children[NX_MAX_CHILDREN];
+	unsigned nchildren;
+	struct nexus_dev *next; /* ctx->devs list (top-level only) */
+	bool top;		/* in ctx->devs */
+	atomic_bool closing;
+	bool reactors_ready;
+	size_t io_size; /* sizeof(nx_io_impl) + per_io_size, rounded */
+	struct nx_dev_reactor *per_reactor;
+	pthread_mutex_t close_lock;
+	pthread_cond_t close_cond;
+	atomic_int close_waiting;
+	atomic_uint_fast64_t queued; /* queued by app threads, not started */
+};
+
+NX_HIDDEN int nx_dev_create(struct nexus_ctx *ctx,
+			    const struct nexus_driver *drv, const char *name,
+			    struct nexus_dev **children, unsigned nchildren,
+			    const struct nexus_opts *opts,
+			    struct nexus_dev **out);
+NX_HIDDEN void nx_dev_destroy(struct nexus_dev *dev);
+NX_HIDDEN void nx_dev_set_top(struct nexus_dev *dev);
+NX_HIDDEN uint64_t nx_dev_inflight(const struct nexus_dev *dev);
+NX_HIDDEN int nx_io_start(struct nexus_reactor *r, const struct nx_req *req);
+NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,
+				 const struct nx_req *req);
+NX_HIDDEN void nx_io_run_deferred(struct nexus_reactor *r);
+NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
+NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
+
+/* ---- stats (stats.c) ---- */
+NX_HIDDEN unsigned nx_lat_bucket(uint64_t ns);
+static inline uint64_t nx_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+/* Single-writer counter update, readable from other threads. */
+static inline void nx_count(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+			 __ATOMIC_RELAXED);
+}
+
+/* ---- exports and pipelines (export.c, pipeline.c) ---- */
+struct nexus_export {
+	struct nexus_ctx *ctx;
+	const struct nexus_driver *drv;
+	struct nexus_dev *dev;
+	void *priv;
+	struct nexus_export *next;
+	char *spec;
+};
+
+/* A parsed stage (pipeline.c). */
+struct nx_stage {
+	char *driver;
+	unsigned column; /* 1-based */
+	struct nexus_opts opts;
+	struct nx_stage *groups[NX_MAX_CHILDREN]; /* children pipelines */
+	unsigned ngroups;
+	struct nx_stage *next; /* next stage in this pipeline */
+	const struct nexus_driver *drv;
+	char *text; /* original text of the stage */
+};
+
+NX_HIDDEN int nx_pipeline_parse(struct nexus_ctx *ctx, const char *text,
+				struct nx_stage **out);
+NX_HIDDEN void nx_pipeline_free_stages(struct nx_stage *s);
+NX_HIDDEN int nx_export_create(struct nexus_dev *dev,
+			       const struct nexus_driver *drv,
+			       const struct nexus_opts *opts, const char *spec,
+			       struct nexus_export **out);
+
+/* ---- built-in drivers ---- */
+extern const struct nexus_driver nx_driver_null NX_HIDDEN;
+extern const struct nexus_driver nx_driver_mem NX_HIDDEN;
+extern const struct nexus_driver nx_driver_file NX_HIDDEN;
+
+#endif

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/* The asynchronous I/O path: validation, per-reactor I/O pools,
+ * submission to the driver, deferred completion and counters. */
+#include <errno.h>
+#include <limits.h>
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SLAB_IOS 64
+
+static void wake_closer(struct nexus_dev *dev);
+
+static const char *const op_names[NEXUS_OP_COUNT] = {
+	"read", "write", "flush", "trim", "write-zeroes",
+};
+
+static struct nx_io_impl *pool_get(struct nexus_dev *dev,
+				   struct nx_dev_reactor *pr, unsigned ridx)
+{
+	struct nx_io_impl *io = pr->free_ios;
+	char *slab;
+
+	if (likely(io)) {
+		pr->free_ios = io->next;
+		return io;
+	}
+	/* Grow by a slab: only when more I/Os are in flight than ever. */
+	if (pr->nslabs == pr->slab_cap) {
+		unsigned cap = pr->slab_cap ? pr->slab_cap * 2 : 8;
+		void **s = realloc(pr->slabs, cap * sizeof(*s));
+
+		if (!s)
+			return NULL;
+		pr->slabs = s;
+		pr->slab_cap = cap;
+	}
+	if (posix_memalign((void **)&slab, 64, dev->io_size * SLAB_IOS))
+		return NULL;
+	pr->slabs[pr->nslabs++] = slab;
+	for (unsigned i = 0; i < SLAB_IOS; i++) {
+		struct nx_io_impl *n = (void *)(slab + i * dev->io_size);
+
+		n->pool_owner = ridx;
+		n->io.driver_ctx = dev->drv->per_io_size ? (void *)(n + 1) : NULL;
+		n->next = pr->free_ios;
+		pr->free_ios = n;
+	}
+	io = pr->free_ios;
+	pr->free_ios = io->next;
+	return io;
+}
+
+void nx_dev_pool_free(struct nx_dev_reactor *pr)
+{
+	for (unsigned i = 0; i < pr->nslabs; i++)
+		free(pr->slabs[i]);
+	free(pr->slabs);
+	pr->slabs = NULL;
+	pr->nslabs = pr->slab_cap = 0;
+	pr->free_ios = NULL;
+}
+
+int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req)
+{
+	const struct nexus_dev_info *in = &dev->info;
+	uint64_t len = req->length, mask = in->logical_block_size - 1;
+	int op = req->op;
+
+	if (unlikely(op < 0 || op >= NEXUS_OP_COUNT))
+		return nexus_error(-EINVAL, "%s: unknown operation %d",
+				   dev->name, op);
+	if (unlikely(!req->cb))
+		return nexus_error(-EINVAL, "%s: %s without a callback",
+				   dev->name, op_names[op]);
+	if (unlikely(!(in->ops & NEXUS_OP_BIT(op))))
+		return nexus_error(-EOPNOTSUPP, "%s: %s is not supported by "
+				   "driver '%s'", dev->name, op_names[op],
+				   dev->drv->name);
+	if (unlikely(atomic_load_explicit(&dev->closing,
+					  memory_order_relaxed)))
+		return nexus_error(-ESHUTDOWN, "%s: device is closing",
+				   dev->name);
+	if (op == NEXUS_OP_FLUSH)
+		return 0;
+	if (unlikely(op != NEXUS_OP_READ && (in->flags & NEXUS_DEV_READ_ONLY)))
+		return nexus_error(-EROFS, "%s: %s on a read-only device",
+				   dev->name, op_names[op]);
+	if (op == NEXUS_OP_READ || op == NEXUS_OP_WRITE) {
+		if (unlikely(!req->iov || req->iovcnt <= 0 ||
+			     req->iovcnt > IOV_MAX))
+			return nexus_error(-EINVAL, "%s: %s needs 1..%d iovec "
+					   "entries, got %d", dev->name,
+					   op_names[op], IOV_MAX, req->iovcnt);
+		if (unlikely(len > in->max_io_size))
+			return nexus_error(-EINVAL, "%s: %s of %llu bytes "
+					   "exceeds max_io_size %u", dev->name,
+					   op_names[op],
+					   (unsigned long long)len,
+					   in->max_io_size);
+	}
+	if (unlikely(len == 0))
+		return nexus_error(-EINVAL, "%s: zero-length %s", dev->name,
+				   op_names[op]);
+	if (unlikely(req->offset > in->dev_size ||
+		     len > in->dev_size - req->offset))
+		return nexus_error(-EINVAL, "%s: %s of %llu bytes at offset "
+				   "%llu is past the end (size %llu)",
+				   dev->name, op_names[op],
+				   (unsigned long long)len,
+				   (unsigned long long)req->offset,
+				   (unsigned long long)in->dev_size);
+	if (unlikely((req->offset | len) & mask))
+		return nexus_error(-EINVAL, "%s: %s at offset %llu length "
+				   "%llu is not aligned to the logical block "
+				   "size %u", dev->name, op_names[op],
+				   (unsigned long long)req->offset,
+				   (unsigned long long)len,
+				   in->logical_block_size);
+	return 0;
+}
+
+/* Start a validated request on reactor r.  Returns 0, -ENOMEM (nothing
+ * started; the caller may retry) or the driver's synchronous error. */
+int nx_io_start(struct nexus_reactor *r, const struct nx_req *req)
+{
+	struct nexus_dev *dev = req->dev;
+	struct nx_dev_reactor *pr = &dev->per_reactor[r->index];
+	struct nx_io_impl *impl = pool_get(dev, pr, r->index);
+	struct nexus_io *io;
+	int rc;
+
+	if (unlikely(!impl))
+		return nexus_error(-ENOMEM, "%s: out of memory for I/O",
+				   dev->name);
+	impl->cb = req->cb;
+	impl->user_data = req->user_data;
+	impl->result = 0;
+	impl->start_ns = nx_now_ns();
+	io = &impl->io;
+	io->dev = dev;
+	io->reactor = r;
+	io->rstate = pr->rstate;
+	io->iov = req->iov;
+	io->iovcnt = req->iovcnt;
+	io->op = req->op;
+	io->flags = req->flags;
+	io->reserved = 0;
+	io->offset = req->offset;
+	io->length = req->length;
+	nx_count(&pr->c.submitted, 1);
+	rc = dev->drv->submit(io);
+	if (unlikely(rc < 0)) {
+		nx_count(&pr->c.submitted, (uint64_t)-1);
+		impl->next = pr->free_ios;
+		pr->free_ios = impl;
+	}
+	return rc;
+}
+
+static uint64_t iov_total(const struct iovec *iov, int n)
+{
+	uint64_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+int nexus_dev_submit(struct nexus_dev *dev, int op, const struct iovec *iov,
+		     int iovcnt, uint64_t offset, uint64_t length,
+		     uint32_t flags, nexus_io_cb cb, void *user_data)
+{
+	struct nexus_reactor *r;
+	struct nx_req req;
+	int rc;
+
+	if (unlikely(!dev))
+		return nexus_error(-EINVAL, "nexus_dev_submit: NULL device");
+	req.dev = dev;
+	req.op = (uint16_t)op;
+	req.pad = 0;
+	req.iov = NULL;
+	req.iovcnt = 0;
+	req.offset = offset;
+	req.length = length;
+	req.flags = flags;
+	req.cb = cb;
+	req.user_data = user_data;
+	if (op == NEXUS_OP_READ || op == NEXUS_OP_WRITE) {
+		req.iov = iov;
+		req.iovcnt = iovcnt;
+		req.length = (iov && iovcnt > 0 && iovcnt <= IOV_MAX)
+				     ? iov_total(iov, iovcnt)
+				     : 0;
+	} else if (op == NEXUS_OP_FLUSH) {
+		req.offset = req.length = 0;
+	}
+	if (op < 0 || op >= NEXUS_OP_COUNT)
+		req.op = UINT16_MAX;
+	rc = nx_io_validate(dev, &req);
+	if (unlikely(rc))
+		return rc;
+	r = nexus_reactor_current();
+	if (likely(r && r->ctx == dev->ctx)) {
+		rc = nx_io_start(r, &req);
+		return rc > 0 ? 0 : rc;
+	}
+	atomic_fetch_add(&dev->queued, 1);
+	rc = nx_reactor_enqueue(nx_reactor_for_thread(dev->ctx), &req);
+	if (rc)
+		atomic_fetch_sub(&dev->queued, 1);
+	return rc;
+}
+
+static void wake_closer(struct nexus_dev *dev)
+{
+	if (unlikely(atomic_load_explicit(&dev->close_waiting,
+					  memory_order_acquire))) {
+		pthread_mutex_lock(&dev->close_lock);
+		pthread_cond_broadcast(&dev->close_cond);
+		pthread_mutex_unlock(&dev->close_lock);
+	}
+}
+
+/* Start a request an application thread queued.  Its submitter was told
+ * 0, so a failure here is reported through the callback.  Returns
+ * -ENOMEM (nothing done, retry later) or 0. */
+int nx_io_start_queued(struct nexus_reactor *r, const struct nx_req *req)
+{
+	struct nexus_dev *dev = req->dev;
+	int rc = nx_io_start(r, req);
+
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		req->cb(req->user_data, rc);
+	atomic_fetch_sub(&dev->queued, 1);
+	wake_closer(dev);
+	return 0;
+}
+
+void nexus_io_complete(struct nexus_io *io, int result)
+{
+	struct nx_io_impl *impl = container_of(io, struct nx_io_impl, io);
+	struct nexus_reactor *r = io->reactor;
+
+	impl->result = result;
+	impl->next = NULL;
+	if (r->done_tail)
+		r->done_tail->next = impl;
+	else
+		r->done_head = impl;
+	r->done_tail = impl;
+}
+
+static void finish(struct nx_io_impl *impl)
+{
+	struct nexus_io *io = &impl->io;
+	struct nexus_dev *dev = io->dev;
+	struct nx_dev_reactor *pr = &dev->per_reactor[impl->pool_owner];
+	struct nx_dev_counters *c = &pr->c;
+	uint64_t lat = nx_now_ns() - impl->start_ns;
+	int res = impl->result;
+	nexus_io_cb cb = impl->cb;
+	void *ud = impl->user_data;
+
+	nx_count(&c->ops[io->op], 1);
+	nx_count(&c->latency[nx_lat_bucket(lat)], 1);
+	if (res < 0) {
+		nx_count(&c->errors[io->op], 1);
+	} else if (io->op == NEXUS_OP_READ) {
+		nx_count(&c->bytes_read, io->length);
+		res = (int)(io->length > INT_MAX ? INT_MAX : io->length);
+	} else if (io->op == NEXUS_OP_WRITE) {
+		nx_count(&c->bytes_written, io->length);
+		res = (int)(io->length > INT_MAX ? INT_MAX : io->length);
+	} else {
+		res = 0;
+	}
+	impl->next = pr->free_ios;
+	pr->free_ios = impl;
+	cb(ud, res);
+	/* counted after the callback so that close() waits for it */
+	nx_count(&c->completed, 1);
+	wake_closer(dev);
+}
+
+void nx_io_run_deferred(struct nexus_reactor *r)
+{
+	while (r->done_head) {
+		struct nx_io_impl *list = r->done_head;
+
+		r->done_head = r->done_tail = NULL;
+		while (list) {
+			struct nx_io_impl *next = list->next;
+
+			finish(list);
+			list = next;
+		}
+	}
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/* Stage options: validation against the driver's option table and typed
+ * accessors for drivers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static const struct nexus_option_desc *find_desc(const struct nexus_opts *o,
+						 const char *name)
+{
+	for (const struct nexus_option_desc *d = o->desc; d && d->name; d++)
+		if (!strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
+static const char *given(const struct nexus_opts *o, const char *name)
+{
+	for (unsigned i = 0; i < o->n; i++)
+		if (!strcmp(o->kv[i].key, name))
+			return o->kv[i].val;
+	return NULL;
+}
+
+int nx_parse_u64(const char *s, bool size, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	if (size && *end) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		case 'p': case 'P': shift = 50; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+		else if (*end == 'B')
+			end++;
+	}
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "1", "on", "yes", "true" };
+	static const char *const no[] = { "0", "off", "no", "false" };
+
+	for (unsigned i = 0; i < 4; i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int check_value(const struct nexus_option_desc *d, const char *v,
+		       const char *where)
+{
+	uint64_t u;
+	bool b;
+
+	switch (d->type) {
+	case NEXUS_OPT_BOOL:
+		if (parse_bool(v, &b))
+			return nexus_error(-EINVAL, "%s: option '%s' must be "
+					   "on/off, got '%s'", where, d->name, v);
+		break;
+	case NEXUS_OPT_UINT:
+	case NEXUS_OPT_SIZE:
+		if (nx_parse_u64(v, d->type == NEXUS_OPT_SIZE, &u))
+			return nexus_error(-EINVAL, "%s: option '%s' must be "
+					   "%s, got '%s'", where, d->name,
+					   d->type == NEXUS_OPT_SIZE
+						   ? "a size like 4096, 64K or 1G"
+						   : "an unsigned number",
+					   v);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int nx_opts_validate(const struct nexus_opts *o, const char *where)
+{
+	for (unsigned i = 0; i < o->n; i++) {
+		const struct nexus_option_desc *d = find_desc(o, o->kv[i].key);
+		int rc;
+
+		if (!d)
+			return nexus_error(-EINVAL, "%s: unknown option '%s'",
+					   where, o->kv[i].key);
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(o->kv[j].key, o->kv[i].key))
+				return nexus_error(-EINVAL, "%s: option '%s' "
+						   "given twice", where,
+						   o->kv[i].key);
+		rc = check_value(d, o->kv[i].val, where);
+		if (rc)
+			return rc;
+	}
+	for (const struct nexus_option_desc *d = o->desc; d && d->name; d++)
+		if ((d->flags & NEXUS_OPTF_REQUIRED) && !given(o, d->name))
+			return nexus_error(-EINVAL, "%s: option '%s' is "
+					   "required (%s)", where, d->name,
+					   d->help ? d->help : "");
+	return 0;
+}
+
+void nx_opts_free(struct nexus_opts *o)
+{
+	for (unsigned i = 0; i < o->n; i++) {
+		free(o->kv[i].key);
+		free(o->kv[i].val);
+	}
+	o->n = 0;
+}
+
+const char *nexus_opts_str(const struct nexus_opts *o, const char *name)
+{
+	const struct nexus_option_desc *d;
+	const char *v;
+
+	if (!o || !name)
+		return NULL;
+	v = given(o, name);
+	if (v)
+		return v;
+	d = find_desc(o, name);
+	return d ? d->def : NULL;
+}
+
+bool nexus_opts_given(const struct nexus_opts *o, const char *name)
+{
+	return o && name && given(o, name) != NULL;
+}
+
+int nexus_opts_u64(const struct nexus_opts *o, const char *name, uint64_t *out)
+{
+	const struct nexus_option_desc *d = o ? find_desc(o, name) : NULL;
+	const char *v = nexus_opts_str(o, name);
+
+	if (!v)
+		return -ENOENT;
+	if (nx_parse_u64(v, !d || d->type != NEXUS_OPT_UINT, out))
+		return nexus_error(-EINVAL, "%s: option '%s': '%s' is not a "
+				   "number", o->stage ? o->stage : "stage",
+				   name, v);
+	return 0;
+}
+
+int nexus_opts_bool(const struct nexus_opts *o, const char *name, bool *out)
+{
+	const char *v = nexus_opts_str(o, name);
+
+	if (!v)
+		return -ENOENT;
+	if (parse_bool(v, out))
+		return nexus_error(-EINVAL, "%s: option '%s': '%s' is not "
+				   "on/off", o->stage ? o->stage : "stage",
+				   name, v);
+	return 0;
+}

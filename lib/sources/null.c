@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* null: discards writes, reads zeroes.  For benchmarks: it measures the
+ * library's own per-I/O cost. */
+#include "config.h"
+#include <errno.h>
+#include <string.h>
+
+#include <nexus/nexus_driver.h>
+
+static const struct nexus_option_desc null_options[] = {
+	{ "size", NEXUS_OPT_SIZE, "1T", "device size", NEXUS_OPTF_POSITIONAL },
+	{ "block-size", NEXUS_OPT_SIZE, "512", "logical block size", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+static int null_open(struct nexus_dev *dev, const struct nexus_opts *opts)
+{
+	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
+	uint64_t size, bs;
+	int rc;
+
+	if ((rc = nexus_opts_u64(opts, "size", &size)) ||
+	    (rc = nexus_opts_u64(opts, "block-size", &bs)))
+		return rc;
+	if (!bs || bs > 65536 || (bs & (bs - 1)))
+		return nexus_error(-EINVAL, "null: block-size %llu is not a "
+				   "power of two up to 64K",
+				   (unsigned long long)bs);
+	if (!size || size % bs)
+		return nexus_error(-EINVAL, "null: size %llu is not a positive "
+				   "multiple of block-size %llu",
+				   (unsigned long long)size,
+				   (unsigned long long)bs);
+	in->dev_size = size;
+	in->logical_block_size = (uint32_t)bs;
+	in->physical_block_size = bs > 4096 ? (uint32_t)bs : 4096;
+	in->flags |= NEXUS_DEV_TRIM_ZEROES | NEXUS_DEV_MULTI_CONN;
+	return 0;
+}
+
+static int null_submit(struct nexus_io *io)
+{
+	if (io->op == NEXUS_OP_READ)
+		for (int i = 0; i < io->iovcnt; i++)
+			memset(io->iov[i].iov_base, 0, io->iov[i].iov_len);
+	nexus_io_complete(io, 0);
+	return 0;
+}
+
+const struct nexus_driver nx_driver_null = {
+	NEXUS_DRIVER_HEADER,
+	.name = "null",
+	.summary = "discards writes and reads zeroes (for benchmarks)",
+	.kind = NEXUS_DRIVER_SOURCE,
+	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
+	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	.options = null_options,
+	.open = null_open,
+	.submit = null_submit,
+};
