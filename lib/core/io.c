@@ -74,6 +74,10 @@ int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req)
 	if (unlikely(op < 0 || op >= NEXUS_OP_COUNT))
 		return nexus_error(-EINVAL, "%s: unknown operation %d",
 				   dev->name, op);
+	if (unlikely(req->flags & ~(uint32_t)(NEXUS_IO_FUA | NEXUS_IO_NO_UNMAP |
+					      NEXUS_IO_FAST_ZERO)))
+		return nexus_error(-EINVAL, "%s: unknown I/O flags 0x%x",
+				   dev->name, req->flags);
 	if (unlikely(!req->cb))
 		return nexus_error(-EINVAL, "%s: %s without a callback",
 				   dev->name, op_names[op]);

@@ -64,6 +64,9 @@ void nx_reactor_wake(struct nexus_reactor *r)
 {
 	uint64_t one = 1;
 
+	/* Order the producer's queue store before its read of `sleeping`
+	 * (the reactor stores `sleeping` before re-reading the queue). */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load(&r->sleeping))
 		return;
 	if (atomic_exchange(&r->wake_pending, 1))
