@@ -382,6 +382,55 @@ NEXUS_API int nexus_dev_block_status(struct nexus_dev *dev, uint64_t offset,
 				     uint64_t length, struct nexus_extent *ext,
 				     unsigned max);
 
+/**
+ * @brief Number of devices directly below a device in its stack.
+ *
+ * A source has none; a transform has one (crypt, throttle, fault) or
+ * several (mirror).  With nexus_dev_child() this walks a stack, e.g. to
+ * show the counters of every stage.
+ * @return the count; 0 for a source or NULL.
+ * @par Threading: any thread while the device is open.
+ */
+NEXUS_API unsigned nexus_dev_child_count(const struct nexus_dev *dev);
+
+/**
+ * @brief Device @p i directly below a device (owned by it: never close
+ *        it yourself).
+ * @return the child, or NULL if @p i is out of range or @p dev is NULL.
+ * @par Threading: any thread while the device is open.
+ */
+NEXUS_API struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev,
+					    unsigned i);
+
+/**
+ * @brief Change a setting of an open device stack at run time.
+ *
+ * Some drivers take settings while I/O runs: throttle's limits
+ * (`"throttle.iops"`, `"throttle.bps"`, ...), fault's switch and
+ * parameters (`"fault.enable"` = `"off"`, ...).  Keys and values are
+ * those of the driver's pipeline options (see nexus_ctx_describe_drivers()
+ * and the driver's documentation).
+ *
+ * @p key is `[DRIVER.]NAME`.  With a `DRIVER.` prefix the setting goes to
+ * the first device of that driver in @p dev's stack, searched depth first
+ * from @p dev itself (children in order); without a prefix it goes to
+ * @p dev.  To address one of several devices of the same driver (the
+ * children of a mirror), walk the stack with nexus_dev_child() and pass
+ * that device.
+ * @param dev   a device (usually the top of a stack)
+ * @param key   setting name, e.g. "throttle.iops"
+ * @param value new value as text, e.g. "1000", "64M", "off"
+ * @return 0 (the setting applies to I/O submitted from now on), or
+ *         -EINVAL (NULL argument or bad value: the message names the
+ *         stage, key and value), -ENOENT (no such stage in the stack, or
+ *         the driver has no setting of that name), -EOPNOTSUPP (the
+ *         driver takes no run-time settings), -ESHUTDOWN (closing).
+ * @par Threading: any thread, including callbacks; not concurrently
+ *      with closing the device.
+ */
+NEXUS_API int nexus_dev_control(struct nexus_dev *dev, const char *key,
+				const char *value);
+
 /**@}*/
 /* ------------------------------------------------------------------ */
 /** @name Statistics */

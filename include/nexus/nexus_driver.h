@@ -218,12 +218,8 @@ NEXUS_API void nexus_dev_set_private(struct nexus_dev *dev, void *priv);
  */
 NEXUS_API struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev);
 
-/** @brief Number of child devices (transforms). */
-NEXUS_API unsigned nexus_dev_child_count(const struct nexus_dev *dev);
-
-/** @brief Child device @p i, or NULL. */
-NEXUS_API struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev,
-					    unsigned i);
+/* nexus_dev_child_count() and nexus_dev_child() (the devices below a
+ * transform) are declared in nexus.h: embedders walk stacks too. */
 
 /** @brief Device served by an export. */
 NEXUS_API struct nexus_dev *nexus_export_dev(const struct nexus_export *exp);
@@ -313,6 +309,18 @@ struct nexus_driver {
 	 *  nexus_export_conns(). */
 	int (*export_conns)(struct nexus_export *exp,
 			    struct nexus_conn_info *out, unsigned max);
+	/**
+	 * Optional, device drivers: apply a run-time setting, as
+	 * nexus_dev_control() (@p key without the driver prefix).
+	 * @return 0, -ENOENT for an unknown key, -EINVAL for a bad value
+	 *         (set a message naming the key and value with
+	 *         nexus_error()).
+	 * @par Threading: any thread, application or reactor; the driver
+	 *      synchronises with its own data path (atomics, or messages
+	 *      posted to its reactors with nexus_reactor_post()).
+	 */
+	int (*control)(struct nexus_dev *dev, const char *key,
+		       const char *value);
 };
 
 /** Stamps the ABI version and table size in a driver initialiser. */
