@@ -6,5 +6,7 @@ const struct nexus_driver *const nx_builtin_drivers[] = {
 	&nx_driver_null,
 	&nx_driver_mem,
 	&nx_driver_file,
+	&nx_driver_throttle,
+	&nx_driver_fault,
 	NULL,
 };

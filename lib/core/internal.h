@@ -254,5 +254,7 @@ NX_HIDDEN int nx_export_create(struct nexus_dev *dev,
 extern const struct nexus_driver nx_driver_null NX_HIDDEN;
 extern const struct nexus_driver nx_driver_mem NX_HIDDEN;
 extern const struct nexus_driver nx_driver_file NX_HIDDEN;
+extern const struct nexus_driver nx_driver_throttle NX_HIDDEN;
+extern const struct nexus_driver nx_driver_fault NX_HIDDEN;
 
 #endif
