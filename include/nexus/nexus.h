@@ -490,6 +490,55 @@ NEXUS_API uint64_t nexus_lat_percentile(const uint64_t *hist, double pct);
 
 /**@}*/
 /* ------------------------------------------------------------------ */
+/** @name Encryption keys (the crypt stage)
+ *
+ * A key never appears in pipeline text (pipeline text ends up in logs
+ * and process listings).  The crypt stage reads its key from a file
+ * (`key-file=PATH`), from an environment variable holding hex
+ * (`key-env=NAME`), or from a key the application registered on the
+ * context under a name (`key-name=NAME`) with the functions below.
+ * Registered keys are kept in locked memory where the system allows
+ * it, are wiped when unregistered or when the context is freed, and are
+ * never logged.  A device copies the key when it opens: unregistering
+ * a key does not affect devices already open. */
+/**@{*/
+
+/**
+ * @brief Register an AES-XTS key under a name for `crypt:key-name=NAME`.
+ * @param ctx  the context
+ * @param name 1 to 64 characters of [A-Za-z0-9._-]
+ * @param key  the raw key: 64 bytes (key-size=512, AES-256-XTS) or 32
+ *             bytes (key-size=256, AES-128-XTS); copied
+ * @param len  length of @p key in bytes
+ * @return 0, or -EINVAL (NULL argument, bad name, length not 32 or 64,
+ *         the two halves of the key are equal), -EEXIST (a key of that
+ *         name is registered: unregister it first), -ENOMEM.
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_crypt_key_register(struct nexus_ctx *ctx,
+				       const char *name, const void *key,
+				       size_t len);
+
+/**
+ * @brief Register a key given in hex, as nexus_crypt_key_register().
+ * @param hex 64 or 128 hex digits (surrounding white space ignored)
+ * @return as nexus_crypt_key_register(); -EINVAL also for text that is
+ *         not hex (the message never quotes it).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_crypt_key_register_hex(struct nexus_ctx *ctx,
+					   const char *name, const char *hex);
+
+/**
+ * @brief Wipe and forget a registered key.
+ * @return 0, or -EINVAL (NULL argument), -ENOENT (no key of that name).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_crypt_key_unregister(struct nexus_ctx *ctx,
+					 const char *name);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
 /** @name Exports and pipelines */
 /**@{*/
 

@@ -8,5 +8,6 @@ const struct nexus_driver *const nx_builtin_drivers[] = {
 	&nx_driver_file,
 	&nx_driver_throttle,
 	&nx_driver_fault,
+	&nx_driver_crypt,
 	NULL,
 };

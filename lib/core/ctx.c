@@ -138,6 +138,7 @@ void nexus_ctx_free(struct nexus_ctx *ctx)
 	for (unsigned i = 0; i < ctx->nreactors; i++)
 		nx_reactor_stop(&ctx->reactors[i]);
 	free(ctx->reactors);
+	nx_crypt_keys_forget(ctx);
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);
 	pthread_mutex_destroy(&ctx->lock);

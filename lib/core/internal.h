@@ -256,5 +256,7 @@ extern const struct nexus_driver nx_driver_mem NX_HIDDEN;
 extern const struct nexus_driver nx_driver_file NX_HIDDEN;
 extern const struct nexus_driver nx_driver_throttle NX_HIDDEN;
 extern const struct nexus_driver nx_driver_fault NX_HIDDEN;
+extern const struct nexus_driver nx_driver_crypt NX_HIDDEN;
+NX_HIDDEN void nx_crypt_keys_forget(struct nexus_ctx *ctx); /* crypt_key.c */
 
 #endif

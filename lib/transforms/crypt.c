@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: MIT */
+/* crypt: AES-XTS encryption of the data path, by sector, compatible with
+ * dm-crypt's aes-xts-plain64 (cryptsetup plain mode, LUKS payloads).
+ *
+ * The XTS tweak of a sector is its number as a 64-bit little-endian
+ * integer in a 16-byte IV (the "plain64" convention), plus iv-offset.
+ * Sector numbers count sector-size units (dm-crypt's iv_large_sectors,
+ * what LUKS2 uses); iv-large-sectors=off counts 512-byte units as
+ * cryptsetup's plain mode does by default.
+ *
+ * Data path, all on the reactor of the I/O, with one pair of cipher
+ * contexts per reactor and no locks:
+ *  - WRITE encrypts the caller's data into a buffer from the reactor's
+ *    pool (the caller's buffer is never modified), writes that below,
+ *    and returns the buffer when the write completes.
+ *  - READ reads below straight into the caller's buffers and decrypts
+ *    them in place when the read completes.
+ *  - WRITE_ZEROES writes encrypted zeroes, in chunks, so that the range
+ *    reads back as zeroes through crypt (a zeroed range below would
+ *    decrypt to noise).  It is never fast: FAST_ZERO is refused.
+ *  - TRIM is only offered with discard=on (like dm-crypt's
+ *    allow_discards: it shows which blocks are unused); trimmed sectors
+ *    read back as unspecified data, and the device never claims
+ *    TRIM_ZEROES.
+ *  - FLUSH passes through.  Block status reports data everywhere: holes
+ *    below are not holes of the plaintext.
+ * Sectors that straddle iovec segments are gathered into a per-reactor
+ * bounce buffer, one sector at a time. */
+#include "config.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <nexus/nexus_driver.h>
+
+#include "crypt.h"
+
+#define MAX_SECTOR 4096
+#define WZ_CHUNK (256u << 10) /* bytes of encrypted zeroes per write */
+#define WZ_DEPTH 4	      /* such writes in flight per WRITE_ZEROES */
+
+struct crypt_dev {
+	struct nexus_dev *child;
+	EVP_CIPHER *cipher;
+	unsigned char *key; /* secure memory, key_len bytes */
+	size_t key_len;
+	uint32_t sector_size;
+	unsigned sector_shift;
+	unsigned iv_shift; /* tweak = (sector << iv_shift) + iv_offset */
+	uint64_t iv_offset;
+	uint32_t wz_chunk;
+};
+
+struct crypt_rstate {
+	EVP_CIPHER_CTX *enc, *dec;
+	unsigned char bounce[MAX_SECTOR] __attribute__((aligned(64)));
+};
+
+struct crypt_io;
+
+/* One write below: the data of a WRITE, or a chunk of WRITE_ZEROES. */
+struct crypt_sub {
+	struct crypt_io *cio;
+	struct iovec iov;
+	size_t buf_len;
+};
+
+struct crypt_io {
+	struct nexus_io *io;
+	uint64_t next;	   /* WRITE_ZEROES: next byte to zero */
+	unsigned inflight; /* WRITE_ZEROES: chunks in flight */
+	int err;
+	struct crypt_sub sub[WZ_DEPTH];
+};
+
+static const struct nexus_option_desc crypt_options[] = {
+	{ "cipher", NEXUS_OPT_STRING, "aes-xts-plain64",
+	  "cipher, as dm-crypt names it (only aes-xts-plain64)",
+	  NEXUS_OPTF_POSITIONAL },
+	{ "key-size", NEXUS_OPT_UINT, "512",
+	  "key bits: 512 (AES-256-XTS) or 256 (AES-128-XTS)", 0 },
+	{ "key-file", NEXUS_OPT_STRING, NULL,
+	  "file holding the raw key (64 or 32 bytes exactly)", 0 },
+	{ "key-env", NEXUS_OPT_STRING, NULL,
+	  "environment variable holding the key in hex", 0 },
+	{ "key-name", NEXUS_OPT_STRING, NULL,
+	  "key registered with nexus_crypt_key_register()", 0 },
+	{ "key", NEXUS_OPT_STRING, NULL,
+	  "refused: pipeline text ends up in logs; use key-file, key-env "
+	  "or key-name", 0 },
+	{ "sector-size", NEXUS_OPT_SIZE, "512",
+	  "encryption sector: 512 or 4096 (the logical block size)", 0 },
+	{ "iv-offset", NEXUS_OPT_UINT, "0",
+	  "added to the sector number to form the tweak", 0 },
+	{ "iv-large-sectors", NEXUS_OPT_BOOL, "on",
+	  "tweak counts sector-size units (off: 512-byte units)", 0 },
+	{ "discard", NEXUS_OPT_BOOL, "off",
+	  "pass TRIM down (reveals which sectors are unused)", 0 },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+/* ---- the cipher ---- */
+
+static inline void make_iv(unsigned char iv[16], uint64_t tweak)
+{
+	for (unsigned i = 0; i < 8; i++)
+		iv[i] = (unsigned char)(tweak >> (8 * i));
+	memset(iv + 8, 0, 8);
+}
+
+/* En- or decrypt one sector; in == out is allowed. */
+static inline int xts_sector(EVP_CIPHER_CTX *c, uint64_t tweak,
+			     unsigned char *out, const unsigned char *in,
+			     uint32_t len)
+{
+	unsigned char iv[16];
+	int ol;
+
+	make_iv(iv, tweak);
+	if (!EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, -1) ||
+	    !EVP_CipherUpdate(c, out, &ol, in, (int)len) || ol != (int)len)
+		return -EIO;
+	return 0;
+}
+
+static inline uint64_t tweak_of(const struct crypt_dev *cd, uint64_t sector)
+{
+	return (sector << cd->iv_shift) + cd->iv_offset;
+}
+
+/* A position in an iovec array. */
+struct iov_cur {
+	const struct iovec *iov;
+	int i;
+	size_t off;
+};
+
+/* Pointer to @len contiguous bytes at the cursor (advancing it), or NULL
+ * when they straddle segments (the cursor is then left unchanged). */
+static inline unsigned char *cur_contig(struct iov_cur *c, size_t len)
+{
+	unsigned char *p;
+
+	while (c->off == c->iov[c->i].iov_len) {
+		c->i++;
+		c->off = 0;
+	}
+	if (c->iov[c->i].iov_len - c->off < len)
+		return NULL;
+	p = (unsigned char *)c->iov[c->i].iov_base + c->off;
+	c->off += len;
+	return p;
+}
+
+/* Copy @len bytes between the iovec at the cursor and @buf, advancing. */
+static void cur_copy(struct iov_cur *c, unsigned char *buf, size_t len,
+		     bool to_iov)
+{
+	while (len) {
+		size_t n;
+		unsigned char *p;
+
+		while (c->off == c->iov[c->i].iov_len) {
+			c->i++;
+			c->off = 0;
+		}
+		n = c->iov[c->i].iov_len - c->off;
+		if (n > len)
+			n = len;
+		p = (unsigned char *)c->iov[c->i].iov_base + c->off;
+		if (to_iov)
+			memcpy(p, buf, n);
+		else
+			memcpy(buf, p, n);
+		buf += n;
+		len -= n;
+		c->off += n;
+	}
+}
+
+/* Encrypt the I/O's data (io->length bytes) into @out. */
+static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
+		       const struct nexus_io *io, unsigned char *out)
+{
+	struct iov_cur c = { io->iov, 0, 0 };
+	uint32_t ss = cd->sector_size;
+	uint64_t sector = io->offset >> cd->sector_shift;
+	int rc = 0;
+
+	for (uint64_t pos = 0; pos < io->length; pos += ss, sector++) {
+		const unsigned char *in = cur_contig(&c, ss);
+
+		if (!in) {
+			cur_copy(&c, rs->bounce, ss, false);
+			in = rs->bounce;
+		}
+		rc = xts_sector(rs->enc, tweak_of(cd, sector), out + pos, in, ss);
+		if (rc)
+			break;
+	}
+	if (c.i || c.off) /* plaintext may be in the bounce buffer */
+		OPENSSL_cleanse(rs->bounce, ss);
+	return rc;
+}
+
+/* Decrypt the I/O's data in place. */
+static int decrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
+		       const struct nexus_io *io)
+{
+	struct iov_cur c = { io->iov, 0, 0 };
+	uint32_t ss = cd->sector_size;
+	uint64_t sector = io->offset >> cd->sector_shift;
+	bool bounced = false;
+	int rc = 0;
+
+	for (uint64_t pos = 0; pos < io->length; pos += ss, sector++) {
+		unsigned char *p = cur_contig(&c, ss);
+
+		if (p) {
+			rc = xts_sector(rs->dec, tweak_of(cd, sector), p, p, ss);
+		} else {
+			struct iov_cur start = c;
+
+			cur_copy(&c, rs->bounce, ss, false);
+			rc = xts_sector(rs->dec, tweak_of(cd, sector),
+					rs->bounce, rs->bounce, ss);
+			cur_copy(&start, rs->bounce, ss, true);
+			bounced = true;
+		}
+		if (rc)
+			break;
+	}
+	if (bounced)
+		OPENSSL_cleanse(rs->bounce, ss);
+	return rc;
+}
+
+/* ---- open / close ---- */
+
+static void crypt_free(struct crypt_dev *cd)
+{
+	if (!cd)
+		return;
+	nx_crypt_secure_free(cd->key, cd->key_len);
+	EVP_CIPHER_free(cd->cipher);
+	free(cd);
+}
+
+static int looks_like_key(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!strchr("0123456789abcdefABCDEF", s[n]))
+			return 0;
+	return n >= 32;
+}
+
+static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
+{
+	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
+	struct nexus_dev_info ci = NEXUS_DEV_INFO_INIT;
+	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
+	const char *cipher = nexus_opts_str(opts, "cipher");
+	uint64_t key_bits, ss, iv_offset;
+	bool large = true, discard = false;
+	struct crypt_dev *cd;
+	const char *src;
+	int rc;
+
+	if (nexus_opts_given(opts, "key"))
+		return nexus_error(-EINVAL, "crypt: option 'key' is refused: "
+				   "a key in pipeline text ends up in logs and "
+				   "process lists; use key-file=PATH, "
+				   "key-env=VARIABLE or key-name=NAME");
+	if (!cipher || strcmp(cipher, "aes-xts-plain64")) {
+		if (cipher && looks_like_key(cipher))
+			return nexus_error(-EINVAL, "crypt: the value without "
+					   "a key looks like a key, and keys "
+					   "are refused in pipeline text: use "
+					   "key-file=, key-env= or key-name=");
+		return nexus_error(-EINVAL, "crypt: cipher '%.40s' is not "
+				   "supported (only aes-xts-plain64)",
+				   cipher ? cipher : "");
+	}
+	if ((rc = nexus_opts_u64(opts, "key-size", &key_bits)) ||
+	    (rc = nexus_opts_u64(opts, "sector-size", &ss)) ||
+	    (rc = nexus_opts_u64(opts, "iv-offset", &iv_offset)) ||
+	    (rc = nexus_opts_bool(opts, "iv-large-sectors", &large)) ||
+	    (rc = nexus_opts_bool(opts, "discard", &discard)))
+		return rc;
+	if (key_bits != 512 && key_bits != 256)
+		return nexus_error(-EINVAL, "crypt: key-size=%llu: use 512 "
+				   "(AES-256-XTS) or 256 (AES-128-XTS)",
+				   (unsigned long long)key_bits);
+	if (ss != 512 && ss != 4096)
+		return nexus_error(-EINVAL, "crypt: sector-size=%llu: use 512 "
+				   "or 4096", (unsigned long long)ss);
+	nexus_dev_info(nexus_dev_child(dev, 0), &ci);
+	if (ci.logical_block_size > ss)
+		return nexus_error(-EINVAL, "crypt: sector-size=%llu is smaller "
+				   "than the logical block size %u of the "
+				   "device below ('%s')%s",
+				   (unsigned long long)ss,
+				   ci.logical_block_size, ci.driver,
+				   ci.logical_block_size <= 4096
+					   ? ": use sector-size=4096"
+					   : " (crypt sectors are 512 or 4096)");
+	if (ci.dev_size == 0 || ci.dev_size % ss)
+		return nexus_error(-EINVAL, "crypt: the device below ('%s') has "
+				   "%llu bytes, not a multiple of "
+				   "sector-size=%llu", ci.driver,
+				   (unsigned long long)ci.dev_size,
+				   (unsigned long long)ss);
+	if (!(ci.ops & NEXUS_OP_BIT(NEXUS_OP_READ)))
+		return nexus_error(-EINVAL, "crypt: the device below ('%s') "
+				   "cannot read", ci.driver);
+
+	cd = calloc(1, sizeof(*cd));
+	if (!cd)
+		return nexus_error(-ENOMEM, "out of memory");
+	cd->child = nexus_dev_child(dev, 0);
+	cd->key_len = (size_t)key_bits / 8;
+	cd->sector_size = (uint32_t)ss;
+	cd->sector_shift = ss == 4096 ? 12 : 9;
+	cd->iv_shift = large ? 0 : cd->sector_shift - 9;
+	cd->iv_offset = iv_offset;
+	cd->key = nx_crypt_secure_alloc(ctx, cd->key_len);
+	if (!cd->key) {
+		crypt_free(cd);
+		return nexus_error(-ENOMEM, "out of memory");
+	}
+	rc = nx_crypt_load_key(ctx, opts, cd->key, cd->key_len);
+	if (rc) {
+		crypt_free(cd);
+		return rc;
+	}
+	if (nx_crypt_halves_equal(cd->key, cd->key_len)) {
+		crypt_free(cd);
+		return nexus_error(-EINVAL, "crypt: the two halves of the key "
+				   "are equal (IEEE 1619 forbids it for XTS; "
+				   "OpenSSL refuses it)");
+	}
+	cd->cipher = EVP_CIPHER_fetch(NULL, key_bits == 512 ? "AES-256-XTS"
+							    : "AES-128-XTS",
+				      NULL);
+	if (!cd->cipher) {
+		crypt_free(cd);
+		return nexus_error(-ENOTSUP, "crypt: OpenSSL has no %s",
+				   key_bits == 512 ? "AES-256-XTS"
+						   : "AES-128-XTS");
+	}
+	cd->wz_chunk = ci.max_io_size < WZ_CHUNK
+			       ? ci.max_io_size / cd->sector_size * cd->sector_size
+			       : WZ_CHUNK;
+	if (!cd->wz_chunk)
+		cd->wz_chunk = cd->sector_size;
+
+	in->dev_size = ci.dev_size;
+	in->logical_block_size = cd->sector_size;
+	in->physical_block_size = ci.physical_block_size > cd->sector_size
+					  ? ci.physical_block_size
+					  : cd->sector_size;
+	in->optimal_io_size = ci.optimal_io_size;
+	in->max_io_size = ci.max_io_size / cd->sector_size * cd->sector_size;
+	if (!in->max_io_size)
+		in->max_io_size = cd->sector_size;
+	in->flags = ci.flags & (NEXUS_DEV_READ_ONLY | NEXUS_DEV_MULTI_CONN);
+	in->ops = NEXUS_OP_BIT(NEXUS_OP_READ);
+	if (ci.ops & NEXUS_OP_BIT(NEXUS_OP_WRITE))
+		in->ops |= NEXUS_OP_BIT(NEXUS_OP_WRITE) |
+			   NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES);
+	if (ci.ops & NEXUS_OP_BIT(NEXUS_OP_FLUSH))
+		in->ops |= NEXUS_OP_BIT(NEXUS_OP_FLUSH);
+	if (discard && (ci.ops & NEXUS_OP_BIT(NEXUS_OP_TRIM)))
+		in->ops |= NEXUS_OP_BIT(NEXUS_OP_TRIM);
+	else if (discard)
+		nexus_log(ctx, NEXUS_LOG_WARN, "crypt: discard=on, but the "
+			  "device below ('%s') has no TRIM", ci.driver);
+	nexus_dev_set_private(dev, cd);
+
+	src = nexus_opts_given(opts, "key-file")  ? "key-file"
+	      : nexus_opts_given(opts, "key-env") ? "key-env"
+						  : "key-name";
+	nexus_log(ctx, NEXUS_LOG_INFO, "crypt: aes-xts-plain64, %u-bit key "
+		  "from %s, %u-byte sectors, iv-offset %llu%s%s",
+		  (unsigned)key_bits, src, cd->sector_size,
+		  (unsigned long long)iv_offset,
+		  large || ss == 512 ? "" : ", 512-byte IV units",
+		  discard ? ", discard" : "");
+	return 0;
+}
+
+static void crypt_close(struct nexus_dev *dev)
+{
+	crypt_free(nexus_dev_private(dev));
+}
+
+static int crypt_reactor_init(struct nexus_dev *dev, struct nexus_reactor *r,
+			      void **rstate)
+{
+	struct crypt_dev *cd = nexus_dev_private(dev);
+	struct crypt_rstate *rs;
+
+	(void)r;
+	if (posix_memalign((void **)&rs, 64, sizeof(*rs)))
+		return nexus_error(-ENOMEM, "out of memory");
+	memset(rs, 0, sizeof(*rs));
+	rs->enc = EVP_CIPHER_CTX_new();
+	rs->dec = EVP_CIPHER_CTX_new();
+	if (!rs->enc || !rs->dec ||
+	    !EVP_EncryptInit_ex(rs->enc, cd->cipher, NULL, cd->key, NULL) ||
+	    !EVP_DecryptInit_ex(rs->dec, cd->cipher, NULL, cd->key, NULL)) {
+		EVP_CIPHER_CTX_free(rs->enc);
+		EVP_CIPHER_CTX_free(rs->dec);
+		free(rs);
+		return nexus_error(-EIO, "crypt: OpenSSL refused the key");
+	}
+	*rstate = rs;
+	return 0;
+}
+
+static void crypt_reactor_fini(struct nexus_dev *dev, struct nexus_reactor *r,
+			       void *rstate)
+{
+	struct crypt_rstate *rs = rstate;
+
+	(void)dev;
+	(void)r;
+	if (!rs)
+		return;
+	EVP_CIPHER_CTX_free(rs->enc); /* wipes the key schedule */
+	EVP_CIPHER_CTX_free(rs->dec);
+	OPENSSL_cleanse(rs->bounce, sizeof(rs->bounce));
+	free(rs);
+}
+
+/* ---- data path ---- */
+
+static void read_done(void *ud, int res)
+{
+	struct nexus_io *io = ud;
+
+	if (res >= 0)
+		res = decrypt_iov(nexus_dev_private(io->dev), io->rstate, io);
+	nexus_io_complete(io, res < 0 ? res : 0);
+}
+
+static void pass_done(void *ud, int res)
+{
+	nexus_io_complete(ud, res < 0 ? res : 0);
+}
+
+static void write_done(void *ud, int res)
+{
+	struct crypt_sub *s = ud;
+	struct nexus_io *io = s->cio->io;
+
+	nexus_buf_free(io->reactor, s->iov.iov_base, s->buf_len);
+	nexus_io_complete(io, res < 0 ? res : 0);
+}
+
+static int submit_write(struct crypt_dev *cd, struct crypt_io *cio)
+{
+	struct nexus_io *io = cio->io;
+	struct crypt_sub *s = &cio->sub[0];
+	unsigned char *buf;
+	int rc;
+
+	buf = nexus_buf_alloc(io->reactor, (size_t)io->length);
+	if (!buf)
+		return nexus_error(-ENOMEM, "crypt: out of memory for a "
+				   "%llu-byte write",
+				   (unsigned long long)io->length);
+	s->cio = cio;
+	s->iov.iov_base = buf;
+	s->iov.iov_len = (size_t)io->length;
+	s->buf_len = (size_t)io->length;
+	rc = encrypt_iov(cd, io->rstate, io, buf);
+	if (rc == 0)
+		rc = nexus_dev_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
+				      io->offset, 0, io->flags & NEXUS_IO_FUA,
+				      write_done, s);
+	if (rc < 0)
+		nexus_buf_free(io->reactor, buf, s->buf_len);
+	return rc;
+}
+
+static void wz_done(void *ud, int res);
+
+/* Start the next chunk of encrypted zeroes in slot @s. */
+static int wz_start(struct crypt_dev *cd, struct crypt_io *cio,
+		    struct crypt_sub *s)
+{
+	struct nexus_io *io = cio->io;
+	struct crypt_rstate *rs = io->rstate;
+	uint64_t end = io->offset + io->length, left = end - cio->next;
+	size_t len = left < cd->wz_chunk ? (size_t)left : cd->wz_chunk;
+	uint64_t sector = cio->next >> cd->sector_shift;
+	unsigned char *buf;
+	int rc = 0;
+
+	buf = nexus_buf_alloc(io->reactor, len);
+	if (!buf)
+		return nexus_error(-ENOMEM, "crypt: out of memory for "
+				   "write-zeroes");
+	memset(buf, 0, len);
+	for (size_t pos = 0; pos < len && !rc; pos += cd->sector_size, sector++)
+		rc = xts_sector(rs->enc, tweak_of(cd, sector), buf + pos,
+				buf + pos, cd->sector_size);
+	s->cio = cio;
+	s->iov.iov_base = buf;
+	s->iov.iov_len = len;
+	s->buf_len = len;
+	if (rc == 0)
+		rc = nexus_dev_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
+				      cio->next, 0, io->flags & NEXUS_IO_FUA,
+				      wz_done, s);
+	if (rc < 0) {
+		nexus_buf_free(io->reactor, buf, len);
+		return rc;
+	}
+	cio->next += len;
+	cio->inflight++;
+	return 0;
+}
+
+static void wz_done(void *ud, int res)
+{
+	struct crypt_sub *s = ud;
+	struct crypt_io *cio = s->cio;
+	struct nexus_io *io = cio->io;
+	struct crypt_dev *cd = nexus_dev_private(io->dev);
+
+	nexus_buf_free(io->reactor, s->iov.iov_base, s->buf_len);
+	cio->inflight--;
+	if (res < 0 && !cio->err)
+		cio->err = res;
+	if (!cio->err && cio->next < io->offset + io->length) {
+		int rc = wz_start(cd, cio, s);
+
+		if (rc < 0)
+			cio->err = rc;
+	}
+	if (!cio->inflight)
+		nexus_io_complete(io, cio->err);
+}
+
+static int submit_write_zeroes(struct crypt_dev *cd, struct crypt_io *cio)
+{
+	struct nexus_io *io = cio->io;
+	int rc = 0;
+
+	if (io->flags & NEXUS_IO_FAST_ZERO)
+		return nexus_error(-EOPNOTSUPP, "crypt: write-zeroes cannot be "
+				   "fast: it writes encrypted zeroes");
+	cio->next = io->offset;
+	cio->inflight = 0;
+	cio->err = 0;
+	for (unsigned i = 0; i < WZ_DEPTH && cio->next < io->offset + io->length;
+	     i++) {
+		rc = wz_start(cd, cio, &cio->sub[i]);
+		if (rc < 0)
+			break;
+	}
+	if (!cio->inflight)
+		return rc; /* nothing started: fail synchronously */
+	if (rc < 0) /* some started: finish them, then fail */
+		cio->err = rc;
+	return 0;
+}
+
+static int crypt_submit(struct nexus_io *io)
+{
+	struct crypt_dev *cd = nexus_dev_private(io->dev);
+	struct crypt_io *cio = io->driver_ctx;
+
+	cio->io = io;
+	switch (io->op) {
+	case NEXUS_OP_READ:
+		return nexus_dev_submit(cd->child, NEXUS_OP_READ, io->iov,
+					io->iovcnt, io->offset, 0, 0,
+					read_done, io);
+	case NEXUS_OP_WRITE:
+		return submit_write(cd, cio);
+	case NEXUS_OP_WRITE_ZEROES:
+		return submit_write_zeroes(cd, cio);
+	case NEXUS_OP_FLUSH:
+		return nexus_dev_submit(cd->child, NEXUS_OP_FLUSH, NULL, 0, 0,
+					0, 0, pass_done, io);
+	case NEXUS_OP_TRIM:
+		return nexus_dev_submit(cd->child, NEXUS_OP_TRIM, NULL, 0,
+					io->offset, io->length,
+					io->flags & NEXUS_IO_FUA, pass_done,
+					io);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+const struct nexus_driver nx_driver_crypt = {
+	NEXUS_DRIVER_HEADER,
+	.name = "crypt",
+	.summary = "AES-XTS encryption by sector (dm-crypt aes-xts-plain64)",
+	.kind = NEXUS_DRIVER_TRANSFORM,
+	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
+	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	.per_io_size = sizeof(struct crypt_io),
+	.min_children = 1,
+	.max_children = 1,
+	.options = crypt_options,
+	.open = crypt_open,
+	.close = crypt_close,
+	.reactor_init = crypt_reactor_init,
+	.reactor_fini = crypt_reactor_fini,
+	.submit = crypt_submit,
+};
