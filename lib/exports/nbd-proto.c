@@ -1,0 +1,638 @@
+/* SPDX-License-Identifier: MIT */
+/* NBD server protocol logic without I/O: see nbd-proto.h.  Every length
+ * read from the client is checked against the bytes actually present
+ * before it is used; nothing here allocates more than the replies it
+ * writes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nbd-proto.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- output buffer ---- */
+
+HIDDEN void nbds_out_put(struct nbds_out *o, const void *p, size_t n)
+{
+	if (o->failed || !n)
+		return;
+	if (o->cap - o->len < n) {
+		size_t cap = o->cap ? o->cap : 256;
+		uint8_t *d;
+
+		while (cap - o->len < n)
+			cap *= 2;
+		d = realloc(o->data, cap);
+		if (!d) {
+			o->failed = true;
+			return;
+		}
+		o->data = d;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, p, n);
+	o->len += n;
+}
+
+HIDDEN void nbds_out_reset(struct nbds_out *o)
+{
+	o->len = 0;
+}
+
+HIDDEN void nbds_out_free(struct nbds_out *o)
+{
+	free(o->data);
+	o->data = NULL;
+	o->len = o->cap = 0;
+	o->failed = false;
+}
+
+/* ---- handshake ---- */
+
+HIDDEN void nbds_hs_init(struct nbds_hs *hs)
+{
+	memset(hs, 0, sizeof(*hs));
+	hs->state = NBDS_HS_CFLAGS;
+}
+
+HIDDEN void nbds_greeting(uint8_t out[NBDS_GREETING_LEN])
+{
+	nbds_put64(out, NBD_MAGIC);
+	nbds_put64(out + 8, NBD_IHAVEOPT);
+	nbds_put16(out + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+}
+
+/* One option reply: header and @n bytes of data. */
+static void reply(struct nbds_out *o, uint32_t opt, uint32_t type,
+		  const void *data, size_t n)
+{
+	uint8_t h[20];
+
+	nbds_put64(h, NBD_REP_MAGIC);
+	nbds_put32(h + 8, opt);
+	nbds_put32(h + 12, type);
+	nbds_put32(h + 16, (uint32_t)n);
+	nbds_out_put(o, h, sizeof(h));
+	nbds_out_put(o, data, n);
+}
+
+/* An error reply with a message for the user. */
+static void reply_err(struct nbds_out *o, uint32_t opt, uint32_t type,
+		      const char *msg)
+{
+	reply(o, opt, type, msg, strlen(msg));
+}
+
+static uint16_t export_flags(const struct nbds_hs *hs,
+			     const struct nbds_export *e)
+{
+	uint16_t f = e->tflags | NBD_FLAG_HAS_FLAGS;
+
+	if (hs->structured)
+		f |= NBD_FLAG_SEND_DF;
+	return f;
+}
+
+static void info_reply(struct nbds_out *o, uint32_t opt, uint16_t type,
+		       const void *data, size_t n)
+{
+	uint8_t h[20 + 2];
+
+	nbds_put64(h, NBD_REP_MAGIC);
+	nbds_put32(h + 8, opt);
+	nbds_put32(h + 12, NBD_REP_INFO);
+	nbds_put32(h + 16, (uint32_t)(n + 2));
+	nbds_put16(h + 20, type);
+	nbds_out_put(o, h, sizeof(h));
+	nbds_out_put(o, data, n);
+}
+
+static size_t strnlen_max(const char *s)
+{
+	return s ? strnlen(s, NBD_MAX_STRING) : 0;
+}
+
+/* The export chosen by GO / EXPORT_NAME. */
+static void choose(struct nbds_hs *hs, const struct nbds_export *e,
+		   const char *name, size_t len)
+{
+	hs->chosen = *e;
+	hs->tflags = export_flags(hs, e);
+	hs->block_status = hs->structured && hs->meta_valid &&
+			   hs->meta_export_len == len &&
+			   !memcmp(hs->meta_export, name, len);
+	hs->state = NBDS_HS_FINISHED;
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO. */
+static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
+		       uint32_t opt, const uint8_t *d, uint32_t len,
+		       struct nbds_out *o)
+{
+	bool want_name = false, want_desc = false;
+	struct nbds_export e;
+	uint32_t namelen;
+	uint16_t nreq;
+	const char *name;
+	uint8_t buf[14];
+	size_t dlen;
+
+	if (len < 6)
+		goto invalid;
+	namelen = nbds_get32(d);
+	if (namelen > len - 6)
+		goto invalid;
+	nreq = nbds_get16(d + 4 + namelen);
+	if ((uint64_t)namelen + 6 + 2ull * nreq != len)
+		goto invalid;
+	if (namelen > NBD_MAX_STRING) {
+		reply_err(o, opt, NBD_REP_ERR_TOO_BIG, "export name too long");
+		return NBDS_HS_MORE;
+	}
+	name = (const char *)d + 4;
+	for (uint32_t i = 0; i < nreq; i++) {
+		uint16_t t = nbds_get16(d + 4 + namelen + 2 + 2 * i);
+
+		if (t == NBD_INFO_NAME)
+			want_name = true;
+		else if (t == NBD_INFO_DESCRIPTION)
+			want_desc = true;
+	}
+	if (!cat->find(cat->ud, name, namelen, &e)) {
+		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
+		return NBDS_HS_MORE;
+	}
+	nbds_put64(buf, e.size);
+	nbds_put16(buf + 8, export_flags(hs, &e));
+	info_reply(o, opt, NBD_INFO_EXPORT, buf, 10);
+	if (want_name)
+		info_reply(o, opt, NBD_INFO_NAME, e.name, strnlen_max(e.name));
+	dlen = strnlen_max(e.description);
+	if (want_desc && dlen)
+		info_reply(o, opt, NBD_INFO_DESCRIPTION, e.description, dlen);
+	/* Always sent: the server enforces these constraints. */
+	nbds_put32(buf, e.min_block);
+	nbds_put32(buf + 4, e.pref_block);
+	nbds_put32(buf + 8, e.max_payload);
+	info_reply(o, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
+	reply(o, opt, NBD_REP_ACK, NULL, 0);
+	if (opt == NBD_OPT_GO) {
+		choose(hs, &e, name, namelen);
+		return NBDS_HS_GO;
+	}
+	return NBDS_HS_MORE;
+invalid:
+	reply_err(o, opt, NBD_REP_ERR_INVALID, "malformed NBD_OPT_INFO/GO");
+	return NBDS_HS_MORE;
+}
+
+static bool query_is(const uint8_t *q, uint32_t n, const char *s)
+{
+	return n == strlen(s) && !memcmp(q, s, n);
+}
+
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT. */
+static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
+		    uint32_t opt, const uint8_t *d, uint32_t len,
+		    struct nbds_out *o)
+{
+	static const char ctx_name[] = "base:allocation";
+	bool set = opt == NBD_OPT_SET_META_CONTEXT;
+	bool found = false;
+	struct nbds_export e;
+	uint32_t namelen, nq, pos;
+	uint8_t rep[4 + sizeof(ctx_name) - 1];
+
+	if (set)
+		hs->meta_valid = false; /* replaced, even on failure */
+	if (set && !hs->structured) {
+		reply_err(o, opt, NBD_REP_ERR_INVALID,
+			  "structured replies must be negotiated first");
+		return NBDS_HS_MORE;
+	}
+	/* validate the whole request before replying */
+	if (len < 8)
+		goto invalid;
+	namelen = nbds_get32(d);
+	if (namelen > len - 8)
+		goto invalid;
+	nq = nbds_get32(d + 4 + namelen);
+	pos = 8 + namelen;
+	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t ql;
+
+		if (len - pos < 4)
+			goto invalid;
+		ql = nbds_get32(d + pos);
+		if (ql > len - pos - 4)
+			goto invalid;
+		pos += 4 + ql;
+	}
+	if (pos != len)
+		goto invalid;
+	if (namelen > NBD_MAX_STRING) {
+		reply_err(o, opt, NBD_REP_ERR_TOO_BIG, "export name too long");
+		return NBDS_HS_MORE;
+	}
+	if (!cat->find(cat->ud, (const char *)d + 4, namelen, &e)) {
+		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
+		return NBDS_HS_MORE;
+	}
+	if (nq == 0) {
+		/* LIST: everything; SET: select nothing */
+		found = !set;
+	} else {
+		pos = 8 + namelen;
+		for (uint32_t i = 0; i < nq; i++) {
+			uint32_t ql = nbds_get32(d + pos);
+			const uint8_t *q = d + pos + 4;
+
+			if (query_is(q, ql, ctx_name) ||
+			    (!set && query_is(q, ql, "base:")))
+				found = true;
+			pos += 4 + ql;
+		}
+	}
+	if (found) {
+		nbds_put32(rep, set ? NBDS_META_ALLOCATION_ID : 0);
+		memcpy(rep + 4, ctx_name, sizeof(ctx_name) - 1);
+		reply(o, opt, NBD_REP_META_CONTEXT, rep, sizeof(rep));
+		if (set) {
+			hs->meta_valid = true;
+			hs->meta_export_len = namelen;
+			memcpy(hs->meta_export, d + 4, namelen);
+		}
+	}
+	reply(o, opt, NBD_REP_ACK, NULL, 0);
+	return NBDS_HS_MORE;
+invalid:
+	reply_err(o, opt, NBD_REP_ERR_INVALID, "malformed meta context option");
+	return NBDS_HS_MORE;
+}
+
+static int opt_list(const struct nbds_catalog *cat, uint32_t len,
+		    struct nbds_out *o)
+{
+	struct nbds_export e;
+
+	if (len) {
+		reply_err(o, NBD_OPT_LIST, NBD_REP_ERR_INVALID,
+			  "NBD_OPT_LIST takes no data");
+		return NBDS_HS_MORE;
+	}
+	for (unsigned i = 0; cat->get(cat->ud, i, &e); i++) {
+		size_t nl = strnlen_max(e.name), dl = strnlen_max(e.description);
+		uint8_t h[20 + 4];
+
+		nbds_put64(h, NBD_REP_MAGIC);
+		nbds_put32(h + 8, NBD_OPT_LIST);
+		nbds_put32(h + 12, NBD_REP_SERVER);
+		nbds_put32(h + 16, (uint32_t)(4 + nl + dl));
+		nbds_put32(h + 20, (uint32_t)nl);
+		nbds_out_put(o, h, sizeof(h));
+		nbds_out_put(o, e.name, nl);
+		nbds_out_put(o, e.description, dl);
+	}
+	reply(o, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+	return NBDS_HS_MORE;
+}
+
+static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
+			   const uint8_t *d, uint32_t len, struct nbds_out *o)
+{
+	static const uint8_t zeroes[124];
+	struct nbds_export e;
+	uint8_t buf[10];
+
+	if (len > NBD_MAX_STRING || !cat->find(cat->ud, (const char *)d, len,
+						&e)) {
+		/* no way to report an error: hard disconnect */
+		hs->why = "NBD_OPT_EXPORT_NAME of an unknown export";
+		hs->state = NBDS_HS_FINISHED;
+		return NBDS_HS_CLOSE;
+	}
+	choose(hs, &e, (const char *)d, len);
+	nbds_put64(buf, e.size);
+	nbds_put16(buf + 8, hs->tflags);
+	nbds_out_put(o, buf, sizeof(buf));
+	if (!(hs->cflags & NBD_FLAG_C_NO_ZEROES))
+		nbds_out_put(o, zeroes, sizeof(zeroes));
+	return NBDS_HS_GO;
+}
+
+/* One complete option with its data. */
+static int option(struct nbds_hs *hs, const struct nbds_catalog *cat,
+		  uint32_t opt, const uint8_t *d, uint32_t len,
+		  struct nbds_out *o)
+{
+	switch (opt) {
+	case NBD_OPT_EXPORT_NAME:
+		return opt_export_name(hs, cat, d, len, o);
+	case NBD_OPT_ABORT:
+		reply(o, opt, NBD_REP_ACK, NULL, 0);
+		hs->why = "client sent NBD_OPT_ABORT";
+		hs->state = NBDS_HS_FINISHED;
+		return NBDS_HS_CLOSE;
+	case NBD_OPT_LIST:
+		return opt_list(cat, len, o);
+	case NBD_OPT_INFO:
+	case NBD_OPT_GO:
+		return opt_info_go(hs, cat, opt, d, len, o);
+	case NBD_OPT_STRUCTURED_REPLY:
+		if (len) {
+			reply_err(o, opt, NBD_REP_ERR_INVALID,
+				  "NBD_OPT_STRUCTURED_REPLY takes no data");
+			return NBDS_HS_MORE;
+		}
+		hs->structured = true;
+		reply(o, opt, NBD_REP_ACK, NULL, 0);
+		return NBDS_HS_MORE;
+	case NBD_OPT_LIST_META_CONTEXT:
+	case NBD_OPT_SET_META_CONTEXT:
+		return opt_meta(hs, cat, opt, d, len, o);
+	default:
+		reply_err(o, opt, NBD_REP_ERR_UNSUP, "option not supported");
+		return NBDS_HS_MORE;
+	}
+}
+
+HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
+			const uint8_t *in, size_t len, size_t *used,
+			struct nbds_out *out)
+{
+	size_t pos = 0;
+	int rc = NBDS_HS_MORE;
+
+	while (rc == NBDS_HS_MORE && !out->failed) {
+		size_t avail = len - pos;
+		const uint8_t *p = in + pos;
+		uint32_t opt, olen;
+
+		if (hs->state == NBDS_HS_FINISHED) {
+			rc = NBDS_HS_CLOSE;
+			if (!hs->why)
+				hs->why = "handshake already finished";
+			break;
+		}
+		if (hs->state == NBDS_HS_CFLAGS) {
+			if (avail < 4)
+				break;
+			hs->cflags = nbds_get32(p);
+			pos += 4;
+			if (hs->cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE |
+						     NBD_FLAG_C_NO_ZEROES)) {
+				hs->why = "unknown client flags";
+				hs->state = NBDS_HS_FINISHED;
+				rc = NBDS_HS_CLOSE;
+				break;
+			}
+			hs->state = NBDS_HS_OPTION;
+			continue;
+		}
+		if (hs->state == NBDS_HS_SKIP) {
+			size_t n = avail < hs->skip ? avail : (size_t)hs->skip;
+
+			pos += n;
+			hs->skip -= n;
+			if (hs->skip)
+				break;
+			hs->state = NBDS_HS_OPTION;
+			if (hs->skip_opt == NBD_OPT_EXPORT_NAME) {
+				hs->why = "oversized NBD_OPT_EXPORT_NAME";
+				hs->state = NBDS_HS_FINISHED;
+				rc = NBDS_HS_CLOSE;
+				break;
+			}
+			reply_err(out, hs->skip_opt, NBD_REP_ERR_TOO_BIG,
+				  "option too long");
+			continue;
+		}
+		/* NBDS_HS_OPTION */
+		if (avail < 16)
+			break;
+		if (nbds_get64(p) != NBD_IHAVEOPT) {
+			hs->why = "bad option magic";
+			hs->state = NBDS_HS_FINISHED;
+			rc = NBDS_HS_CLOSE;
+			break;
+		}
+		opt = nbds_get32(p + 8);
+		olen = nbds_get32(p + 12);
+		if (olen > NBDS_MAX_OPTION) {
+			pos += 16;
+			hs->options++;
+			hs->skip = olen;
+			hs->skip_opt = opt;
+			hs->state = NBDS_HS_SKIP;
+			continue;
+		}
+		if (avail - 16 < olen)
+			break;
+		pos += 16 + (size_t)olen;
+		hs->options++;
+		rc = option(hs, cat, opt, p + 16, olen, out);
+	}
+	if (out->failed) {
+		hs->why = "out of memory";
+		hs->state = NBDS_HS_FINISHED;
+		rc = NBDS_HS_CLOSE;
+	}
+	*used = pos;
+	return rc;
+}
+
+/* ---- transmission ---- */
+
+HIDDEN bool nbds_req_decode(const uint8_t *p, struct nbds_req *r)
+{
+	r->flags = nbds_get16(p + 4);
+	r->type = nbds_get16(p + 6);
+	r->cookie = nbds_get64(p + 8);
+	r->offset = nbds_get64(p + 16);
+	r->length = nbds_get32(p + 24);
+	return nbds_get32(p) == NBD_REQUEST_MAGIC;
+}
+
+#define ALL_CMD_FLAGS                                                      \
+	(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF |       \
+	 NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO)
+
+HIDDEN int nbds_req_check(const struct nbds_tx *tx, const struct nbds_req *r,
+			  uint32_t *err, uint32_t *payload, const char **why)
+{
+	uint32_t allowed = 0;
+	bool writes = false, ranged = true;
+
+	*payload = 0;
+	*err = 0;
+	*why = NULL;
+	if (r->type == NBD_CMD_WRITE) {
+		if (r->length > NBDS_MAX_PAYLOAD) {
+			*why = "write payload larger than 32 MiB";
+			return NBDS_REQ_FATAL;
+		}
+		*payload = r->length;
+	}
+	if (tx->tflags & NBD_FLAG_SEND_FUA)
+		allowed |= NBD_CMD_FLAG_FUA;
+	switch (r->type) {
+	case NBD_CMD_DISC:
+		return NBDS_REQ_DISC;
+	case NBD_CMD_READ:
+		if (tx->structured)
+			allowed |= NBD_CMD_FLAG_DF;
+		break;
+	case NBD_CMD_WRITE:
+		writes = true;
+		break;
+	case NBD_CMD_FLUSH:
+		if (!(tx->tflags & NBD_FLAG_SEND_FLUSH))
+			goto unsupported;
+		ranged = false;
+		break;
+	case NBD_CMD_TRIM:
+		if (!(tx->tflags & NBD_FLAG_SEND_TRIM))
+			goto unsupported;
+		writes = true;
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		if (!(tx->tflags & NBD_FLAG_SEND_WRITE_ZEROES))
+			goto unsupported;
+		allowed |= NBD_CMD_FLAG_NO_HOLE;
+		if (tx->tflags & NBD_FLAG_SEND_FAST_ZERO)
+			allowed |= NBD_CMD_FLAG_FAST_ZERO;
+		writes = true;
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		if (!tx->structured || !tx->block_status) {
+			*why = "block status without a negotiated meta context";
+			*err = NBD_EINVAL;
+			return NBDS_REQ_ERROR;
+		}
+		allowed |= NBD_CMD_FLAG_REQ_ONE;
+		break;
+	default:
+		*why = "unknown command";
+		*err = NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	if (r->flags & ~allowed) {
+		*why = "command flag not valid here";
+		*err = NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	if (writes && (tx->tflags & NBD_FLAG_READ_ONLY)) {
+		*why = "write to a read-only export";
+		*err = NBD_EPERM;
+		return NBDS_REQ_ERROR;
+	}
+	if (!ranged)
+		return NBDS_REQ_OK;
+	if (r->length == 0) {
+		*why = "zero length";
+		*err = NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	if (r->offset > tx->size || r->length > tx->size - r->offset) {
+		*why = "request past the end of the export";
+		*err = (r->type == NBD_CMD_WRITE ||
+			r->type == NBD_CMD_WRITE_ZEROES) ? NBD_ENOSPC
+							 : NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	if ((r->offset | r->length) & (tx->min_block - 1)) {
+		*why = "request not aligned to the minimum block size";
+		*err = NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) &&
+	    r->length > tx->max_payload) {
+		*why = "request larger than the maximum payload";
+		*err = tx->structured && r->type == NBD_CMD_READ ? NBD_EOVERFLOW
+								 : NBD_EINVAL;
+		return NBDS_REQ_ERROR;
+	}
+	return NBDS_REQ_OK;
+unsupported:
+	*why = "command not supported by this export";
+	*err = NBD_EINVAL;
+	return NBDS_REQ_ERROR;
+}
+
+HIDDEN uint32_t nbds_errno(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+		return 0;
+	case EPERM:
+	case EROFS:
+	case EACCES:
+		return NBD_EPERM;
+	case ENOMEM:
+		return NBD_ENOMEM;
+	case EINVAL:
+		return NBD_EINVAL;
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+		return NBD_ENOSPC;
+	case EOVERFLOW:
+		return NBD_EOVERFLOW;
+	case EOPNOTSUPP:
+		return NBD_ENOTSUP;
+	case ESHUTDOWN:
+		return NBD_ESHUTDOWN;
+	default:
+		return NBD_EIO;
+	}
+}
+
+HIDDEN size_t nbds_simple_reply(uint8_t *p, uint64_t cookie, uint32_t err)
+{
+	nbds_put32(p, NBD_SIMPLE_REPLY_MAGIC);
+	nbds_put32(p + 4, err);
+	nbds_put64(p + 8, cookie);
+	return 16;
+}
+
+static void chunk_hdr(uint8_t *p, uint64_t cookie, uint16_t type,
+		      uint32_t len)
+{
+	nbds_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+	nbds_put16(p + 4, NBD_REPLY_FLAG_DONE);
+	nbds_put16(p + 6, type);
+	nbds_put64(p + 8, cookie);
+	nbds_put32(p + 16, len);
+}
+
+HIDDEN size_t nbds_data_chunk(uint8_t *p, uint64_t cookie, uint64_t offset,
+			      uint32_t len)
+{
+	chunk_hdr(p, cookie, NBD_REPLY_TYPE_OFFSET_DATA, len + 8);
+	nbds_put64(p + 20, offset);
+	return 28;
+}
+
+HIDDEN size_t nbds_error_chunk(uint8_t *p, size_t cap, uint64_t cookie,
+			       uint32_t err, const char *msg)
+{
+	size_t ml = msg ? strlen(msg) : 0;
+
+	if (ml > cap - 26)
+		ml = cap - 26;
+	chunk_hdr(p, cookie, NBD_REPLY_TYPE_ERROR, (uint32_t)(6 + ml));
+	nbds_put32(p + 20, err ? err : NBD_EIO);
+	nbds_put16(p + 24, (uint16_t)ml);
+	if (ml)
+		memcpy(p + 26, msg, ml);
+	return 26 + ml;
+}
+
+HIDDEN size_t nbds_bs_chunk(uint8_t *p, uint64_t cookie, uint32_t ctx_id,
+			    uint32_t n)
+{
+	chunk_hdr(p, cookie, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
+	nbds_put32(p + 20, ctx_id);
+	return 24;
+}
