@@ -58,8 +58,8 @@ static const struct nexus_option_desc fault_options[] = {
 	{ "enable", NEXUS_OPT_BOOL, "on",
 	  "inject faults (switch at run time with nexus_dev_control)", 0 },
 	{ "ops", NEXUS_OPT_STRING, "read,write",
-	  "operations that may fault: read,write,flush,trim,write-zeroes "
-	  "or all", 0 },
+	  "operations that may fault: read, write, flush, trim, "
+	  "write-zeroes or all, joined by '+' (ops=read+write)", 0 },
 	{ "errno", NEXUS_OPT_STRING, NULL,
 	  "error of a fault: EIO, ENOSPC, ... or a number; none: delay "
 	  "only (default: EIO, or none when delay= is given)", 0 },

@@ -1,0 +1,50 @@
+# Sourced by the tests of nexus-pipe and nexus-copy.  Sets $PIPE, $COPY,
+# a scratch directory $T (removed at exit) and helpers.
+set -u
+top_builddir=${top_builddir:-$(pwd)}
+PIPE=$top_builddir/examples/nexus-pipe
+COPY=$top_builddir/examples/nexus-copy
+for p in "$PIPE" "$COPY"; do
+	[ -x "$p" ] || { echo "missing $p (run from the build directory)"; exit 1; }
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/nexus-tools.XXXXXX")
+PIDS=
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+
+# has_driver KIND NAME: the driver is registered (built in or plugin)
+has_driver() { "$PIPE" --list | grep -q "^$1 $2\\( \\|\$\\)"; }
+
+# allocated bytes of a file (holes excluded)
+allocated() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
+
+# wait_ready FILE: until the nexus-pipe writing to FILE printed "ready"
+wait_ready() {
+	for _ in $(seq 1 100); do
+		grep -q '^ready' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$1" >&2
+	fail "nexus-pipe did not get ready"
+}
+
+# stop_wait PID: wait (at most 10 s) for PID to exit; its exit status
+stop_wait() {
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		kill -9 "$1"
+		fail "process $1 did not stop"
+	fi
+	wait "$1"
+}
