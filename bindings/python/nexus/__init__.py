@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: MIT
+"""Python bindings for libnexus, the composable storage data path.
+
+libnexus composes storage like a Unix pipeline::
+
+    file:/var/lib/vol.img | crypt:key-file=k | nbd:listen=127.0.0.1:10809
+
+Quick start::
+
+    import nexus
+
+    with nexus.Context() as ctx:
+        with ctx.open("mem:size=64M") as dev:
+            dev.pwrite(b"hello".ljust(4096, b"\\0"), 0)
+            print(dev.pread(4096, 0)[:5], dev.stats().ops.write)
+
+        with ctx.open_pipeline("file:/tmp/a.img | nbd:listen=127.0.0.1:10809"):
+            ...  # served over NBD until the block ends
+
+The shared library is found through :func:`load_library`, the
+``NEXUS_LIBRARY`` environment variable, or the system loader
+(``libnexus.so.0``).  Failures raise :class:`NexusError`, which is an
+:class:`OSError` (and e.g. a :class:`FileNotFoundError` for ENOENT) whose
+``strerror`` is the library's message.
+"""
+
+from ._core import (ConnInfo, Context, Device, DeviceFlag, DeviceInfo,
+                    DeviceStats, Export, Extent, LogLevel, Op, OpCounts,
+                    Pipeline, load_library, open, version)
+from .errors import NexusError
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "Context", "Device", "Pipeline", "Export", "NexusError",
+    "DeviceInfo", "DeviceStats", "OpCounts", "Extent", "ConnInfo",
+    "Op", "DeviceFlag", "LogLevel", "version", "load_library", "open",
+]

@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: MIT
+"""Low-level ctypes declarations of the libnexus C API (nexus/nexus.h).
+
+Nothing here is public: use the classes of the :mod:`nexus` package.  The
+library is loaded lazily, on first use, from (in this order):
+
+1. the path given to :func:`nexus.load_library`;
+2. the environment variable ``NEXUS_LIBRARY`` (a file name or path);
+3. the system loader: ``libnexus.so.0`` (honours ``LD_LIBRARY_PATH`` and
+   the ld.so cache), then :func:`ctypes.util.find_library`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (POINTER, Structure, c_char, c_char_p, c_double, c_int,
+                    c_size_t, c_ssize_t, c_uint, c_uint32, c_uint64,
+                    c_void_p)
+from typing import Optional
+
+SONAME = "libnexus.so.0"
+
+# enum nexus_op / NEXUS_OP_COUNT and NEXUS_LAT_BUCKETS
+OP_COUNT = 5
+LAT_BUCKETS = 128
+
+
+class nexus_ctx_opts(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("reactors", c_uint),
+        ("ring_entries", c_uint),
+        ("queue_capacity", c_uint),
+        ("log_fn", c_void_p),
+        ("log_user_data", c_void_p),
+        ("log_level", c_int),
+        ("plugin_path", c_char_p),
+        ("flags", c_uint64),
+    ]
+
+
+class nexus_dev_info(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("dev_size", c_uint64),
+        ("logical_block_size", c_uint32),
+        ("physical_block_size", c_uint32),
+        ("optimal_io_size", c_uint32),
+        ("max_io_size", c_uint32),
+        ("ops", c_uint32),
+        ("flags", c_uint32),
+        ("driver", c_char_p),
+        ("name", c_char_p),
+    ]
+
+
+class nexus_dev_stats(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("ops", c_uint64 * OP_COUNT),
+        ("errors", c_uint64 * OP_COUNT),
+        ("bytes_read", c_uint64),
+        ("bytes_written", c_uint64),
+        ("in_flight", c_uint64),
+        ("latency", c_uint64 * LAT_BUCKETS),
+    ]
+
+
+class nexus_conn_info(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("peer", c_char * 64),
+        ("export_name", c_char * 64),
+        ("reactor", c_uint),
+        ("requests", c_uint64),
+        ("errors", c_uint64),
+        ("bytes_read", c_uint64),
+        ("bytes_written", c_uint64),
+    ]
+
+
+class nexus_extent(Structure):
+    _fields_ = [
+        ("offset", c_uint64),
+        ("length", c_uint64),
+        ("flags", c_uint32),
+    ]
+
+
+class iovec(Structure):
+    _fields_ = [("iov_base", c_void_p), ("iov_len", c_size_t)]
+
+
+#: typedef void (*nexus_log_fn)(void *user_data, int level, const char *msg)
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+_P = c_void_p  # opaque handles are passed as void *
+
+# name: (restype, argtypes)
+_PROTOTYPES = {
+    "nexus_last_error": (c_char_p, []),
+    "nexus_version": (c_char_p, []),
+    "nexus_ctx_create": (c_int, [POINTER(nexus_ctx_opts), POINTER(_P)]),
+    "nexus_ctx_free": (None, [_P]),
+    "nexus_ctx_reactor_count": (c_int, [_P]),
+    "nexus_ctx_describe_drivers": (c_int, [_P, c_char_p, c_size_t]),
+    "nexus_plugin_load": (c_int, [_P, c_char_p]),
+    "nexus_dev_open": (c_int, [_P, c_char_p, POINTER(_P)]),
+    "nexus_dev_close": (None, [_P]),
+    "nexus_dev_info": (c_int, [_P, POINTER(nexus_dev_info)]),
+    "nexus_dev_pread": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64]),
+    "nexus_dev_pwrite": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64,
+                                     c_uint32]),
+    "nexus_dev_preadv": (c_ssize_t, [_P, POINTER(iovec), c_int, c_uint64]),
+    "nexus_dev_pwritev": (c_ssize_t, [_P, POINTER(iovec), c_int, c_uint64,
+                                      c_uint32]),
+    "nexus_dev_flush": (c_int, [_P]),
+    "nexus_dev_trim": (c_int, [_P, c_uint64, c_uint64, c_uint32]),
+    "nexus_dev_write_zeroes": (c_int, [_P, c_uint64, c_uint64, c_uint32]),
+    "nexus_dev_block_status": (c_int, [_P, c_uint64, c_uint64,
+                                       POINTER(nexus_extent), c_uint]),
+    "nexus_dev_stats": (c_int, [_P, POINTER(nexus_dev_stats)]),
+    "nexus_lat_bucket_floor": (c_uint64, [c_uint]),
+    "nexus_lat_percentile": (c_uint64, [POINTER(c_uint64), c_double]),
+    "nexus_export_start": (c_int, [_P, c_char_p, POINTER(_P)]),
+    "nexus_export_stop": (None, [_P]),
+    "nexus_export_conns": (c_int, [_P, POINTER(nexus_conn_info), c_uint]),
+    "nexus_pipeline_open": (c_int, [_P, c_char_p, POINTER(_P)]),
+    "nexus_pipeline_dev": (_P, [_P]),
+    "nexus_pipeline_export": (_P, [_P]),
+    "nexus_pipeline_close": (None, [_P]),
+    "nexus_pipeline_check": (c_int, [_P, c_char_p, c_char_p, c_size_t]),
+}
+
+_lock = threading.Lock()
+_lib: Optional[ctypes.CDLL] = None
+_explicit_path: Optional[str] = None
+
+
+def _candidates():
+    if _explicit_path:
+        yield _explicit_path
+        return
+    env = os.environ.get("NEXUS_LIBRARY")
+    if env:
+        yield env
+        return
+    yield SONAME
+    found = ctypes.util.find_library("nexus")
+    if found and found != SONAME:
+        yield found
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def set_library_path(path: str) -> None:
+    """Remember an explicit library path; fails if already loaded
+    from elsewhere."""
+    global _explicit_path
+    with _lock:
+        if _lib is not None:
+            if getattr(_lib, "_name", None) == path:
+                return
+            raise RuntimeError("libnexus is already loaded from %r"
+                               % (_lib._name,))
+        _explicit_path = path
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded library, loading it on first use."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        errors = []
+        for name in _candidates():
+            try:
+                cand = ctypes.CDLL(name)
+            except OSError as e:
+                errors.append("%s: %s" % (name, e))
+                continue
+            try:
+                _declare(cand)
+            except AttributeError as e:
+                errors.append("%s: not libnexus 1.x (%s)" % (name, e))
+                continue
+            _lib = cand
+            return _lib
+        raise ImportError(
+            "cannot load libnexus (set NEXUS_LIBRARY to the path of "
+            "libnexus.so.0, or call nexus.load_library(path)): "
+            + "; ".join(errors))
+
+
+# Buffer access without copies for read-only objects (bytes, read-only
+# memoryview or mmap): PyObject_GetBuffer from the running interpreter.
+class Py_buffer(Structure):
+    _fields_ = [
+        ("buf", c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", c_ssize_t),
+        ("itemsize", c_ssize_t),
+        ("readonly", c_int),
+        ("ndim", c_int),
+        ("format", c_char_p),
+        ("shape", POINTER(c_ssize_t)),
+        ("strides", POINTER(c_ssize_t)),
+        ("suboffsets", POINTER(c_ssize_t)),
+        ("internal", c_void_p),
+    ]
+
+
+PyBUF_SIMPLE = 0
+PyBUF_WRITABLE = 1
+
+try:
+    _GetBuffer = ctypes.pythonapi.PyObject_GetBuffer
+    _GetBuffer.argtypes = [ctypes.py_object, POINTER(Py_buffer), c_int]
+    _GetBuffer.restype = c_int
+    _ReleaseBuffer = ctypes.pythonapi.PyBuffer_Release
+    _ReleaseBuffer.argtypes = [POINTER(Py_buffer)]
+    _ReleaseBuffer.restype = None
+except (AttributeError, ValueError):  # not CPython
+    _GetBuffer = _ReleaseBuffer = None
+
+
+def get_buffer(obj, writable: bool):
+    """Export @obj's contiguous buffer; returns a Py_buffer to pass to
+    release_buffer(), or None if the interpreter cannot do this."""
+    if _GetBuffer is None:
+        return None
+    view = Py_buffer()
+    # Raises BufferError/TypeError through ctypes.pythonapi on failure.
+    _GetBuffer(obj, ctypes.byref(view),
+               PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+    return view
+
+
+def release_buffer(view) -> None:
+    _ReleaseBuffer(ctypes.byref(view))

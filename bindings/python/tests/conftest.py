@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+"""Shared fixtures for the libnexus Python binding tests.
+
+Run against the freshly built library with, from the build directory:
+
+    NEXUS_LIBRARY=$PWD/lib/.libs/libnexus.so.0 \\
+    PYTHONPATH=$srcdir/bindings/python /usr/bin/python3 -m pytest \\
+        $srcdir/bindings/python/tests
+"""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nexus
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def ctx():
+    with nexus.Context(reactors=2) as c:
+        yield c
+
+
+def have_driver(ctx_, name):
+    """True if the context knows driver @name (built in or a plugin)."""
+    # describe_drivers() starts each driver with a "KIND NAME" line.
+    return any(line.split()[1:2] == [name]
+               for line in ctx_.describe_drivers().splitlines()
+               if line and not line[0].isspace())
+
+
+def need_tool(tool):
+    path = shutil.which(tool)
+    if not path:
+        pytest.skip("%s is not installed" % tool)
+    return path
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(socket.socket()) as s:
+            s.settimeout(0.5)
+            try:
+                s.connect(("127.0.0.1", port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+        time.sleep(0.05)
+
+
+def run(*argv, input=None):
+    """Run an outside tool with a timeout; return its stdout (bytes)."""
+    cp = subprocess.run(argv, input=input, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=TIMEOUT)
+    if cp.returncode != 0:
+        raise AssertionError("%s failed (%d): %s" % (
+            " ".join(map(str, argv)), cp.returncode,
+            cp.stderr.decode(errors="replace")))
+    return cp.stdout
+
+
+def nbdsh(uri, script):
+    """Run a Python snippet in nbdsh (handle ``h`` connected to @uri);
+    the snippet writes its result to sys.stdout.buffer."""
+    tool = need_tool("nbdsh")
+    return run(tool, "-u", uri, "-c", script)
+
+
+@pytest.fixture
+def python():
+    return sys.executable
