@@ -1,0 +1,3 @@
+module github.com/libnexus/libnexus/bindings/go
+
+go 1.19
