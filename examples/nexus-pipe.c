@@ -4,8 +4,9 @@
  *   nexus-pipe --check 'mem:size=1G | throttle:iops=1000 | nbd:socket=/tmp/s'
  *   nexus-pipe --list
  *
- * Builds the pipeline, prints "ready" on stdout once its export serves,
- * and runs until SIGINT, SIGTERM or SIGHUP; then stops the export,
+ * Builds the pipeline, prints "listening on ADDRESS" for each address
+ * its export listens on (as the export driver logs it) and then "ready"
+ * on stdout once it serves, and runs until SIGINT, SIGTERM or SIGHUP; then stops the export,
  * closes the stack and exits 0.  On a terminal a status line shows each
  * stage's IOPS, MB/s and errors.  With --control, lines "KEY=VALUE" on
  * stdin change settings at run time (nexus_dev_control()): e.g.
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,16 +76,34 @@ static void usage(FILE *f)
 		"  -P, --plugin FILE    load a driver plugin (repeatable)\n"
 		"  -v, --verbose        log lifecycle events; twice: debug\n"
 		"  -h, --help           this help\n\n"
-		"Prints \"ready\" on stdout once the pipeline is built.  "
+		"Prints \"listening on ADDRESS\" lines, then \"ready\", on "
+		"stdout once the pipeline serves.  "
 		"Pipeline grammar: nexus-pipeline(7); drivers: --list.\n");
 }
+
+/* Addresses the export logged ("... listening on ADDR"): the library
+ * has no call that returns them, and port 0 picks a free port. */
+static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
+static char addrs[8][128];
+static unsigned naddrs;
+static int user_log_level = NEXUS_LOG_WARN;
 
 static void log_cb(void *ud, int level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info",
 					     "debug" };
+	const char *l = strstr(msg, "listening on ");
 
 	(void)ud;
+	if (l && level == NEXUS_LOG_INFO) {
+		pthread_mutex_lock(&addr_lock);
+		if (naddrs < 8)
+			snprintf(addrs[naddrs++], sizeof(addrs[0]), "%s",
+				 l + strlen("listening on "));
+		pthread_mutex_unlock(&addr_lock);
+	}
+	if (level > user_log_level)
+		return;
 	/* keep the status line intact: start on a fresh line */
 	fprintf(stderr, "%snexus-pipe: %s: %s\n",
 		cfg.status ? "\r\033[K" : "",
@@ -96,9 +116,12 @@ static int make_ctx(struct nexus_ctx **ctx)
 
 	o.reactors = cfg.reactors;
 	o.log_fn = log_cb;
-	o.log_level = cfg.verbose >= 2	 ? NEXUS_LOG_DEBUG
-		      : cfg.verbose == 1 ? NEXUS_LOG_INFO
-					 : NEXUS_LOG_WARN;
+	user_log_level = cfg.verbose >= 2   ? NEXUS_LOG_DEBUG
+			 : cfg.verbose == 1 ? NEXUS_LOG_INFO
+					    : NEXUS_LOG_WARN;
+	/* INFO at least: the export's "listening on" messages */
+	o.log_level = user_log_level > NEXUS_LOG_INFO ? user_log_level
+						      : NEXUS_LOG_INFO;
 	if (nexus_ctx_create(&o, ctx) < 0) {
 		fprintf(stderr, "nexus-pipe: %s\n", nexus_last_error());
 		return -1;
@@ -282,6 +305,10 @@ static int serve(struct nexus_ctx *ctx, const char *text)
 	if (!nexus_pipeline_export(pl))
 		fprintf(stderr, "nexus-pipe: note: the pipeline has no export "
 				"stage; the device stays open until a signal\n");
+	pthread_mutex_lock(&addr_lock);
+	for (unsigned i = 0; i < naddrs; i++)
+		printf("listening on %s\n", addrs[i]);
+	pthread_mutex_unlock(&addr_lock);
 	printf("ready\n");
 	fflush(stdout);
 

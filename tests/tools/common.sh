@@ -48,3 +48,24 @@ stop_wait() {
 	fi
 	wait "$1"
 }
+
+# start_pipe NAME PIPELINE [OPTIONS...]: run nexus-pipe in the
+# background until it is ready; $NAME_PID, and $NAME_ADDR (the first
+# address it listens on); output in $T/NAME.out and $T/NAME.err.
+start_pipe() {
+	_n=$1
+	_p=$2
+	shift 2
+	"$PIPE" "$@" "$_p" > "$T/$_n.out" 2> "$T/$_n.err" &
+	_pid=$!
+	PIDS="$PIDS $_pid"
+	for _ in $(seq 1 100); do
+		grep -q '^ready' "$T/$_n.out" 2>/dev/null && break
+		kill -0 "$_pid" 2>/dev/null ||
+			{ cat "$T/$_n.err" >&2; fail "nexus-pipe $_n exited"; }
+		sleep 0.1
+	done
+	grep -q '^ready' "$T/$_n.out" || fail "nexus-pipe $_n: not ready after 10 s"
+	eval "${_n}_PID=$_pid"
+	eval "${_n}_ADDR=\$(sed -n 's/^listening on //p' \"\$T/\$_n.out\" | head -n1)"
+}
