@@ -187,6 +187,7 @@ static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 	struct iov_cur c = { io->iov, 0, 0 };
 	uint32_t ss = cd->sector_size;
 	uint64_t sector = io->offset >> cd->sector_shift;
+	bool bounced = false;
 	int rc = 0;
 
 	for (uint64_t pos = 0; pos < io->length; pos += ss, sector++) {
@@ -195,12 +196,13 @@ static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 		if (!in) {
 			cur_copy(&c, rs->bounce, ss, false);
 			in = rs->bounce;
+			bounced = true;
 		}
 		rc = xts_sector(rs->enc, tweak_of(cd, sector), out + pos, in, ss);
 		if (rc)
 			break;
 	}
-	if (c.i || c.off) /* plaintext may be in the bounce buffer */
+	if (bounced) /* plaintext was in the bounce buffer */
 		OPENSSL_cleanse(rs->bounce, ss);
 	return rc;
 }
