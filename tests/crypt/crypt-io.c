@@ -6,6 +6,8 @@
  *     read OFFSET LEN OUTFILE read LEN bytes at OFFSET into OUTFILE
  *     zero OFFSET LEN         WRITE_ZEROES
  *     info                    print size, block sizes, ops and flags
+ *     serve                   PIPELINE ends with an export: run it, print
+ *                             "serving" and wait for SIGTERM or SIGINT
  *
  * READ and WRITE go in requests of CHUNK bytes (default 64K), each with
  * its buffer cut into iovec segments of random lengths from 1 to MAXSEG
@@ -14,6 +16,8 @@
  * crypt stage must never modify it.  -K registers the raw key in
  * KEYFILE under NAME with nexus_crypt_key_register() first. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,7 +190,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: crypt-io [-K NAME:KEYFILE] [-S SEED] "
 				"[-g MAXSEG] [-c CHUNK] PIPELINE "
 				"write OFF FILE | read OFF LEN FILE | "
-				"zero OFF LEN | info\n");
+				"zero OFF LEN | info | serve\n");
 		return 2;
 	}
 	o.reactors = 2;
@@ -195,6 +199,28 @@ int main(int argc, char **argv)
 	if (keyspec && register_key(ctx, keyspec)) {
 		nexus_ctx_free(ctx);
 		return 1;
+	}
+	if (!strcmp(argv[i + 1], "serve") && argc - i == 2) {
+		struct nexus_pipeline *pl;
+		sigset_t set;
+		int sig;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		rc = nexus_pipeline_open(ctx, argv[i], &pl);
+		if (rc) {
+			fprintf(stderr, "%s\n", nexus_last_error());
+			nexus_ctx_free(ctx);
+			return 1;
+		}
+		printf("serving\n");
+		fflush(stdout);
+		sigwait(&set, &sig);
+		nexus_pipeline_close(pl);
+		nexus_ctx_free(ctx);
+		return 0;
 	}
 	rc = nexus_dev_open(ctx, argv[i], &dev);
 	if (rc) {
