@@ -166,12 +166,23 @@ int nx_io_start(struct nexus_reactor *r, const struct nx_req *req)
 	return rc;
 }
 
-static uint64_t iov_total(const struct iovec *iov, int n)
+/* Total length of an iovec, saturated at UINT64_MAX (so that entries
+ * whose lengths wrap around are refused as too large, not read as a
+ * small request).  *null_at receives the index of an entry with a NULL
+ * buffer and a non-zero length, or -1. */
+static uint64_t iov_total(const struct iovec *iov, int n, int *null_at)
 {
 	uint64_t t = 0;
 
-	for (int i = 0; i < n; i++)
-		t += iov[i].iov_len;
+	*null_at = -1;
+	for (int i = 0; i < n; i++) {
+		if (unlikely(!iov[i].iov_base && iov[i].iov_len && *null_at < 0))
+			*null_at = i;
+		if (unlikely(iov[i].iov_len > UINT64_MAX - t))
+			t = UINT64_MAX;
+		else
+			t += iov[i].iov_len;
+	}
 	return t;
 }
 
@@ -198,14 +209,23 @@ int nexus_dev_submit(struct nexus_dev *dev, int op, const struct iovec *iov,
 	if (op == NEXUS_OP_READ || op == NEXUS_OP_WRITE) {
 		req.iov = iov;
 		req.iovcnt = iovcnt;
-		req.length = (iov && iovcnt > 0 && iovcnt <= IOV_MAX)
-				     ? iov_total(iov, iovcnt)
-				     : 0;
+		req.length = 0;
+		if (iov && iovcnt > 0 && iovcnt <= IOV_MAX) {
+			int null_at;
+
+			req.length = iov_total(iov, iovcnt, &null_at);
+			if (unlikely(null_at >= 0))
+				return nexus_error(-EINVAL, "%s: %s: iovec entry "
+						   "%d has a NULL buffer",
+						   dev->name, op_names[op],
+						   null_at);
+		}
 	} else if (op == NEXUS_OP_FLUSH) {
 		req.offset = req.length = 0;
+	} else if (op < 0 || op >= NEXUS_OP_COUNT) {
+		return nexus_error(-EINVAL, "%s: unknown operation %d",
+				   dev->name, op);
 	}
-	if (op < 0 || op >= NEXUS_OP_COUNT)
-		req.op = UINT16_MAX;
 	rc = nx_io_validate(dev, &req);
 	if (unlikely(rc))
 		return rc;
