@@ -112,8 +112,9 @@ struct nexus_ctx_opts {
 	nexus_log_fn log_fn;
 	/** Passed to log_fn. */
 	void *log_user_data;
-	/** Most verbose level passed to log_fn (enum nexus_log_level);
-	 *  default NEXUS_LOG_WARN when 0 and log_fn is NULL. */
+	/** Most verbose level passed to log_fn (enum nexus_log_level).
+	 *  With a log_fn it is used as given (0 is NEXUS_LOG_ERROR: errors
+	 *  only); with log_fn NULL, 0 means NEXUS_LOG_WARN. */
 	int log_level;
 	/** Colon-separated plugin directories searched for unknown drivers,
 	 *  before $NEXUS_PLUGIN_PATH.  May be NULL. */

@@ -55,8 +55,9 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 	ctx->nreactors = o.reactors ? o.reactors : (ncpu > 0 ? (unsigned)ncpu : 1);
 	ctx->log_fn = o.log_fn ? o.log_fn : nx_log_default;
 	ctx->log_ud = o.log_user_data;
-	ctx->log_level = o.log_level ? o.log_level
-				     : (o.log_fn ? NEXUS_LOG_INFO : NEXUS_LOG_WARN);
+	/* NEXUS_LOG_ERROR is 0: with a callback, 0 means errors only, as
+	 * documented; only the default stderr logger turns 0 into WARN. */
+	ctx->log_level = o.log_fn || o.log_level ? o.log_level : NEXUS_LOG_WARN;
 	ctx->flags = o.flags;
 	pthread_mutex_init(&ctx->lock, NULL);
 	if (o.plugin_path && !(ctx->plugin_path = strdup(o.plugin_path))) {
