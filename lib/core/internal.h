@@ -69,6 +69,7 @@ struct nexus_reactor {
 	struct nexus_event efd_ev;
 	bool stop;
 	bool busy_poll;
+	bool nap; /* sleep in nanosleep, not io_uring_enter (valgrind) */
 	unsigned ring_entries;
 	int init_rc;
 	sem_t started;
