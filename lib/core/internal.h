@@ -260,5 +260,6 @@ extern const struct nexus_driver nx_driver_fault NX_HIDDEN;
 extern const struct nexus_driver nx_driver_crypt NX_HIDDEN;
 NX_HIDDEN void nx_crypt_keys_forget(struct nexus_ctx *ctx); /* crypt_key.c */
 extern const struct nexus_driver nx_driver_nbd_export NX_HIDDEN;
+extern const struct nexus_driver nx_driver_nbd NX_HIDDEN;
 
 #endif

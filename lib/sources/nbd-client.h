@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/* NBD source (client): declarations shared by its files.
+ *
+ *   nbd.c            the driver: options, open/close, dispatch of I/O to
+ *                    connections (one per reactor with connections=N),
+ *                    forwarding between reactors, block status
+ *   nbd-uri.c        strict parser of NBD URIs (NBD doc/uri.md)
+ *   nbd-handshake.c  connect and negotiate (blocking, with a deadline)
+ *   nbd-conn.c       one connection on its reactor's io_uring: cookie
+ *                    table, batched sendmsg, reply parser
+ *
+ * Nothing here is part of the ABI; the files are only linked into the
+ * library (hidden visibility). */
+#ifndef NEXUS_SOURCES_NBD_CLIENT_H
+#define NEXUS_SOURCES_NBD_CLIENT_H
+
+#include <semaphore.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <liburing.h>
+#include <nexus/nexus_driver.h>
+
+#include "proto/nbd.h"
+
+#define nbdc_container_of(p, type, member)                                \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* ---- URIs (nbd-uri.c) ---- */
+
+#define NBDC_URI_MAX_QUERY 8
+
+struct nbdc_uri {
+	bool unix_socket;	/* nbd+unix:// */
+	char *host;		/* TCP: host name or address (no brackets) */
+	char *port;		/* TCP: decimal port, "10809" by default */
+	char *socket;		/* unix: path (may start with NUL: abstract) */
+	size_t socket_len;	/* bytes of socket (it may contain a NUL) */
+	char *export_name;	/* decoded export name, possibly "" */
+	unsigned nquery;	/* query parameters other than socket= */
+	char *qkey[NBDC_URI_MAX_QUERY];
+	char *qval[NBDC_URI_MAX_QUERY];
+};
+
+/* Parse @p text; on failure record a message (nexus_error) naming the
+ * problem and return -EINVAL (or -ENAMETOOLONG, -ENOMEM). */
+int nx_nbdc_uri_parse(const char *text, struct nbdc_uri *u);
+void nx_nbdc_uri_free(struct nbdc_uri *u);
+/* "host:port" / "[v6]:port" / "unix:PATH", for messages. */
+void nx_nbdc_uri_server(const struct nbdc_uri *u, char *buf, size_t len);
+
+/* ---- handshake (nbd-handshake.c) ---- */
+
+struct nbdc_hs {
+	/* in */
+	const char *export_name;
+	const char *server;	/* for messages */
+	bool want_structured;
+	bool want_meta;
+	/* out */
+	uint64_t size;
+	uint16_t tflags;	/* transmission flags */
+	bool have_bs;		/* server sent NBD_INFO_BLOCK_SIZE */
+	uint32_t min_bs, pref_bs, max_payload;
+	bool structured;	/* structured replies negotiated */
+	bool meta;		/* base:allocation selected */
+	uint32_t meta_id;
+	bool used_go;		/* NBD_OPT_GO (else EXPORT_NAME/oldstyle) */
+	bool oldstyle;
+};
+
+/* Connect to the server of @p u within @p deadline_ns (CLOCK_MONOTONIC).
+ * @return a non-blocking socket, or a negative errno (message set). */
+int nx_nbdc_dial(const struct nbdc_uri *u, const char *server,
+		 uint64_t deadline_ns);
+/* Negotiate on @p fd until the transmission phase.
+ * @return 0 or a negative errno (message set). */
+int nx_nbdc_handshake(int fd, struct nbdc_hs *hs, uint64_t deadline_ns);
+uint64_t nx_nbdc_now_ns(void);
+
+/* ---- requests and connections (nbd-conn.c) ---- */
+
+struct nbdc_conn;
+struct nbdc_dev;
+struct nbdc_rstate;
+struct nbdc_bs;
+
+/* Request states (flags). */
+#define NBDC_R_SENT	(1u << 0) /* request bytes fully sent */
+#define NBDC_R_REPLIED	(1u << 1) /* final reply received */
+#define NBDC_R_BS_SEEN	(1u << 2) /* a block status chunk arrived */
+
+/* One NBD request.  Lives in the I/O's driver_ctx (per_io_size), or in
+ * a block status waiter; never allocated per I/O. */
+struct nbdc_req {
+	struct nbd_request hdr;	 /* wire header, big-endian */
+	uint8_t state;		 /* NBDC_R_* */
+	bool fua_flush;		 /* FUA emulated: FLUSH after the write */
+	uint16_t type;		 /* NBD_CMD_* */
+	uint16_t cmd_flags;	 /* NBD_CMD_FLAG_* */
+	uint16_t slot;
+	struct nbdc_req *next;	 /* send / wait / forward list */
+	struct nbdc_conn *conn;	 /* connection it is queued on */
+	struct nexus_io *io;	 /* NULL for internal requests */
+	struct nbdc_bs *bs;	 /* block status waiter, or NULL */
+	uint64_t off;		 /* start of the current NBD request */
+	uint64_t end;		 /* end of the whole operation */
+	uint32_t len;		 /* length of the current NBD request */
+	uint32_t done;		 /* READ: bytes of data/holes received */
+	int result;		 /* first error of the reply */
+};
+
+/* A synchronous block status query from an application thread. */
+struct nbdc_bs {
+	struct nbdc_req req;
+	sem_t sem;
+	uint64_t off, len;	/* what the caller asked for */
+	uint64_t pos;		/* next byte covered by the server */
+	struct nexus_extent *ext;
+	unsigned max, n;
+	int result;
+};
+
+struct nbdc_conn_opts {
+	unsigned index;
+	uint32_t io_timeout_s;	/* 0: none */
+};
+
+/* Create a connection object for socket @p fd (taking it).  Runs on an
+ * application thread; nothing is submitted until nx_nbdc_conn_start(). */
+struct nbdc_conn *nx_nbdc_conn_new(struct nbdc_dev *d, int fd,
+				   const struct nbdc_conn_opts *o);
+/* Start receiving; on the owning reactor @p r. */
+int nx_nbdc_conn_start(struct nbdc_conn *c, struct nexus_reactor *r);
+/* Soft disconnect (NBD_CMD_DISC) and stop; on the owning reactor, with
+ * nothing in flight. */
+void nx_nbdc_conn_stop(struct nbdc_conn *c);
+/* Wait until the reactor has seen the last completion of @p c, then
+ * free it.  Application thread. */
+void nx_nbdc_conn_free(struct nbdc_conn *c);
+/* Queue a request; on the owning reactor.  The request completes
+ * through nx_nbdc_req_complete() exactly once. */
+void nx_nbdc_conn_queue(struct nbdc_conn *c, struct nbdc_req *req);
+/* Whether new requests may be queued (any thread; a hint). */
+bool nx_nbdc_conn_usable(const struct nbdc_conn *c);
+struct nexus_reactor *nx_nbdc_conn_reactor(const struct nbdc_conn *c);
+/* Why the connection is unusable ("" if it is usable). */
+const char *nx_nbdc_conn_why(const struct nbdc_conn *c);
+/* Fill the wire header of @p req from its type/flags/off/len and a
+ * cookie. */
+void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie);
+
+/* ---- the device (nbd.c), used by nbd-conn.c ---- */
+
+struct nbdc_dev {
+	struct nexus_ctx *ctx;
+	char server[300];	/* "host:port" for messages */
+	char *export_name;
+	struct nbdc_conn **conns;
+	unsigned nconns;
+	struct nbdc_rstate **rs; /* per reactor, set by reactor_init */
+	unsigned nreactors;
+	struct nbdc_hs hs;	 /* what the first handshake found */
+	uint32_t bs_align;	 /* block status request alignment */
+};
+
+/* Deliver the result of a request: complete its I/O on the reactor that
+ * submitted it, or wake its block status waiter. */
+void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res);
+/* Add block status descriptors of the reply (conn reactor). */
+void nx_nbdc_bs_add(struct nbdc_bs *bs, uint32_t len, uint32_t flags);
+
+/* Map an NBD wire error to a negative errno. */
+int nx_nbdc_errno(uint32_t nbd_err);
+
+#endif

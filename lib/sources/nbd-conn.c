@@ -1,0 +1,1059 @@
+/* SPDX-License-Identifier: MIT */
+/* NBD source: one connection, driven by the io_uring of the reactor that
+ * owns it.  Everything here runs on that reactor, without locks.
+ *
+ * Requests get a slot of the cookie table (cookie = generation << 16 |
+ * slot), so replies are matched in any order and a cookie the server
+ * makes up, repeats or keeps using after the final chunk is caught.
+ * Requests beyond the table wait in a list.
+ *
+ * Sending: one SENDMSG in flight per connection (concurrent sends could
+ * interleave on the stream).  A batch gathers the headers and write
+ * payloads of every queued request, up to IOV_MAX pieces; a cursor
+ * (request, piece, offset) advances by what the kernel took, so a short
+ * send simply continues.  The first request of a burst arms a NOP whose
+ * completion starts the send: requests submitted in the same reactor
+ * turn leave in one sendmsg.
+ *
+ * Receiving: one RECV into a 256 KiB buffer takes many replies at once;
+ * read data is copied from it into the caller's iovec, and a large
+ * remainder is received straight into the caller's buffers (RECVMSG,
+ * MSG_WAITALL).  Every length, offset and cookie from the server is
+ * checked before a byte is written to a caller's buffer; anything
+ * inconsistent is a protocol error and ends the connection.
+ *
+ * A dead connection fails its requests with -EIO once no SQE refers to
+ * their buffers any more (shutdown() makes those SQEs complete). */
+#include <endian.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nbd-client.h"
+
+#define NSLOTS 512u
+#define SIOV_MAX 1024
+#define DIOV_MAX 64
+#define RBUF_SIZE (256u << 10)
+#define DIRECT_MIN (32u << 10)	    /* receive larger data in place */
+#define MAX_META_CHUNK 65536u	    /* non-data chunks buffered whole */
+#define HDR_LEN ((uint32_t)sizeof(struct nbd_request))
+
+enum pstate {
+	P_HDR,	    /* reply header or chunk header */
+	P_DATA_OFF, /* OFFSET_DATA: its offset */
+	P_DATA,	    /* read data (simple reply or OFFSET_DATA) */
+	P_HOLE,	    /* OFFSET_HOLE payload */
+	P_BS_ID,    /* BLOCK_STATUS: context id */
+	P_BS_DESC,  /* BLOCK_STATUS: descriptors */
+	P_ERR,	    /* error chunk, buffered whole */
+};
+
+struct nbdc_conn {
+	struct nbdc_dev *d;
+	struct nexus_reactor *r;
+	unsigned index;
+	int fd;
+	uint32_t io_timeout_s;
+	atomic_bool unusable; /* dead, draining or closing (read anywhere) */
+	atomic_int busy;      /* SQEs whose completion is still to come */
+	bool dead, draining, closing;
+	char why[200];
+
+	/* cookie table */
+	struct nbdc_req *slot_req[NSLOTS];
+	uint32_t slot_gen[NSLOTS];
+	uint16_t free_slots[NSLOTS];
+	unsigned nfree, inflight;
+	struct nbdc_req *wait_head, *wait_tail;
+
+	/* sending */
+	struct nexus_event send_ev, kick_ev;
+	bool sending, kick_pending;
+	struct nbdc_req *sq_head, *sq_tail;
+	unsigned cur_part; /* 0: header, k: payload iovec k-1 */
+	size_t cur_off;
+	struct msghdr smsg;
+	struct iovec siov[SIOV_MAX];
+
+	/* receiving */
+	struct nexus_event recv_ev;
+	bool recving, direct;
+	uint8_t *rbuf;
+	size_t rstart, rend;
+	struct msghdr rmsg;
+	struct iovec diov[DIOV_MAX];
+	enum pstate ps;
+	struct nbdc_req *cur; /* request of the chunk being parsed */
+	uint16_t cflags, ctype;
+	uint32_t clen;	      /* chunk payload bytes still to parse */
+	uint32_t dpos, dleft; /* P_DATA: offset in the request, bytes left */
+	bool simple;	      /* P_DATA of a simple reply */
+
+	/* timeout */
+	struct nexus_event timer_ev;
+	bool timer_armed;
+	struct __kernel_timespec ts;
+	uint64_t last_progress;
+};
+
+static void conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void start_send(struct nbdc_conn *c);
+static void start_recv(struct nbdc_conn *c);
+
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return be16toh(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+int nx_nbdc_errno(uint32_t e)
+{
+	switch (e) {
+	case NBD_EPERM: return -EPERM;
+	case NBD_EIO: return -EIO;
+	case NBD_ENOMEM: return -ENOMEM;
+	case NBD_EINVAL: return -EINVAL;
+	case NBD_ENOSPC: return -ENOSPC;
+	case NBD_EOVERFLOW: return -EOVERFLOW;
+	case NBD_ENOTSUP: return -EOPNOTSUPP;
+	case NBD_ESHUTDOWN: return -ESHUTDOWN;
+	default: return -EINVAL; /* as the protocol asks */
+	}
+}
+
+void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie)
+{
+	req->hdr.magic = htobe32(NBD_REQUEST_MAGIC);
+	req->hdr.flags = htobe16(req->cmd_flags);
+	req->hdr.type = htobe16(req->type);
+	req->hdr.cookie = htobe64(cookie);
+	req->hdr.offset = htobe64(req->off);
+	req->hdr.length = htobe32(req->len);
+}
+
+/* ---- SQE bookkeeping ---- */
+
+static struct io_uring_sqe *get_sqe(struct nbdc_conn *c, struct nexus_event *ev)
+{
+	struct io_uring_sqe *sqe = nexus_reactor_sqe(c->r, ev);
+
+	if (sqe)
+		atomic_fetch_add_explicit(&c->busy, 1, memory_order_relaxed);
+	return sqe;
+}
+
+static void put_sqe(struct nbdc_conn *c)
+{
+	atomic_fetch_sub_explicit(&c->busy, 1, memory_order_release);
+}
+
+static void noop_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	(void)ev;
+	(void)res;
+	(void)flags;
+}
+
+static struct nexus_event noop_ev = { noop_event };
+
+/* ---- slots and completion ---- */
+
+static void arm_timer(struct nbdc_conn *c);
+
+static void assign_slot(struct nbdc_conn *c, struct nbdc_req *req)
+{
+	uint16_t s = c->free_slots[--c->nfree];
+	uint32_t gen = ++c->slot_gen[s];
+
+	c->slot_req[s] = req;
+	req->slot = s;
+	req->state = 0;
+	req->done = 0;
+	req->result = 0;
+	req->next = NULL;
+	nx_nbdc_req_encode(req, (uint64_t)gen << 16 | s);
+	if (!c->inflight++)
+		c->last_progress = nx_nbdc_now_ns();
+	if (c->sq_tail)
+		c->sq_tail->next = req;
+	else
+		c->sq_head = req;
+	c->sq_tail = req;
+	arm_timer(c);
+}
+
+static struct nbdc_req *lookup(struct nbdc_conn *c, uint64_t cookie)
+{
+	uint64_t s = cookie & 0xffff, gen = cookie >> 16;
+
+	if (s >= NSLOTS || gen > UINT32_MAX || !c->slot_req[s] ||
+	    c->slot_gen[s] != gen)
+		return NULL;
+	return c->slot_req[s];
+}
+
+static void kick(struct nbdc_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->sending || c->kick_pending || !c->sq_head || c->dead)
+		return;
+	sqe = get_sqe(c, &c->kick_ev);
+	if (!sqe) {
+		conn_fail(c, -EIO, "io_uring submission queue full");
+		return;
+	}
+	io_uring_prep_nop(sqe);
+	c->kick_pending = true;
+}
+
+void nx_nbdc_conn_queue(struct nbdc_conn *c, struct nbdc_req *req)
+{
+	req->conn = c;
+	if (c->dead || c->draining || c->closing) {
+		nx_nbdc_req_complete(c->d, req,
+				     c->draining ? -ESHUTDOWN : -ENOTCONN);
+		return;
+	}
+	if (!c->nfree) {
+		req->next = NULL;
+		if (c->wait_tail)
+			c->wait_tail->next = req;
+		else
+			c->wait_head = req;
+		c->wait_tail = req;
+		return;
+	}
+	assign_slot(c, req);
+	kick(c);
+}
+
+static void send_disc(struct nbdc_conn *c)
+{
+	struct nbdc_req disc;
+
+	memset(&disc, 0, sizeof(disc));
+	disc.type = NBD_CMD_DISC;
+	nx_nbdc_req_encode(&disc, 0);
+	/* best effort; nothing else is being sent */
+	(void)!send(c->fd, &disc.hdr, HDR_LEN, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* The server said ESHUTDOWN: disconnect softly once nothing is left. */
+static void maybe_end_drain(struct nbdc_conn *c)
+{
+	if (!c->draining || c->dead || c->inflight || c->wait_head)
+		return;
+	send_disc(c);
+	conn_fail(c, -ESHUTDOWN, "the server is shutting down (ESHUTDOWN); "
+		  "disconnected");
+}
+
+/* Both the final reply arrived and the request left: release its slot,
+ * continue a multi-step operation or deliver the result. */
+static void finish(struct nbdc_conn *c, struct nbdc_req *req)
+{
+	int res = req->result;
+
+	c->slot_req[req->slot] = NULL;
+	c->free_slots[c->nfree++] = req->slot;
+	c->inflight--;
+	if (res == 0 && req->off + req->len < req->end) {
+		/* TRIM / WRITE_ZEROES longer than one request: next piece */
+		uint64_t left = req->end - req->off - req->len;
+		uint32_t max = UINT32_MAX - (UINT32_MAX % c->d->bs_align);
+
+		req->off += req->len;
+		req->len = (uint32_t)(left < max ? left : max);
+		nx_nbdc_conn_queue(c, req);
+	} else if (res == 0 && req->fua_flush) {
+		/* FUA without server support: FLUSH after the write */
+		req->fua_flush = false;
+		req->type = NBD_CMD_FLUSH;
+		req->cmd_flags = 0;
+		req->off = req->end = 0;
+		req->len = 0;
+		nx_nbdc_conn_queue(c, req);
+	} else {
+		nx_nbdc_req_complete(c->d, req, res);
+	}
+	while (c->nfree && c->wait_head) {
+		struct nbdc_req *w = c->wait_head;
+
+		c->wait_head = w->next;
+		if (!c->wait_head)
+			c->wait_tail = NULL;
+		assign_slot(c, w);
+	}
+	kick(c);
+	maybe_end_drain(c);
+}
+
+static void replied(struct nbdc_conn *c, struct nbdc_req *req, int res)
+{
+	req->state |= NBDC_R_REPLIED;
+	if (res && !req->result)
+		req->result = res;
+	if (res == -ESHUTDOWN) {
+		c->draining = true;
+		atomic_store(&c->unusable, true);
+	}
+	if (req->state & NBDC_R_SENT)
+		finish(c, req);
+}
+
+/* Fail every request once no SQE refers to their memory. */
+static void reap_dead(struct nbdc_conn *c)
+{
+	if (!c->dead || c->sending || c->recving || c->kick_pending)
+		return;
+	c->cur = NULL;
+	c->sq_head = c->sq_tail = NULL;
+	for (unsigned s = 0; s < NSLOTS; s++) {
+		struct nbdc_req *req = c->slot_req[s];
+
+		if (!req)
+			continue;
+		c->slot_req[s] = NULL;
+		c->free_slots[c->nfree++] = (uint16_t)s;
+		c->inflight--;
+		nx_nbdc_req_complete(c->d, req, -EIO);
+	}
+	while (c->wait_head) {
+		struct nbdc_req *w = c->wait_head;
+
+		c->wait_head = w->next;
+		nx_nbdc_req_complete(c->d, w, -EIO);
+	}
+	c->wait_tail = NULL;
+}
+
+static void conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	atomic_store(&c->unusable, true);
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	if (!c->closing)
+		nexus_log(c->d->ctx, err == -ESHUTDOWN ? NEXUS_LOG_WARN
+						       : NEXUS_LOG_ERROR,
+			  "nbd: %s: connection %u: %s", c->d->server, c->index,
+			  c->why);
+	shutdown(c->fd, SHUT_RDWR);
+	reap_dead(c);
+}
+
+/* ---- sending ---- */
+
+static unsigned nparts(const struct nbdc_req *req)
+{
+	return req->type == NBD_CMD_WRITE ? 1u + (unsigned)req->io->iovcnt : 1u;
+}
+
+static void part(const struct nbdc_req *req, unsigned k, uint8_t **base,
+		 size_t *len)
+{
+	if (k == 0) {
+		*base = (uint8_t *)&req->hdr;
+		*len = HDR_LEN;
+	} else {
+		*base = req->io->iov[k - 1].iov_base;
+		*len = req->io->iov[k - 1].iov_len;
+	}
+}
+
+static void send_event(struct nexus_event *ev, int res, uint32_t flags);
+
+static void start_send(struct nbdc_conn *c)
+{
+	struct nbdc_req *req = c->sq_head;
+	unsigned k = c->cur_part, n = 0;
+	size_t off = c->cur_off;
+	struct io_uring_sqe *sqe;
+
+	if (c->sending || !req || c->dead)
+		return;
+	while (req && n < SIOV_MAX) {
+		unsigned np = nparts(req);
+
+		for (; k < np && n < SIOV_MAX; k++, off = 0) {
+			uint8_t *b;
+			size_t l;
+
+			part(req, k, &b, &l);
+			if (l > off) {
+				c->siov[n].iov_base = b + off;
+				c->siov[n].iov_len = l - off;
+				n++;
+			}
+		}
+		if (k < np)
+			break;
+		req = req->next;
+		k = 0;
+	}
+	if (n == 0) {
+		/* only empty pieces left: account them as sent */
+		send_event(&c->send_ev, 0, 0);
+		return;
+	}
+	sqe = get_sqe(c, &c->send_ev);
+	if (!sqe) {
+		conn_fail(c, -EIO, "io_uring submission queue full");
+		return;
+	}
+	memset(&c->smsg, 0, sizeof(c->smsg));
+	c->smsg.msg_iov = c->siov;
+	c->smsg.msg_iovlen = n;
+	io_uring_prep_sendmsg(sqe, c->fd, &c->smsg, MSG_NOSIGNAL);
+	c->sending = true;
+}
+
+/* Advance the send cursor by @p n bytes; requests fully sent leave. */
+static void advance_send(struct nbdc_conn *c, size_t n)
+{
+	while (c->sq_head) {
+		struct nbdc_req *req = c->sq_head;
+		uint8_t *b;
+		size_t l;
+
+		part(req, c->cur_part, &b, &l);
+		if (l - c->cur_off > n) {
+			c->cur_off += n;
+			return;
+		}
+		n -= l - c->cur_off;
+		c->cur_off = 0;
+		if (++c->cur_part < nparts(req))
+			continue;
+		c->cur_part = 0;
+		c->sq_head = req->next;
+		if (!c->sq_head)
+			c->sq_tail = NULL;
+		req->next = NULL;
+		req->state |= NBDC_R_SENT;
+		if (req->state & NBDC_R_REPLIED)
+			finish(c, req);
+	}
+}
+
+static void send_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, send_ev);
+	bool was_sending = c->sending;
+
+	(void)flags;
+	if (was_sending)
+		put_sqe(c);
+	c->sending = false;
+	if (c->dead) {
+		reap_dead(c);
+		return;
+	}
+	if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		conn_fail(c, res, "send failed: %s", strerror(-res));
+		return;
+	}
+	if (res == 0 && was_sending) {
+		conn_fail(c, -EIO, "send made no progress");
+		return;
+	}
+	if (res > 0)
+		advance_send(c, (size_t)res);
+	else if (!was_sending)
+		advance_send(c, 0);
+	start_send(c);
+}
+
+static void kick_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, kick_ev);
+
+	(void)res;
+	(void)flags;
+	put_sqe(c);
+	c->kick_pending = false;
+	if (c->dead) {
+		reap_dead(c);
+		return;
+	}
+	start_send(c);
+}
+
+/* ---- the reply parser ---- */
+
+/* Copy into / zero the caller's buffers at byte @p pos of a READ. */
+static void iov_fill(const struct nexus_io *io, size_t pos, const uint8_t *src,
+		     size_t n)
+{
+	for (int i = 0; i < io->iovcnt && n; i++) {
+		size_t l = io->iov[i].iov_len, k;
+
+		if (pos >= l) {
+			pos -= l;
+			continue;
+		}
+		k = l - pos < n ? l - pos : n;
+		if (src) {
+			memcpy((uint8_t *)io->iov[i].iov_base + pos, src, k);
+			src += k;
+		} else {
+			memset((uint8_t *)io->iov[i].iov_base + pos, 0, k);
+		}
+		n -= k;
+		pos = 0;
+	}
+}
+
+/* iovecs for bytes [pos, pos+n) of a READ's buffers. */
+static int iov_slice(const struct nexus_io *io, size_t pos, size_t n,
+		     struct iovec *out, int max)
+{
+	int cnt = 0;
+
+	for (int i = 0; i < io->iovcnt && n && cnt < max; i++) {
+		size_t l = io->iov[i].iov_len, k;
+
+		if (pos >= l) {
+			pos -= l;
+			continue;
+		}
+		k = l - pos < n ? l - pos : n;
+		out[cnt].iov_base = (uint8_t *)io->iov[i].iov_base + pos;
+		out[cnt].iov_len = k;
+		cnt++;
+		n -= k;
+		pos = 0;
+	}
+	return cnt;
+}
+
+static bool is_read(const struct nbdc_req *r)
+{
+	return r->type == NBD_CMD_READ;
+}
+
+/* A chunk ended: a final one completes the reply. */
+static int chunk_end(struct nbdc_conn *c)
+{
+	struct nbdc_req *req = c->cur;
+	int res = 0;
+
+	c->ps = P_HDR;
+	c->cur = NULL;
+	if (!(c->cflags & NBD_REPLY_FLAG_DONE))
+		return 0;
+	if (req->result) {
+		res = req->result;
+	} else if (is_read(req) && req->done != req->len) {
+		nexus_log(c->d->ctx, NEXUS_LOG_ERROR, "nbd: %s: read reply "
+			  "covered %u of %u bytes", c->d->server, req->done,
+			  req->len);
+		res = -EIO;
+	} else if (req->type == NBD_CMD_BLOCK_STATUS &&
+		   !(req->state & NBDC_R_BS_SEEN)) {
+		nexus_log(c->d->ctx, NEXUS_LOG_ERROR, "nbd: %s: block status "
+			  "reply without extents", c->d->server);
+		res = -EIO;
+	}
+	replied(c, req, res);
+	return 0;
+}
+
+static int proto(struct nbdc_conn *c, const char *what, unsigned long long v)
+{
+	conn_fail(c, -EPROTO, "protocol error: %s (%llu); disconnected", what,
+		  v);
+	return -EPROTO;
+}
+
+/* Is [off, off+len) inside the current request? */
+static bool inside(const struct nbdc_req *req, uint64_t off, uint64_t len)
+{
+	return off >= req->off && len <= req->len &&
+	       off - req->off <= req->len - len;
+}
+
+static int on_simple(struct nbdc_conn *c, const uint8_t *p)
+{
+	uint32_t err = get32(p + 4);
+	struct nbdc_req *req = lookup(c, get64(p + 8));
+
+	if (!req)
+		return proto(c, "simple reply with an unknown cookie",
+			     get64(p + 8));
+	if (req->state & NBDC_R_REPLIED)
+		return proto(c, "second reply to a request", get64(p + 8));
+	if (req->type == NBD_CMD_READ && c->d->hs.structured)
+		return proto(c, "simple reply to a read after structured "
+			     "replies were negotiated", err);
+	if (req->type == NBD_CMD_BLOCK_STATUS && !err)
+		return proto(c, "simple reply to block status", 0);
+	if (req->type == NBD_CMD_READ && !err) {
+		c->cur = req;
+		c->simple = true;
+		c->cflags = NBD_REPLY_FLAG_DONE;
+		c->dpos = 0;
+		c->dleft = req->len;
+		c->ps = P_DATA;
+		return 0;
+	}
+	replied(c, req, err ? nx_nbdc_errno(err) : 0);
+	return 0;
+}
+
+static int on_chunk(struct nbdc_conn *c, const uint8_t *p)
+{
+	uint16_t flags = get16(p + 4), type = get16(p + 6);
+	uint32_t len = get32(p + 16);
+	struct nbdc_req *req = lookup(c, get64(p + 8));
+
+	if (!req)
+		return proto(c, "reply chunk with an unknown cookie",
+			     get64(p + 8));
+	if (req->state & NBDC_R_REPLIED)
+		return proto(c, "reply chunk after the final one", type);
+	c->cur = req;
+	c->cflags = flags;
+	c->ctype = type;
+	c->clen = len;
+	c->simple = false;
+	switch (type) {
+	case NBD_REPLY_TYPE_NONE:
+		if (len || !(flags & NBD_REPLY_FLAG_DONE))
+			return proto(c, "NONE chunk with a payload or not "
+				     "final", len);
+		return chunk_end(c);
+	case NBD_REPLY_TYPE_OFFSET_DATA:
+		if (!is_read(req) || len < 9)
+			return proto(c, "OFFSET_DATA chunk not for a read or "
+				     "shorter than 9 bytes", len);
+		c->ps = P_DATA_OFF;
+		return 0;
+	case NBD_REPLY_TYPE_OFFSET_HOLE:
+		if (!is_read(req) || len != 12)
+			return proto(c, "OFFSET_HOLE chunk not for a read or "
+				     "not 12 bytes", len);
+		c->ps = P_HOLE;
+		return 0;
+	case NBD_REPLY_TYPE_BLOCK_STATUS:
+		if (req->type != NBD_CMD_BLOCK_STATUS || len < 12 ||
+		    (len - 4) % 8)
+			return proto(c, "malformed BLOCK_STATUS chunk", len);
+		c->ps = P_BS_ID;
+		return 0;
+	default:
+		if (!(type & 0x8000))
+			return proto(c, "unknown reply chunk type", type);
+		if (len < 6 || len > MAX_META_CHUNK)
+			return proto(c, "error chunk length out of range", len);
+		c->ps = P_ERR;
+		return 0;
+	}
+}
+
+static int on_error_chunk(struct nbdc_conn *c, const uint8_t *p)
+{
+	struct nbdc_req *req = c->cur;
+	uint32_t err = get32(p), len = c->clen;
+	uint16_t mlen = get16(p + 4);
+	char msg[256];
+	size_t n;
+
+	if (!err)
+		return proto(c, "error chunk with error 0", c->ctype);
+	if (c->ctype == NBD_REPLY_TYPE_ERROR_OFFSET) {
+		if (len < 14 || mlen > len - 14)
+			return proto(c, "malformed ERROR_OFFSET chunk", len);
+		if (!inside(req, get64(p + 6 + mlen), 1))
+			return proto(c, "ERROR_OFFSET outside the request",
+				     get64(p + 6 + mlen));
+	} else if (mlen > len - 6) {
+		return proto(c, "error message longer than its chunk", mlen);
+	}
+	n = mlen < sizeof(msg) - 1 ? mlen : sizeof(msg) - 1;
+	for (size_t i = 0; i < n; i++)
+		msg[i] = p[6 + i] >= 0x20 && p[6 + i] < 0x7f ? (char)p[6 + i]
+							      : '?';
+	msg[n] = '\0';
+	nexus_log(c->d->ctx, NEXUS_LOG_DEBUG, "nbd: %s: request failed: %s%s%s",
+		  c->d->server, strerror(-nx_nbdc_errno(err)), n ? ": " : "",
+		  msg);
+	if (!req->result)
+		req->result = nx_nbdc_errno(err);
+	if (req->result == -ESHUTDOWN) {
+		c->draining = true;
+		atomic_store(&c->unusable, true);
+	}
+	return chunk_end(c);
+}
+
+/* Parse what the buffer holds.  Returns 0 (wants more bytes) or -EPROTO
+ * (the connection is dead). */
+static int parse(struct nbdc_conn *c)
+{
+	for (;;) {
+		size_t avail = c->rend - c->rstart;
+		const uint8_t *p = c->rbuf + c->rstart;
+		struct nbdc_req *req = c->cur;
+		size_t need;
+		int rc = 0;
+
+		switch (c->ps) {
+		case P_HDR:
+			if (avail < 4)
+				return 0;
+			if (get32(p) == NBD_SIMPLE_REPLY_MAGIC) {
+				need = sizeof(struct nbd_simple_reply);
+				if (avail < need)
+					return 0;
+				rc = on_simple(c, p);
+			} else if (get32(p) == NBD_STRUCTURED_REPLY_MAGIC &&
+				   c->d->hs.structured) {
+				need = sizeof(struct nbd_structured_reply);
+				if (avail < need)
+					return 0;
+				rc = on_chunk(c, p);
+			} else {
+				return proto(c, "bad reply magic", get32(p));
+			}
+			break;
+		case P_DATA_OFF: {
+			uint64_t off;
+			uint32_t dlen = c->clen - 8;
+
+			need = 8;
+			if (avail < need)
+				return 0;
+			off = get64(p);
+			if (!inside(req, off, dlen) || dlen > req->len - req->done)
+				return proto(c, "OFFSET_DATA outside the read "
+					     "or overlapping", off);
+			c->dpos = (uint32_t)(off - req->off);
+			c->dleft = dlen;
+			c->ps = P_DATA;
+			break;
+		}
+		case P_DATA:
+			need = avail < c->dleft ? avail : c->dleft;
+			if (need == 0 && c->dleft)
+				return 0;
+			iov_fill(req->io, c->dpos, p, need);
+			c->dpos += (uint32_t)need;
+			c->dleft -= (uint32_t)need;
+			req->done += (uint32_t)need;
+			if (c->dleft == 0)
+				rc = chunk_end(c);
+			break;
+		case P_HOLE: {
+			uint64_t off;
+			uint32_t hlen;
+
+			need = 12;
+			if (avail < need)
+				return 0;
+			off = get64(p);
+			hlen = get32(p + 8);
+			if (!hlen || !inside(req, off, hlen) ||
+			    hlen > req->len - req->done)
+				return proto(c, "OFFSET_HOLE outside the read, "
+					     "empty or overlapping", off);
+			iov_fill(req->io, (size_t)(off - req->off), NULL, hlen);
+			req->done += hlen;
+			rc = chunk_end(c);
+			break;
+		}
+		case P_BS_ID:
+			need = 4;
+			if (avail < need)
+				return 0;
+			if (!c->d->hs.meta || get32(p) != c->d->hs.meta_id ||
+			    (req->state & NBDC_R_BS_SEEN))
+				return proto(c, "block status for an unknown "
+					     "or repeated context", get32(p));
+			req->state |= NBDC_R_BS_SEEN;
+			c->clen -= 4;
+			c->ps = P_BS_DESC;
+			break;
+		case P_BS_DESC:
+			need = 8;
+			if (avail < need)
+				return 0;
+			if (!get32(p))
+				return proto(c, "block status extent of length 0",
+					     0);
+			nx_nbdc_bs_add(req->bs, get32(p), get32(p + 4));
+			c->clen -= 8;
+			if (!c->clen)
+				rc = chunk_end(c);
+			break;
+		case P_ERR:
+			need = c->clen;
+			if (avail < need)
+				return 0;
+			rc = on_error_chunk(c, p);
+			break;
+		default:
+			return proto(c, "parser state", c->ps);
+		}
+		if (rc)
+			return rc;
+		c->rstart += need;
+	}
+}
+
+/* ---- receiving ---- */
+
+static void recv_event(struct nexus_event *ev, int res, uint32_t flags);
+
+static void start_recv(struct nbdc_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recving || c->dead)
+		return;
+	if (c->rstart == c->rend) {
+		c->rstart = c->rend = 0;
+	} else if (c->rstart && RBUF_SIZE - c->rend < 16384) {
+		memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+		c->rend -= c->rstart;
+		c->rstart = 0;
+	}
+	sqe = get_sqe(c, &c->recv_ev);
+	if (!sqe) {
+		conn_fail(c, -EIO, "io_uring submission queue full");
+		return;
+	}
+	c->direct = c->ps == P_DATA && c->rstart == c->rend &&
+		    c->dleft >= DIRECT_MIN;
+	if (c->direct) {
+		/* the rest of the data straight into the caller's buffers */
+		memset(&c->rmsg, 0, sizeof(c->rmsg));
+		c->rmsg.msg_iov = c->diov;
+		c->rmsg.msg_iovlen = (size_t)iov_slice(c->cur->io, c->dpos,
+						       c->dleft, c->diov,
+						       DIOV_MAX);
+		io_uring_prep_recvmsg(sqe, c->fd, &c->rmsg, MSG_WAITALL);
+	} else {
+		io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rend,
+				   RBUF_SIZE - c->rend, 0);
+	}
+	c->recving = true;
+}
+
+static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, recv_ev);
+
+	(void)flags;
+	put_sqe(c);
+	c->recving = false;
+	if (c->dead) {
+		reap_dead(c);
+		return;
+	}
+	if (res == -EINTR || res == -EAGAIN) {
+		start_recv(c);
+		return;
+	}
+	if (res <= 0) {
+		if (c->closing)
+			conn_fail(c, -ESHUTDOWN, "closed");
+		else if (res == 0)
+			conn_fail(c, -ECONNRESET, "the server closed the "
+				  "connection");
+		else
+			conn_fail(c, res, "receive failed: %s", strerror(-res));
+		return;
+	}
+	c->last_progress = nx_nbdc_now_ns();
+	if (c->direct) {
+		struct nbdc_req *req = c->cur;
+		uint32_t n = (uint32_t)res;
+
+		if (n > c->dleft) /* cannot happen: the iovec is that long */
+			n = c->dleft;
+		c->dpos += n;
+		c->dleft -= n;
+		req->done += n;
+		if (c->dleft == 0 && chunk_end(c))
+			return;
+	} else {
+		c->rend += (size_t)res;
+	}
+	if (parse(c))
+		return;
+	start_recv(c);
+}
+
+/* ---- timeout ---- */
+
+static void timer_event(struct nexus_event *ev, int res, uint32_t flags);
+
+static void set_timer(struct nbdc_conn *c, uint64_t ns)
+{
+	struct io_uring_sqe *sqe = get_sqe(c, &c->timer_ev);
+
+	if (!sqe)
+		return; /* retried at the next request */
+	c->ts.tv_sec = (long long)(ns / 1000000000ull);
+	c->ts.tv_nsec = (long long)(ns % 1000000000ull);
+	io_uring_prep_timeout(sqe, &c->ts, 0, 0);
+	c->timer_armed = true;
+}
+
+static void arm_timer(struct nbdc_conn *c)
+{
+	if (!c->io_timeout_s || c->timer_armed || c->dead)
+		return;
+	set_timer(c, (uint64_t)c->io_timeout_s * 1000000000ull);
+}
+
+static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, timer_ev);
+	uint64_t limit = (uint64_t)c->io_timeout_s * 1000000000ull, idle;
+
+	(void)res;
+	(void)flags;
+	put_sqe(c);
+	c->timer_armed = false;
+	if (c->dead || c->closing || !c->inflight)
+		return;
+	idle = nx_nbdc_now_ns() - c->last_progress;
+	if (idle >= limit) {
+		conn_fail(c, -ETIMEDOUT, "no reply for %u s with %u requests "
+			  "in flight (io-timeout)", c->io_timeout_s,
+			  c->inflight);
+		return;
+	}
+	set_timer(c, limit - idle);
+}
+
+/* ---- life cycle ---- */
+
+struct nbdc_conn *nx_nbdc_conn_new(struct nbdc_dev *d, int fd,
+				   const struct nbdc_conn_opts *o)
+{
+	struct nbdc_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->rbuf = malloc(RBUF_SIZE);
+	if (!c->rbuf) {
+		free(c);
+		return NULL;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->index = o->index;
+	c->io_timeout_s = o->io_timeout_s;
+	c->send_ev.fn = send_event;
+	c->kick_ev.fn = kick_event;
+	c->recv_ev.fn = recv_event;
+	c->timer_ev.fn = timer_event;
+	for (unsigned s = 0; s < NSLOTS; s++)
+		c->free_slots[s] = (uint16_t)(NSLOTS - 1 - s);
+	c->nfree = NSLOTS;
+	atomic_init(&c->busy, 0);
+	atomic_init(&c->unusable, true); /* until started */
+	snprintf(c->why, sizeof(c->why), "not started");
+	return c;
+}
+
+int nx_nbdc_conn_start(struct nbdc_conn *c, struct nexus_reactor *r)
+{
+	c->r = r;
+	c->why[0] = '\0';
+	atomic_store(&c->unusable, false);
+	start_recv(c);
+	if (c->dead)
+		return nexus_error(-EIO, "nbd: %s: %s", c->d->server, c->why);
+	return 0;
+}
+
+void nx_nbdc_conn_stop(struct nbdc_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->r)
+		return;
+	c->closing = true;
+	atomic_store(&c->unusable, true);
+	if (!c->dead)
+		send_disc(c);
+	if (c->timer_armed && (sqe = nexus_reactor_sqe(c->r, &noop_ev)))
+		io_uring_prep_timeout_remove(sqe,
+					     (uint64_t)(uintptr_t)&c->timer_ev,
+					     0);
+	conn_fail(c, -ESHUTDOWN, "closed");
+}
+
+void nx_nbdc_conn_free(struct nbdc_conn *c)
+{
+	if (!c)
+		return;
+	/* The reactor still has to see the completions of the SQEs that
+	 * point into *c (shutdown() makes them complete promptly). */
+	for (unsigned i = 0; atomic_load_explicit(&c->busy,
+						  memory_order_acquire); i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		if (i == 30000) {
+			nexus_log(c->d->ctx, NEXUS_LOG_ERROR, "nbd: %s: "
+				  "connection %u: I/O did not finish in 30 s; "
+				  "leaking it", c->d->server, c->index);
+			return;
+		}
+		nanosleep(&ts, NULL);
+	}
+	close(c->fd);
+	free(c->rbuf);
+	free(c);
+}
+
+bool nx_nbdc_conn_usable(const struct nbdc_conn *c)
+{
+	return !atomic_load_explicit(&c->unusable, memory_order_relaxed);
+}
+
+struct nexus_reactor *nx_nbdc_conn_reactor(const struct nbdc_conn *c)
+{
+	return c->r;
+}
+
+const char *nx_nbdc_conn_why(const struct nbdc_conn *c)
+{
+	return c->draining && !c->dead ? "the server is shutting down"
+				       : c->why;
+}
