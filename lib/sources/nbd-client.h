@@ -89,6 +89,10 @@ struct nbdc_dev;
 struct nbdc_rstate;
 struct nbdc_bs;
 
+/* Longest TRIM / WRITE_ZEROES / BLOCK_STATUS request sent: longer
+ * operations are split (a power of two, so aligned to any block size). */
+#define NBDC_MAX_PIECE (1u << 31)
+
 /* Request states (flags). */
 #define NBDC_R_SENT	(1u << 0) /* request bytes fully sent */
 #define NBDC_R_REPLIED	(1u << 1) /* final reply received */

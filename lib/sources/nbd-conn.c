@@ -286,10 +286,10 @@ static void finish(struct nbdc_conn *c, struct nbdc_req *req)
 	if (res == 0 && req->off + req->len < req->end) {
 		/* TRIM / WRITE_ZEROES longer than one request: next piece */
 		uint64_t left = req->end - req->off - req->len;
-		uint32_t max = UINT32_MAX - (UINT32_MAX % c->d->bs_align);
 
 		req->off += req->len;
-		req->len = (uint32_t)(left < max ? left : max);
+		req->len = (uint32_t)(left < NBDC_MAX_PIECE ? left
+							    : NBDC_MAX_PIECE);
 		nx_nbdc_conn_queue(c, req);
 	} else if (res == 0 && req->fua_flush) {
 		/* FUA without server support: FLUSH after the write */
@@ -729,6 +729,8 @@ static int parse(struct nbdc_conn *c)
 		size_t need;
 		int rc = 0;
 
+		if (c->dead)
+			return -ESHUTDOWN;
 		switch (c->ps) {
 		case P_HDR:
 			if (avail < 4)

@@ -528,6 +528,17 @@ static int oldstyle(struct hs *h)
 	return 0;
 }
 
+/* Give up negotiating politely (NBD_OPT_ABORT), without waiting. */
+static void abort_soft(struct hs *h)
+{
+	struct nbd_option o;
+
+	o.magic = htobe64(NBD_IHAVEOPT);
+	o.option = htobe32(NBD_OPT_ABORT);
+	o.length = 0;
+	(void)!send(h->fd, &o, sizeof(o), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 int nx_nbdc_handshake(int fd, struct nbdc_hs *o, uint64_t deadline)
 {
 	struct hs h = { .fd = fd, .deadline = deadline, .out = o };
@@ -572,12 +583,13 @@ int nx_nbdc_handshake(int fd, struct nbdc_hs *o, uint64_t deadline)
 	if (rc)
 		goto out;
 	if (hflags & NBD_FLAG_FIXED_NEWSTYLE) {
-		if (o->want_structured && (rc = opt_structured(&h)))
+		if ((o->want_structured && (rc = opt_structured(&h))) ||
+		    (o->structured && o->want_meta && (rc = opt_meta(&h))) ||
+		    (rc = opt_go(&h)) < 0) {
+			abort_soft(&h);
 			goto out;
-		if (o->structured && o->want_meta && (rc = opt_meta(&h)))
-			goto out;
-		rc = opt_go(&h);
-		if (rc <= 0)
+		}
+		if (rc == 0)
 			goto out;
 	}
 	rc = opt_export_name(&h, (cflags & NBD_FLAG_C_NO_ZEROES) != 0);

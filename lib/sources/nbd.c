@@ -30,7 +30,6 @@
 #include "nbd-client.h"
 
 #define MAX_CONNS 64
-#define MAX_PIECE (1u << 31) /* longest TRIM/WRITE_ZEROES request sent */
 
 struct nbdc_rstate {
 	struct nbdc_dev *d;
@@ -516,8 +515,8 @@ static int nbd_submit(struct nexus_io *io)
 	case NEXUS_OP_WRITE_ZEROES:
 		req->type = io->op == NEXUS_OP_TRIM ? NBD_CMD_TRIM
 						    : NBD_CMD_WRITE_ZEROES;
-		req->len = (uint32_t)(io->length < MAX_PIECE ? io->length
-							     : MAX_PIECE);
+		req->len = (uint32_t)(io->length < NBDC_MAX_PIECE ? io->length
+							     : NBDC_MAX_PIECE);
 		if (io->op == NEXUS_OP_TRIM)
 			break;
 		if (io->flags & NEXUS_IO_NO_UNMAP)
@@ -605,8 +604,8 @@ static int nbd_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
 	if (nexus_reactor_current())
 		return nexus_error(-EDEADLK, "nbd: block status from a reactor "
 				   "thread would deadlock");
-	if (aend - aoff > MAX_PIECE)
-		aend = aoff + MAX_PIECE;
+	if (aend - aoff > NBDC_MAX_PIECE)
+		aend = aoff + NBDC_MAX_PIECE;
 	c = pick(d, NULL);
 	if (!c)
 		return not_connected(d);
