@@ -4,7 +4,7 @@
 # of make check).  Medians of RUNS runs, runs interleaved so that noise
 # from other processes hits every side alike.
 #
-#   tests/bench/crypt.sh [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB]
+#   tests/bench/crypt.sh [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB] [-p 1|2]
 #
 # Part 1 -- cipher throughput per core: nexus-bench on ONE reactor drives
 #   `null | crypt` and `file | crypt` (file on tmpfs), 4k and 64k blocks,
@@ -29,13 +29,15 @@ T=3
 RUNS=3
 B=
 SIZE_MB=1024
-while getopts t:n:B:s: opt; do
+PARTS=12
+while getopts t:n:B:s:p: opt; do
 	case $opt in
 	t) T=$OPTARG ;;
 	n) RUNS=$OPTARG ;;
 	B) B=$OPTARG ;;
 	s) SIZE_MB=$OPTARG ;;
-	*) echo "usage: $0 [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB]" >&2
+	p) PARTS=$OPTARG ;;
+	*) echo "usage: $0 [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB] [-p 1|2]" >&2
 	   exit 2 ;;
 	esac
 done
@@ -98,6 +100,7 @@ PY
 		{ echo "nexus-bench failed: $(cat "$W/err")" >&2; echo "0 0"; }
 }
 
+part1() {
 echo "== part 1: crypt vs openssl speed -evp aes-256-xts, one core, $RUNS runs of ${T}s, medians"
 echo "   (load average now: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs)"
 head -c 256M /dev/urandom > "$W/plain.img"
@@ -156,8 +159,11 @@ for bs in 512 4096 65536; do
 done
 echo "   goal: ratio at bs >= 0.80"
 echo
+}
+case $PARTS in *1*) part1 ;; esac
 
 # ---------------------------------------------------------------- part 2
+case $PARTS in *2*) ;; *) exit 0 ;; esac
 echo "== part 2: file | crypt | nbd  vs  nbdkit --filter=luks, fio nbd engine, $RUNS runs of ${T}s"
 why=
 [ -x "$PIPE" ] || why="examples/nexus-pipe is not built"
@@ -193,7 +199,8 @@ fio_run() { # port rw bs qd
 		--size="${SIZE_MB}M" --output-format=json 2>"$W/fio.err" |
 		python3 -c '
 import json, sys
-j = json.load(sys.stdin)["jobs"][0]
+t = sys.stdin.read()  # the nbd engine prints a line before the JSON
+j = json.loads(t[t.index("{"):])["jobs"][0]
 r, w = j["read"], j["write"]
 print("%.0f %.1f" % (r["iops"] + w["iops"], (r["bw_bytes"] + w["bw_bytes"]) / 1e6))' ||
 		{ echo "fio failed: $(tail -3 "$W/fio.err")" >&2; echo "0 0"; }
@@ -208,7 +215,7 @@ qemu-img create -q -f luks --object "secret,id=s0,data=$PASS" \
 
 start_nexus() {
 	NPORT=$(free_port)
-	"$PIPE" "file:$W/raw.img | crypt:key-file=$W/key | nbd:listen=127.0.0.1:$NPORT" \
+	"$PIPE" -q "file:$W/raw.img | crypt:key-file=$W/key | nbd:listen=127.0.0.1:$NPORT" \
 		>"$W/pipe.log" 2>&1 &
 	NPID=$!
 	PIDS="$PIDS $NPID"
