@@ -150,7 +150,9 @@ static void slot_put(struct nbd_conn *c, struct nbd_slot *s)
 	c->free_slots = s;
 }
 
-/* Free the connection once nothing refers to it any more. */
+/* Free the connection once nothing refers to it any more.  Only called
+ * at the end of an entry point (event handler, completion, message):
+ * everything else may still use the connection after conn_close(). */
 static void maybe_free(struct nbd_conn *c)
 {
 	struct nbd_listener *l = c->lst;
@@ -201,7 +203,7 @@ static void conn_close(struct nbd_conn *c, const char *why)
 			c->ops++;
 		}
 	}
-	maybe_free(c);
+	/* freed by the event handler that called us, at its end */
 }
 
 /* The connection is draining: close it once all is answered. */
@@ -385,6 +387,7 @@ static void dev_done(void *ud, int res)
 		reply_ok(c, s);
 	}
 	check_drained(c);
+	maybe_free(c);
 }
 
 static void submit(struct nbd_conn *c, struct nbd_slot *s, int op,
@@ -600,17 +603,12 @@ static void tx_process(struct nbd_conn *c)
 	check_drained(c);
 }
 
-static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
+static void recv_handle(struct nbd_conn *c, int res)
 {
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, recv_ev);
-
-	(void)flags;
 	c->ops--;
 	c->recv_armed = false;
-	if (c->closing) {
-		maybe_free(c);
+	if (c->closing)
 		return;
-	}
 	if (res <= 0) {
 		if (c->phase == PHASE_HS) {
 			conn_close(c, res ? "receive error during handshake"
@@ -649,19 +647,24 @@ static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
 	tx_process(c);
 }
 
-static void send_event(struct nexus_event *ev, int res, uint32_t flags)
+static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
 {
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, send_ev);
-	size_t left;
+	struct nbd_conn *c = container_of(ev, struct nbd_conn, recv_ev);
 
 	(void)flags;
+	recv_handle(c, res);
+	maybe_free(c);
+}
+
+static void send_handle(struct nbd_conn *c, int res)
+{
+	size_t left;
+
 	c->ops--;
 	if (c->phase == PHASE_HS) {
 		c->send_armed = false;
-		if (c->closing) {
-			maybe_free(c);
+		if (c->closing)
 			return;
-		}
 		if (res <= 0) {
 			conn_close(c, "send error during handshake");
 			return;
@@ -683,9 +686,7 @@ static void send_event(struct nexus_event *ev, int res, uint32_t flags)
 				slot_put(c, c->sown[i]);
 		c->sidx = c->scnt = 0;
 		c->send_armed = false;
-		if (!c->closing)
-			conn_close(c, "send error (client gone)");
-		maybe_free(c);
+		conn_close(c, "send error (client gone)");
 		return;
 	}
 	left = (size_t)res;
@@ -707,6 +708,15 @@ static void send_event(struct nexus_event *ev, int res, uint32_t flags)
 	start_send(c);
 	maybe_resume(c);
 	check_drained(c);
+}
+
+static void send_event(struct nexus_event *ev, int res, uint32_t flags)
+{
+	struct nbd_conn *c = container_of(ev, struct nbd_conn, send_ev);
+
+	(void)flags;
+	send_handle(c, res);
+	maybe_free(c);
 }
 
 /* ---- handshake ---- */
@@ -848,10 +858,8 @@ static void hs_process(struct nbd_conn *c)
 		hs_process(c);
 }
 
-/* Runs on the connection's reactor. */
-static void conn_start(void *arg)
+static void conn_start_(struct nbd_conn *c)
 {
-	struct nbd_conn *c = arg;
 	struct nbd_listener *l = c->lst;
 	uint8_t greeting[NBDS_GREETING_LEN];
 	struct io_uring_sqe *sqe;
@@ -867,7 +875,6 @@ static void conn_start(void *arg)
 	c->hs = malloc(sizeof(*c->hs));
 	if (closing || !c->rbuf || !c->hs) {
 		c->closing = true;
-		maybe_free(c);
 		return;
 	}
 	nbds_hs_init(c->hs);
@@ -889,6 +896,15 @@ static void conn_start(void *arg)
 	}
 	c->hs_next = NBDS_HS_MORE;
 	issue_send(c);
+}
+
+/* Runs on the connection's reactor. */
+static void conn_start(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	conn_start_(c);
+	maybe_free(c);
 }
 
 static void peer_name(struct nbd_conn *c, bool tcp)
@@ -1034,18 +1050,18 @@ void nbd_conns_stop(struct nbd_export *ex, unsigned ridx, bool force)
 		next = c->next;
 		if (force || c->phase == PHASE_HS) {
 			conn_close(c, force ? "export stopped" : NULL);
-			continue;
+		} else if (!c->stopping) {
+			/* no new requests: the pending recv ends, what is
+			 * already received is answered with ESHUTDOWN, then
+			 * we close */
+			c->stopping = true;
+			shutdown(c->fd, SHUT_RD);
+			if (!c->recv_armed) {
+				c->draining = true;
+				tx_process(c);
+			}
 		}
-		if (c->stopping)
-			continue;
-		/* no new requests: the pending recv ends, what is already
-		 * received is answered with ESHUTDOWN, then we close */
-		c->stopping = true;
-		shutdown(c->fd, SHUT_RD);
-		if (!c->recv_armed) {
-			c->draining = true;
-			tx_process(c);
-		}
+		maybe_free(c);
 	}
 }
 
@@ -1056,6 +1072,7 @@ void nbd_hsconns_abort(struct nbd_listener *l, unsigned ridx)
 	for (; c; c = next) {
 		next = c->next;
 		conn_close(c, "listener closed");
+		maybe_free(c);
 	}
 }
 

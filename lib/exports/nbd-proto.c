@@ -492,12 +492,14 @@ HIDDEN int nbds_req_check(const struct nbds_tx *tx, const struct nbds_req *r,
 		ranged = false;
 		break;
 	case NBD_CMD_TRIM:
-		if (!(tx->tflags & NBD_FLAG_SEND_TRIM))
+		if (!(tx->tflags & NBD_FLAG_SEND_TRIM) &&
+		    !(tx->tflags & NBD_FLAG_READ_ONLY))
 			goto unsupported;
 		writes = true;
 		break;
 	case NBD_CMD_WRITE_ZEROES:
-		if (!(tx->tflags & NBD_FLAG_SEND_WRITE_ZEROES))
+		if (!(tx->tflags & NBD_FLAG_SEND_WRITE_ZEROES) &&
+		    !(tx->tflags & NBD_FLAG_READ_ONLY))
 			goto unsupported;
 		allowed |= NBD_CMD_FLAG_NO_HOLE;
 		if (tx->tflags & NBD_FLAG_SEND_FAST_ZERO)
@@ -517,14 +519,15 @@ HIDDEN int nbds_req_check(const struct nbds_tx *tx, const struct nbds_req *r,
 		*err = NBD_EINVAL;
 		return NBDS_REQ_ERROR;
 	}
-	if (r->flags & ~allowed) {
-		*why = "command flag not valid here";
-		*err = NBD_EINVAL;
-		return NBDS_REQ_ERROR;
-	}
+	/* read-only first: EPERM even where the flags are also wrong */
 	if (writes && (tx->tflags & NBD_FLAG_READ_ONLY)) {
 		*why = "write to a read-only export";
 		*err = NBD_EPERM;
+		return NBDS_REQ_ERROR;
+	}
+	if (r->flags & ~allowed) {
+		*why = "command flag not valid here";
+		*err = NBD_EINVAL;
 		return NBDS_REQ_ERROR;
 	}
 	if (!ranged)
