@@ -134,19 +134,21 @@ type Device struct {
 	mu     sync.RWMutex // held shared by calls, exclusively by Close
 	d      *C.struct_nexus_dev
 	ctx    *Context
-	owner  *Pipeline // non-nil: the pipeline owns and closes the device
-	ownCtx bool      // opened by nexus.Open: close the context too
+	owned  bool // belongs to a Pipeline or a stack: Close does nothing
+	ownCtx bool // opened by nexus.Open: close the context too
 	name   string
 	size   int64
 	maxIO  int
 
 	expMu   sync.Mutex
 	exports map[*Export]struct{}
+	views   map[*Device]struct{} // Children handed out
 }
 
-func newDevice(ctx *Context, d *C.struct_nexus_dev, owner *Pipeline) *Device {
-	dev := &Device{d: d, ctx: ctx, owner: owner,
-		exports: make(map[*Export]struct{})}
+func newDevice(ctx *Context, d *C.struct_nexus_dev, owned bool) *Device {
+	dev := &Device{d: d, ctx: ctx, owned: owned,
+		exports: make(map[*Export]struct{}),
+		views:   make(map[*Device]struct{})}
 	info := C.struct_nexus_dev_info{size: C.sizeof_struct_nexus_dev_info}
 	C.nexus_dev_info(d, &info)
 	dev.name = C.GoString(info.name)
@@ -181,10 +183,11 @@ func (dev *Device) Size() int64 { return dev.size }
 func (dev *Device) String() string { return dev.name }
 
 // Close stops the exports started with Export, finishes I/O in flight and
-// closes the device.  A device that belongs to a Pipeline is closed with
-// it; Close on it does nothing.  Closing twice is harmless.
+// closes the device.  A device that belongs to a Pipeline or to a stack
+// (from Children) is closed with it; Close on it does nothing.  Closing
+// twice is harmless.
 func (dev *Device) Close() error {
-	if dev.owner != nil {
+	if dev.owned {
 		return nil
 	}
 	d := dev.detach()
@@ -199,9 +202,9 @@ func (dev *Device) Close() error {
 	return nil
 }
 
-// detach invalidates the handle (waiting for calls in progress) and
-// stops the device's own exports; it returns the C handle, or nil if it
-// was already detached.
+// detach invalidates the handle and those of the Children views below
+// it (waiting for calls in progress) and stops the exports started on
+// them; it returns the C handle, or nil if it was already detached.
 func (dev *Device) detach() *C.struct_nexus_dev {
 	dev.mu.Lock()
 	d := dev.d
@@ -211,13 +214,56 @@ func (dev *Device) detach() *C.struct_nexus_dev {
 		return nil
 	}
 	dev.expMu.Lock()
-	exps := dev.exports
-	dev.exports = nil
+	exps, views := dev.exports, dev.views
+	dev.exports, dev.views = nil, nil
 	dev.expMu.Unlock()
+	for v := range views {
+		v.detach()
+	}
 	for e := range exps {
 		e.Stop()
 	}
 	return d
+}
+
+// Children returns the devices directly below this one in its stack (a
+// transform's children; none for a source).  They belong to the stack:
+// they are closed with it, and their Close does nothing.
+func (dev *Device) Children() ([]*Device, error) {
+	var out []*Device
+	err := dev.use(func(d *C.struct_nexus_dev) error {
+		n := C.nexus_dev_child_count(d)
+		for i := C.uint(0); i < n; i++ {
+			c := C.nexus_dev_child(d, i)
+			if c == nil {
+				continue
+			}
+			v := newDevice(dev.ctx, c, true)
+			dev.expMu.Lock()
+			dev.views[v] = struct{}{}
+			dev.expMu.Unlock()
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Control changes a setting of the device stack at run time, e.g.
+// dev.Control("throttle.iops", "1000") or dev.Control("fault.enable",
+// "off").  key is [DRIVER.]NAME; the settings are the driver's pipeline
+// options.  Errors: EINVAL (bad value), ENOENT (no such stage or
+// setting), EOPNOTSUPP (the driver takes no settings).
+func (dev *Device) Control(key, value string) error {
+	return dev.use(func(d *C.struct_nexus_dev) error {
+		ck, cv := C.CString(key), C.CString(value)
+		defer C.free(unsafe.Pointer(ck))
+		defer C.free(unsafe.Pointer(cv))
+		_, err := call("nexus_dev_control", func() int64 {
+			return int64(C.nexus_dev_control(d, ck, cv))
+		})
+		return err
+	})
 }
 
 // Info describes the device.
@@ -442,7 +488,9 @@ func (dev *Device) Export(spec string) (*Export, error) {
 		}
 		exp = &Export{e: e, dev: dev, spec: spec}
 		dev.expMu.Lock()
-		dev.exports[exp] = struct{}{}
+		if dev.exports != nil {
+			dev.exports[exp] = struct{}{}
+		}
 		dev.expMu.Unlock()
 		return nil
 	})

@@ -128,7 +128,7 @@ type Pipeline struct {
 
 func newPipeline(ctx *Context, p *C.struct_nexus_pipeline, text string) *Pipeline {
 	pl := &Pipeline{p: p, ctx: ctx, text: text}
-	pl.dev = newDevice(ctx, C.nexus_pipeline_dev(p), pl)
+	pl.dev = newDevice(ctx, C.nexus_pipeline_dev(p), true)
 	if e := C.nexus_pipeline_export(p); e != nil {
 		spec := text
 		if i := strings.LastIndexByte(text, '|'); i >= 0 {

@@ -232,7 +232,7 @@ func (ctx *Context) Open(pipeline string) (*Device, error) {
 		}); err != nil {
 			return err
 		}
-		dev = newDevice(ctx, d, nil)
+		dev = newDevice(ctx, d, false)
 		ctx.adopt(dev)
 		return nil
 	})
@@ -298,6 +298,53 @@ func (ctx *Context) CheckPipeline(text string) (string, error) {
 func (ctx *Context) Drivers() (string, error) {
 	return ctx.snprintf("nexus_ctx_describe_drivers", func(c *C.struct_nexus_ctx, buf *C.char, n C.size_t) C.int {
 		return C.nexus_ctx_describe_drivers(c, buf, n)
+	})
+}
+
+// RegisterKey registers a raw AES-XTS key (64 bytes for AES-256-XTS, 32
+// for AES-128-XTS) under name, for pipelines that say
+// "crypt:key-name=NAME".  The library copies it into locked memory and
+// wipes it when unregistered or when the context closes.  Errors: EINVAL
+// (bad name or length), EEXIST (a key of that name is registered).
+func (ctx *Context) RegisterKey(name string, key []byte) error {
+	return ctx.use(func(c *C.struct_nexus_ctx) error {
+		cn := C.CString(name)
+		defer C.free(unsafe.Pointer(cn))
+		var p unsafe.Pointer
+		if len(key) > 0 {
+			p = unsafe.Pointer(&key[0])
+		}
+		_, err := call("nexus_crypt_key_register", func() int64 {
+			return int64(C.nexus_crypt_key_register(c, cn, p, C.size_t(len(key))))
+		})
+		return err
+	})
+}
+
+// RegisterKeyHex registers a key given as 64 or 128 hex digits, as
+// RegisterKey.
+func (ctx *Context) RegisterKeyHex(name, hex string) error {
+	return ctx.use(func(c *C.struct_nexus_ctx) error {
+		cn, ch := C.CString(name), C.CString(hex)
+		defer C.free(unsafe.Pointer(cn))
+		defer C.free(unsafe.Pointer(ch))
+		_, err := call("nexus_crypt_key_register_hex", func() int64 {
+			return int64(C.nexus_crypt_key_register_hex(c, cn, ch))
+		})
+		return err
+	})
+}
+
+// UnregisterKey wipes and forgets a registered key; devices already open
+// keep their copy.  ENOENT if there is no such key.
+func (ctx *Context) UnregisterKey(name string) error {
+	return ctx.use(func(c *C.struct_nexus_ctx) error {
+		cn := C.CString(name)
+		defer C.free(unsafe.Pointer(cn))
+		_, err := call("nexus_crypt_key_unregister", func() int64 {
+			return int64(C.nexus_crypt_key_unregister(c, cn))
+		})
+		return err
 	})
 }
 

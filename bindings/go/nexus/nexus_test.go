@@ -394,3 +394,34 @@ func TestConcurrent(t *testing.T) {
 	dev2.Close()
 	wg2.Wait()
 }
+
+func TestFaultControlChildren(t *testing.T) {
+	dev := openDev(t, newCtx(t), "mem:size=1M | fault:errno=ENOSPC,ops=write")
+	kids, err := dev.Children()
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("Children() = %v, %v", kids, err)
+	}
+	buf := bytes.Repeat([]byte{'x'}, 512)
+	if _, err := dev.WriteAt(buf, 0); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("fault not injected: %v", err)
+	}
+	if err := dev.Control("fault.enable", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.WriteAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 512)
+	kids[0].Close() // belongs to the stack: no effect
+	if _, err := kids[0].ReadAt(got, 0); err != nil || !bytes.Equal(got, buf) {
+		t.Fatalf("child read: %v", err)
+	}
+	if err := dev.Control("fault.nosuchsetting", "1"); err == nil ||
+		!strings.Contains(err.Error(), "nosuchsetting") {
+		t.Errorf("unknown setting: %v", err)
+	}
+	dev.Close()
+	if _, err := kids[0].ReadAt(got, 0); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("child of a closed device: %v", err)
+	}
+}

@@ -409,6 +409,51 @@ class Context(_Handle):
         return self._snprintf_call(lib().nexus_ctx_describe_drivers,
                                    "nexus_ctx_describe_drivers")
 
+    def register_key(self, name: str, key) -> None:
+        """Register a raw AES-XTS key (64 bytes for AES-256-XTS, 32 for
+        AES-128-XTS; bytes or any buffer) under @name, for pipelines that
+        say ``crypt:key-name=NAME``.  The library copies the key into
+        locked memory and wipes it when unregistered or when the context
+        closes.
+
+        Raises:
+            NexusError: EINVAL (bad name or length), EEXIST (registered).
+        """
+        buf = _Buffer(key, writable=False)
+        ptr = self._acquire()
+        try:
+            _check(lib().nexus_crypt_key_register(ptr, _enc(name), buf.addr,
+                                                  buf.nbytes),
+                   "nexus_crypt_key_register")
+        finally:
+            self._release()
+            buf.release()
+
+    def register_key_hex(self, name: str, hex_key: str) -> None:
+        """Register a key given as 64 or 128 hex digits; as
+        :meth:`register_key`."""
+        ptr = self._acquire()
+        try:
+            _check(lib().nexus_crypt_key_register_hex(ptr, _enc(name),
+                                                      hex_key.encode()),
+                   "nexus_crypt_key_register_hex")
+        finally:
+            self._release()
+
+    def unregister_key(self, name: str) -> None:
+        """Wipe and forget a registered key (devices already open keep
+        their copy).
+
+        Raises:
+            NexusError: ENOENT (FileNotFoundError) if no such key.
+        """
+        ptr = self._acquire()
+        try:
+            _check(lib().nexus_crypt_key_unregister(ptr, _enc(name)),
+                   "nexus_crypt_key_unregister")
+        finally:
+            self._release()
+
     def load_plugin(self, path: Union[str, os.PathLike]) -> None:
         """Load a driver plugin (a shared object) into the context."""
         ptr = self._acquire()
@@ -519,6 +564,7 @@ class Device(_Handle):
         self._owner = owner          # a Pipeline, or None if we own it
         self._own_ctx = False
         self._exports: List[Export] = []
+        self._views: "weakref.WeakSet[Device]" = weakref.WeakSet()
         self._ptr = ptr
         info = self.info
         self._max_io = info.max_io_size or (32 << 20)
@@ -537,18 +583,66 @@ class Device(_Handle):
         nothing.  Closing twice is harmless."""
         if getattr(self, "_owner", None) is not None:
             return
-        ptr = self._detach()
+        ptr = self._detach_stack()
         if ptr is None:
             return
-        self._stop_exports()
         lib().nexus_dev_close(ptr)
         self._ctx._children.discard(self)
         if self._own_ctx:
             self._ctx.close()
 
-    def _stop_exports(self) -> None:
+    def _detach_stack(self) -> Optional[int]:
+        """Invalidate this handle and the views of devices below it (waiting
+        for calls in progress) and stop exports started on any of them;
+        return the C handle, or None if already detached."""
+        ptr = self._detach()
+        if ptr is None:
+            return None
+        for view in list(self._views):
+            view._detach_stack()
         for exp in list(self._exports):
             exp.stop()
+        return ptr
+
+    @property
+    def children(self) -> List["Device"]:
+        """The devices directly below this one in its stack (a transform's
+        children; empty for a source).  They belong to the stack and are
+        closed with it; closing them here does nothing."""
+        ptr = self._acquire()
+        try:
+            L = lib()
+            out = []
+            for i in range(L.nexus_dev_child_count(ptr)):
+                cptr = L.nexus_dev_child(ptr, i)
+                if cptr:
+                    view = Device._wrap(self._ctx, cptr, owner=self)
+                    self._views.add(view)
+                    out.append(view)
+            return out
+        finally:
+            self._release()
+
+    def control(self, key: str, value) -> None:
+        """Change a setting of the device stack at run time, e.g.
+        ``dev.control("throttle.iops", 1000)`` or
+        ``dev.control("fault.enable", "off")``.  @key is
+        ``[DRIVER.]NAME``; @value is text (other values are converted
+        with ``str``; booleans become ``"on"``/``"off"``).
+
+        Raises:
+            NexusError: EINVAL (bad value), ENOENT (no such stage or
+                setting), EOPNOTSUPP (the driver takes no settings).
+        """
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        ptr = self._acquire()
+        try:
+            _check(lib().nexus_dev_control(ptr, _enc(key),
+                                           _enc(str(value))),
+                   "nexus_dev_control")
+        finally:
+            self._release()
 
     # ---- description
 
@@ -919,8 +1013,7 @@ class Pipeline(_Handle):
         ptr = self._detach()
         if ptr is None:
             return
-        self._device._detach()
-        self._device._stop_exports()
+        self._device._detach_stack()
         if self._export is not None:
             self._export._detach()
         lib().nexus_pipeline_close(ptr)

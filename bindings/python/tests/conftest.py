@@ -76,11 +76,23 @@ def run(*argv, input=None):
     return cp.stdout
 
 
+def nbdsh_argv():
+    """argv that runs nbdsh (libnbd's Python shell).  nbdsh runs
+    ``python3 -m nbd`` with the first python3 on PATH, which may lack the
+    nbd module (a pyenv one): prefer a python3 that has it."""
+    need_tool("nbdsh")
+    for py in (sys.executable, "/usr/bin/python3", "python3"):
+        if shutil.which(py) and subprocess.run(
+                [py, "-c", "import nbd"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode == 0:
+            return [py, "-m", "nbd"]
+    pytest.skip("no python3 with the nbd module (python3-libnbd)")
+
+
 def nbdsh(uri, script):
     """Run a Python snippet in nbdsh (handle ``h`` connected to @uri);
     the snippet writes its result to sys.stdout.buffer."""
-    tool = need_tool("nbdsh")
-    return run(tool, "-u", uri, "-c", script)
+    return run(*nbdsh_argv(), "-u", uri, "-c", script)
 
 
 @pytest.fixture

@@ -134,8 +134,8 @@ def test_vectored(dev):
 
 
 def test_large_io_is_split(ctx):
-    with ctx.open("mem:size=80M") as d:
-        big = bytes(range(256)) * (70 * MiB // 256)
+    with ctx.open("mem:size=48M") as d:
+        big = bytes(range(256)) * (40 * MiB // 256)
         assert big and len(big) > d.info.max_io_size
         assert d.pwrite(big, 0) == len(big)
         out = bytearray(len(big))
@@ -211,3 +211,27 @@ def test_threads(ctx):
             t.join()
         assert not errors
         assert d.stats().ops.write == 160
+
+
+def test_fault_control_and_children(ctx):
+    with ctx.open("mem:size=1M | fault:errno=ENOSPC,ops=write") as dev:
+        assert dev.info.driver == "fault"
+        (child,) = dev.children
+        assert child.info.driver == "mem" and child.children == []
+        with pytest.raises(OSError) as ei:
+            dev.pwrite(b"x" * 512, 0)
+        import errno
+        assert ei.value.errno == errno.ENOSPC
+        assert dev.stats().errors.write == 1
+        dev.control("fault.enable", False)
+        dev.pwrite(b"x" * 512, 0)
+        assert child.pread(512, 0) == b"x" * 512
+        with pytest.raises(nexus.NexusError) as ei:
+            dev.control("fault.nosuchsetting", "1")
+        assert ei.value.errno in (errno.ENOENT, errno.EINVAL)
+        assert "nosuchsetting" in ei.value.strerror
+        child.close()  # belongs to the stack: no effect
+        assert child.pread(512, 0) == b"x" * 512
+    assert child.closed
+    with pytest.raises(ValueError):
+        child.pread(512, 0)
