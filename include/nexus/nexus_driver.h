@@ -17,6 +17,9 @@
  *    below, its io_uring events.  Per-reactor state (reactor_init) needs
  *    no locks.
  *  - open/close/export_start/export_stop run on an application thread.
+ *
+ * The guide for plugin authors is nexus-plugin(7): lifecycle, threading,
+ * what a transform does with each operation, and what the ABI promises.
  */
 #ifndef NEXUS_NEXUS_DRIVER_H
 #define NEXUS_NEXUS_DRIVER_H
@@ -66,13 +69,20 @@ struct nexus_opts;
 
 /**
  * @brief Value of a string option.
- * @return the given value, else the default, else NULL.
+ * @param opts the options passed to open() or export_start()
+ * @param name an option name from the driver's table
+ * @return the given value, else the default, else NULL.  Valid until the
+ *         callback that received @p opts returns: copy what you keep.
+ * @par Threading: the thread running open() / export_start().
  */
 NEXUS_API const char *nexus_opts_str(const struct nexus_opts *opts,
 				     const char *name);
 
 /**
  * @brief Value of a UINT or SIZE option.
+ * @param opts the options passed to open() or export_start()
+ * @param name an option name from the driver's table
+ * @param out  receives the value (bytes for SIZE: "64K" gives 65536)
  * @return 0, -ENOENT (absent and no default), -EINVAL (not a number:
  *         the message names the option).
  */
@@ -81,6 +91,9 @@ NEXUS_API int nexus_opts_u64(const struct nexus_opts *opts, const char *name,
 
 /**
  * @brief Value of a BOOL option.
+ * @param opts the options passed to open() or export_start()
+ * @param name an option name from the driver's table
+ * @param out  receives the value
  * @return 0, -ENOENT (absent and no default), -EINVAL.
  */
 NEXUS_API int nexus_opts_bool(const struct nexus_opts *opts, const char *name,
@@ -88,6 +101,9 @@ NEXUS_API int nexus_opts_bool(const struct nexus_opts *opts, const char *name,
 
 /**
  * @brief Whether an option was given explicitly in the pipeline text.
+ * @param opts the options passed to open() or export_start()
+ * @param name an option name
+ * @return true if the stage text set it (a default does not count).
  */
 NEXUS_API bool nexus_opts_given(const struct nexus_opts *opts,
 				const char *name);
@@ -152,7 +168,10 @@ NEXUS_API struct io_uring_sqe *nexus_reactor_sqe(struct nexus_reactor *r,
  */
 NEXUS_API struct nexus_reactor *nexus_reactor_current(void);
 
-/** @brief Index of a reactor in its context, 0-based. */
+/**
+ * @brief Index of a reactor in its context, 0-based.  Drivers may use it
+ *        to index their own per-reactor arrays.
+ */
 NEXUS_API unsigned nexus_reactor_index(const struct nexus_reactor *r);
 
 /** @brief Context of a reactor. */
@@ -199,13 +218,15 @@ NEXUS_API void *nexus_buf_alloc(struct nexus_reactor *r, size_t len);
  */
 NEXUS_API void nexus_buf_free(struct nexus_reactor *r, void *buf, size_t len);
 
-/** @brief Context of a device. */
+/** @brief Context of a device (for nexus_log()). */
 NEXUS_API struct nexus_ctx *nexus_dev_ctx(const struct nexus_dev *dev);
 
-/** @brief Driver-private pointer of a device. */
+/** @brief Driver-private pointer of a device, as set by
+ *         nexus_dev_set_private() (NULL before). */
 NEXUS_API void *nexus_dev_private(const struct nexus_dev *dev);
 
-/** @brief Set the driver-private pointer of a device. */
+/** @brief Set the driver-private pointer of a device; normally in
+ *         open().  The core never touches it; close() frees it. */
 NEXUS_API void nexus_dev_set_private(struct nexus_dev *dev, void *priv);
 
 /**
@@ -232,7 +253,12 @@ NEXUS_API void nexus_export_set_private(struct nexus_export *exp, void *p);
 
 /**
  * @brief Log through the context's log callback (printf format).
- * @par Threading: any thread.
+ * @param ctx   the context (nexus_dev_ctx(), nexus_reactor_ctx())
+ * @param level enum nexus_log_level; more verbose levels than the
+ *              context's are dropped cheaply
+ * @param fmt   printf format, no trailing newline
+ * @par Threading: any thread.  Do not log per I/O at levels above
+ *      NEXUS_LOG_DEBUG: the callback may be slow.
  */
 NEXUS_API void nexus_log(struct nexus_ctx *ctx, int level, const char *fmt,
 			 ...) __attribute__((format(printf, 3, 4)));
@@ -281,10 +307,20 @@ struct nexus_driver {
 	/** Device drivers: release everything open() made.  No I/O is in
 	 *  flight.  Children are closed by the core afterwards. */
 	void (*close)(struct nexus_dev *dev);
-	/** Optional: create per-reactor state; runs on that reactor. */
+	/**
+	 * Optional, device drivers: create per-reactor state.  Runs on
+	 * reactor @p r, once per reactor, after open() succeeded and
+	 * before any I/O.  What is stored in @p *rstate is given to every
+	 * I/O on that reactor as nexus_io::rstate; only that reactor
+	 * touches it, so it needs no locks.
+	 * @return 0 or a negative errno (the device then fails to open:
+	 *         reactor_fini runs on the reactors already initialised,
+	 *         then close()).
+	 */
 	int (*reactor_init)(struct nexus_dev *dev, struct nexus_reactor *r,
 			    void **rstate);
-	/** Optional: free per-reactor state; runs on that reactor. */
+	/** Optional, device drivers: free per-reactor state.  Runs on
+	 *  reactor @p r after the last I/O, before close(). */
 	void (*reactor_fini)(struct nexus_dev *dev, struct nexus_reactor *r,
 			     void *rstate);
 	/**
@@ -294,7 +330,10 @@ struct nexus_driver {
 	 *         negative errno without calling it.
 	 */
 	int (*submit)(struct nexus_io *io);
-	/** Optional: allocation status, as nexus_dev_block_status(). */
+	/** Optional: allocation status, as nexus_dev_block_status(); the
+	 *  core calls it only when the driver set NEXUS_DEV_BLOCK_STATUS in
+	 *  its info, with a range already checked.  Runs on the calling
+	 *  thread, which may be a reactor (an export): do not block. */
 	int (*block_status)(struct nexus_dev *dev, uint64_t offset,
 			    uint64_t length, struct nexus_extent *ext,
 			    unsigned max);
@@ -323,7 +362,8 @@ struct nexus_driver {
 		       const char *value);
 };
 
-/** Stamps the ABI version and table size in a driver initialiser. */
+/** Stamps the ABI version and table size in a driver initialiser:
+ *  `static const struct nexus_driver d = { NEXUS_DRIVER_HEADER, ... };` */
 #define NEXUS_DRIVER_HEADER                                                 \
 	.abi_version = NEXUS_DRIVER_ABI_VERSION,                            \
 	.struct_size = (uint32_t)sizeof(struct nexus_driver)
@@ -334,6 +374,15 @@ struct nexus_driver {
 /**
  * @brief Make a shared object a libnexus plugin providing the
  *        NULL-terminated array of driver tables @p drivers.
+ *
+ * Defines the exported function nexus_plugin_entry() returning
+ * @p drivers.  Use it once per plugin, at file scope:
+ *
+ *     static const struct nexus_driver *const drivers[] = { &a, NULL };
+ *     NEXUS_REGISTER_PLUGIN(drivers)
+ *
+ * The loader calls the entry point once per nexus_plugin_load(), with
+ * no lock held; the tables must stay valid while the plugin is loaded.
  */
 #define NEXUS_REGISTER_PLUGIN(drivers)                                      \
 	NEXUS_API const struct nexus_driver *const *nexus_plugin_entry(void); \
@@ -341,6 +390,48 @@ struct nexus_driver {
 	{                                                                   \
 		return (drivers);                                           \
 	}
+
+/* ---- appended in libnexus 1.0: ABI queries and transform helpers ---- */
+
+/**
+ * @brief Driver ABI version of the running libnexus.
+ *
+ * Tables declaring a higher nexus_driver::abi_version are refused.  A
+ * plugin built against a newer header can compare it with
+ * NEXUS_DRIVER_ABI_VERSION before it hands out its tables.
+ * @return NEXUS_DRIVER_ABI_VERSION as the library was built.
+ * @par Threading: any thread.
+ */
+NEXUS_API uint32_t nexus_driver_abi_version(void);
+
+/**
+ * @brief sizeof(struct nexus_driver) as the running libnexus knows it.
+ *
+ * A table with a larger struct_size is accepted only if every byte past
+ * this size is zero: a plugin built against a newer header must leave
+ * newer fields zero when this returns less than their offset (it can
+ * build its table at run time in its entry point).
+ * @return the size in bytes.
+ * @par Threading: any thread.
+ */
+NEXUS_API uint32_t nexus_driver_struct_size(void);
+
+/**
+ * @brief Forward an I/O unchanged to a device below, then complete it.
+ *
+ * Submits the same operation, iovec, offset, length and flags to
+ * @p child and calls nexus_io_complete(@p io, result) when it
+ * completes.  For transforms, for the operations they declare and
+ * whose data they do not change (typically FLUSH).  Calling it is the
+ * transform's decision: the core never forwards on its own.
+ * @param io    an I/O the driver's submit() received
+ * @param child the device to forward to (usually nexus_dev_child())
+ * @return 0 (the I/O will be completed) or the negative errno of the
+ *         child's submission; then @p io is not completed, and submit()
+ *         may return the error as its own.
+ * @par Threading: the I/O's reactor thread.
+ */
+NEXUS_API int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child);
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,7 @@ struct nx_driver_entry {
 	struct nx_driver_entry *next;
 	struct nexus_driver drv; /* normalised copy (full current size) */
 	void *dl;		 /* dlopen handle of a plugin, or NULL */
+	char *origin;		 /* plugin file name, NULL for built-ins */
 };
 
 struct nexus_ctx {
@@ -127,6 +128,10 @@ NX_HIDDEN const struct nexus_driver *
 nx_registry_find(struct nexus_ctx *ctx, const char *name, uint32_t kind);
 NX_HIDDEN const struct nexus_driver *
 nx_registry_lookup(struct nexus_ctx *ctx, const char *name, uint32_t kind);
+/* The error for a driver nx_registry_lookup() did not find: why its
+ * plugin was refused, or "unknown driver".  Returns a negative errno. */
+NX_HIDDEN int nx_registry_unknown(struct nexus_ctx *ctx, const char *name,
+				  const char *where);
 
 /* ---- options (opts.c) ---- */
 struct nx_opt_kv {

@@ -304,10 +304,7 @@ static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 						   "first, transforms in the "
 						   "middle, an export last)",
 						   w, st->driver);
-			return nexus_error(-ENOENT, "%s: unknown driver '%s' "
-					   "(not built in, and no plugin "
-					   "nexus-%s.so found)", w,
-					   st->driver, st->driver);
+			return nx_registry_unknown(ctx, st->driver, w);
 		}
 		/* positional value → the driver's positional option */
 		for (unsigned i = 0; i < st->opts.n; i++) {
