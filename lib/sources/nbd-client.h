@@ -7,7 +7,9 @@
  *   nbd-uri.c        strict parser of NBD URIs (NBD doc/uri.md)
  *   nbd-handshake.c  connect and negotiate (blocking, with a deadline)
  *   nbd-conn.c       one connection on its reactor's io_uring: cookie
- *                    table, batched sendmsg, reply parser
+ *                    table, batched sendmsg, receiving, death, timeout
+ *   nbd-conn.h       the connection object (nbd-conn.c, nbd-reply.c)
+ *   nbd-reply.c      the reply parser: checks, then data to the caller
  *
  * Nothing here is part of the ABI; the files are only linked into the
  * library (hidden visibility). */

@@ -34,102 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nbd-client.h"
+#include "nbd-conn.h"
 
-#define NSLOTS 512u
-#define SIOV_MAX 1024
-#define DIOV_MAX 64
-#define RBUF_SIZE (256u << 10)
-#define DIRECT_MIN (32u << 10)	    /* receive larger data in place */
-#define MAX_META_CHUNK 65536u	    /* non-data chunks buffered whole */
-#define HDR_LEN ((uint32_t)sizeof(struct nbd_request))
-
-enum pstate {
-	P_HDR,	    /* reply header or chunk header */
-	P_DATA_OFF, /* OFFSET_DATA: its offset */
-	P_DATA,	    /* read data (simple reply or OFFSET_DATA) */
-	P_HOLE,	    /* OFFSET_HOLE payload */
-	P_BS_ID,    /* BLOCK_STATUS: context id */
-	P_BS_DESC,  /* BLOCK_STATUS: descriptors */
-	P_ERR,	    /* error chunk, buffered whole */
-};
-
-struct nbdc_conn {
-	struct nbdc_dev *d;
-	struct nexus_reactor *r;
-	unsigned index;
-	int fd;
-	uint32_t io_timeout_s;
-	atomic_bool unusable; /* dead, draining or closing (read anywhere) */
-	atomic_int busy;      /* SQEs whose completion is still to come */
-	bool dead, draining, closing;
-	char why[200];
-
-	/* cookie table */
-	struct nbdc_req *slot_req[NSLOTS];
-	uint32_t slot_gen[NSLOTS];
-	uint16_t free_slots[NSLOTS];
-	unsigned nfree, inflight;
-	struct nbdc_req *wait_head, *wait_tail;
-
-	/* sending */
-	struct nexus_event send_ev, kick_ev;
-	bool sending, kick_pending;
-	struct nbdc_req *sq_head, *sq_tail;
-	unsigned cur_part; /* 0: header, k: payload iovec k-1 */
-	size_t cur_off;
-	struct msghdr smsg;
-	struct iovec siov[SIOV_MAX];
-
-	/* receiving */
-	struct nexus_event recv_ev;
-	bool recving, direct;
-	uint8_t *rbuf;
-	size_t rstart, rend;
-	struct msghdr rmsg;
-	struct iovec diov[DIOV_MAX];
-	enum pstate ps;
-	struct nbdc_req *cur; /* request of the chunk being parsed */
-	uint16_t cflags, ctype;
-	uint32_t clen;	      /* chunk payload bytes still to parse */
-	uint32_t dpos, dleft; /* P_DATA: offset in the request, bytes left */
-	bool simple;	      /* P_DATA of a simple reply */
-
-	/* timeout */
-	struct nexus_event timer_ev;
-	bool timer_armed;
-	struct __kernel_timespec ts;
-	uint64_t last_progress;
-};
-
-static void conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 static void start_send(struct nbdc_conn *c);
 static void start_recv(struct nbdc_conn *c);
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return be16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
 
 int nx_nbdc_errno(uint32_t e)
 {
@@ -207,7 +115,7 @@ static void assign_slot(struct nbdc_conn *c, struct nbdc_req *req)
 	arm_timer(c);
 }
 
-static struct nbdc_req *lookup(struct nbdc_conn *c, uint64_t cookie)
+struct nbdc_req *nx_nbdc_lookup(struct nbdc_conn *c, uint64_t cookie)
 {
 	uint64_t s = cookie & 0xffff, gen = cookie >> 16;
 
@@ -225,7 +133,7 @@ static void kick(struct nbdc_conn *c)
 		return;
 	sqe = get_sqe(c, &c->kick_ev);
 	if (!sqe) {
-		conn_fail(c, -EIO, "io_uring submission queue full");
+		nx_nbdc_conn_fail(c, -EIO, "io_uring submission queue full");
 		return;
 	}
 	io_uring_prep_nop(sqe);
@@ -270,7 +178,7 @@ static void maybe_end_drain(struct nbdc_conn *c)
 	if (!c->draining || c->dead || c->inflight || c->wait_head)
 		return;
 	send_disc(c);
-	conn_fail(c, -ESHUTDOWN, "the server is shutting down (ESHUTDOWN); "
+	nx_nbdc_conn_fail(c, -ESHUTDOWN, "the server is shutting down (ESHUTDOWN); "
 		  "disconnected");
 }
 
@@ -314,7 +222,7 @@ static void finish(struct nbdc_conn *c, struct nbdc_req *req)
 	maybe_end_drain(c);
 }
 
-static void replied(struct nbdc_conn *c, struct nbdc_req *req, int res)
+void nx_nbdc_replied(struct nbdc_conn *c, struct nbdc_req *req, int res)
 {
 	req->state |= NBDC_R_REPLIED;
 	if (res && !req->result)
@@ -353,7 +261,7 @@ static void reap_dead(struct nbdc_conn *c)
 	c->wait_tail = NULL;
 }
 
-static void conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
+void nx_nbdc_conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -429,7 +337,7 @@ static void start_send(struct nbdc_conn *c)
 	}
 	sqe = get_sqe(c, &c->send_ev);
 	if (!sqe) {
-		conn_fail(c, -EIO, "io_uring submission queue full");
+		nx_nbdc_conn_fail(c, -EIO, "io_uring submission queue full");
 		return;
 	}
 	memset(&c->smsg, 0, sizeof(c->smsg));
@@ -481,11 +389,11 @@ static void send_event(struct nexus_event *ev, int res, uint32_t flags)
 		return;
 	}
 	if (res < 0 && res != -EINTR && res != -EAGAIN) {
-		conn_fail(c, res, "send failed: %s", strerror(-res));
+		nx_nbdc_conn_fail(c, res, "send failed: %s", strerror(-res));
 		return;
 	}
 	if (res == 0 && was_sending) {
-		conn_fail(c, -EIO, "send made no progress");
+		nx_nbdc_conn_fail(c, -EIO, "send made no progress");
 		return;
 	}
 	if (res > 0)
@@ -510,330 +418,6 @@ static void kick_event(struct nexus_event *ev, int res, uint32_t flags)
 	start_send(c);
 }
 
-/* ---- the reply parser ---- */
-
-/* Copy into / zero the caller's buffers at byte @p pos of a READ. */
-static void iov_fill(const struct nexus_io *io, size_t pos, const uint8_t *src,
-		     size_t n)
-{
-	for (int i = 0; i < io->iovcnt && n; i++) {
-		size_t l = io->iov[i].iov_len, k;
-
-		if (pos >= l) {
-			pos -= l;
-			continue;
-		}
-		k = l - pos < n ? l - pos : n;
-		if (src) {
-			memcpy((uint8_t *)io->iov[i].iov_base + pos, src, k);
-			src += k;
-		} else {
-			memset((uint8_t *)io->iov[i].iov_base + pos, 0, k);
-		}
-		n -= k;
-		pos = 0;
-	}
-}
-
-/* iovecs for bytes [pos, pos+n) of a READ's buffers. */
-static int iov_slice(const struct nexus_io *io, size_t pos, size_t n,
-		     struct iovec *out, int max)
-{
-	int cnt = 0;
-
-	for (int i = 0; i < io->iovcnt && n && cnt < max; i++) {
-		size_t l = io->iov[i].iov_len, k;
-
-		if (pos >= l) {
-			pos -= l;
-			continue;
-		}
-		k = l - pos < n ? l - pos : n;
-		out[cnt].iov_base = (uint8_t *)io->iov[i].iov_base + pos;
-		out[cnt].iov_len = k;
-		cnt++;
-		n -= k;
-		pos = 0;
-	}
-	return cnt;
-}
-
-static bool is_read(const struct nbdc_req *r)
-{
-	return r->type == NBD_CMD_READ;
-}
-
-/* A chunk ended: a final one completes the reply. */
-static int chunk_end(struct nbdc_conn *c)
-{
-	struct nbdc_req *req = c->cur;
-	int res = 0;
-
-	c->ps = P_HDR;
-	c->cur = NULL;
-	if (!(c->cflags & NBD_REPLY_FLAG_DONE))
-		return 0;
-	if (req->result) {
-		res = req->result;
-	} else if (is_read(req) && req->done != req->len) {
-		nexus_log(c->d->ctx, NEXUS_LOG_ERROR, "nbd: %s: read reply "
-			  "covered %u of %u bytes", c->d->server, req->done,
-			  req->len);
-		res = -EIO;
-	} else if (req->type == NBD_CMD_BLOCK_STATUS &&
-		   !(req->state & NBDC_R_BS_SEEN)) {
-		nexus_log(c->d->ctx, NEXUS_LOG_ERROR, "nbd: %s: block status "
-			  "reply without extents", c->d->server);
-		res = -EIO;
-	}
-	replied(c, req, res);
-	return 0;
-}
-
-static int proto(struct nbdc_conn *c, const char *what, unsigned long long v)
-{
-	conn_fail(c, -EPROTO, "protocol error: %s (%llu); disconnected", what,
-		  v);
-	return -EPROTO;
-}
-
-/* Is [off, off+len) inside the current request? */
-static bool inside(const struct nbdc_req *req, uint64_t off, uint64_t len)
-{
-	return off >= req->off && len <= req->len &&
-	       off - req->off <= req->len - len;
-}
-
-static int on_simple(struct nbdc_conn *c, const uint8_t *p)
-{
-	uint32_t err = get32(p + 4);
-	struct nbdc_req *req = lookup(c, get64(p + 8));
-
-	if (!req)
-		return proto(c, "simple reply with an unknown cookie",
-			     get64(p + 8));
-	if (req->state & NBDC_R_REPLIED)
-		return proto(c, "second reply to a request", get64(p + 8));
-	if (req->type == NBD_CMD_READ && c->d->hs.structured)
-		return proto(c, "simple reply to a read after structured "
-			     "replies were negotiated", err);
-	if (req->type == NBD_CMD_BLOCK_STATUS && !err)
-		return proto(c, "simple reply to block status", 0);
-	if (req->type == NBD_CMD_READ && !err) {
-		c->cur = req;
-		c->simple = true;
-		c->cflags = NBD_REPLY_FLAG_DONE;
-		c->dpos = 0;
-		c->dleft = req->len;
-		c->ps = P_DATA;
-		return 0;
-	}
-	replied(c, req, err ? nx_nbdc_errno(err) : 0);
-	return 0;
-}
-
-static int on_chunk(struct nbdc_conn *c, const uint8_t *p)
-{
-	uint16_t flags = get16(p + 4), type = get16(p + 6);
-	uint32_t len = get32(p + 16);
-	struct nbdc_req *req = lookup(c, get64(p + 8));
-
-	if (!req)
-		return proto(c, "reply chunk with an unknown cookie",
-			     get64(p + 8));
-	if (req->state & NBDC_R_REPLIED)
-		return proto(c, "reply chunk after the final one", type);
-	c->cur = req;
-	c->cflags = flags;
-	c->ctype = type;
-	c->clen = len;
-	c->simple = false;
-	switch (type) {
-	case NBD_REPLY_TYPE_NONE:
-		if (len || !(flags & NBD_REPLY_FLAG_DONE))
-			return proto(c, "NONE chunk with a payload or not "
-				     "final", len);
-		return chunk_end(c);
-	case NBD_REPLY_TYPE_OFFSET_DATA:
-		if (!is_read(req) || len < 9)
-			return proto(c, "OFFSET_DATA chunk not for a read or "
-				     "shorter than 9 bytes", len);
-		c->ps = P_DATA_OFF;
-		return 0;
-	case NBD_REPLY_TYPE_OFFSET_HOLE:
-		if (!is_read(req) || len != 12)
-			return proto(c, "OFFSET_HOLE chunk not for a read or "
-				     "not 12 bytes", len);
-		c->ps = P_HOLE;
-		return 0;
-	case NBD_REPLY_TYPE_BLOCK_STATUS:
-		if (req->type != NBD_CMD_BLOCK_STATUS || len < 12 ||
-		    (len - 4) % 8)
-			return proto(c, "malformed BLOCK_STATUS chunk", len);
-		c->ps = P_BS_ID;
-		return 0;
-	default:
-		if (!(type & 0x8000))
-			return proto(c, "unknown reply chunk type", type);
-		if (len < 6 || len > MAX_META_CHUNK)
-			return proto(c, "error chunk length out of range", len);
-		c->ps = P_ERR;
-		return 0;
-	}
-}
-
-static int on_error_chunk(struct nbdc_conn *c, const uint8_t *p)
-{
-	struct nbdc_req *req = c->cur;
-	uint32_t err = get32(p), len = c->clen;
-	uint16_t mlen = get16(p + 4);
-	char msg[256];
-	size_t n;
-
-	if (!err)
-		return proto(c, "error chunk with error 0", c->ctype);
-	if (c->ctype == NBD_REPLY_TYPE_ERROR_OFFSET) {
-		if (len < 14 || mlen > len - 14)
-			return proto(c, "malformed ERROR_OFFSET chunk", len);
-		if (!inside(req, get64(p + 6 + mlen), 1))
-			return proto(c, "ERROR_OFFSET outside the request",
-				     get64(p + 6 + mlen));
-	} else if (mlen > len - 6) {
-		return proto(c, "error message longer than its chunk", mlen);
-	}
-	n = mlen < sizeof(msg) - 1 ? mlen : sizeof(msg) - 1;
-	for (size_t i = 0; i < n; i++)
-		msg[i] = p[6 + i] >= 0x20 && p[6 + i] < 0x7f ? (char)p[6 + i]
-							      : '?';
-	msg[n] = '\0';
-	nexus_log(c->d->ctx, NEXUS_LOG_DEBUG, "nbd: %s: request failed: %s%s%s",
-		  c->d->server, strerror(-nx_nbdc_errno(err)), n ? ": " : "",
-		  msg);
-	if (!req->result)
-		req->result = nx_nbdc_errno(err);
-	if (req->result == -ESHUTDOWN) {
-		c->draining = true;
-		atomic_store(&c->unusable, true);
-	}
-	return chunk_end(c);
-}
-
-/* Parse what the buffer holds.  Returns 0 (wants more bytes) or -EPROTO
- * (the connection is dead). */
-static int parse(struct nbdc_conn *c)
-{
-	for (;;) {
-		size_t avail = c->rend - c->rstart;
-		const uint8_t *p = c->rbuf + c->rstart;
-		struct nbdc_req *req = c->cur;
-		size_t need;
-		int rc = 0;
-
-		if (c->dead)
-			return -ESHUTDOWN;
-		switch (c->ps) {
-		case P_HDR:
-			if (avail < 4)
-				return 0;
-			if (get32(p) == NBD_SIMPLE_REPLY_MAGIC) {
-				need = sizeof(struct nbd_simple_reply);
-				if (avail < need)
-					return 0;
-				rc = on_simple(c, p);
-			} else if (get32(p) == NBD_STRUCTURED_REPLY_MAGIC &&
-				   c->d->hs.structured) {
-				need = sizeof(struct nbd_structured_reply);
-				if (avail < need)
-					return 0;
-				rc = on_chunk(c, p);
-			} else {
-				return proto(c, "bad reply magic", get32(p));
-			}
-			break;
-		case P_DATA_OFF: {
-			uint64_t off;
-			uint32_t dlen = c->clen - 8;
-
-			need = 8;
-			if (avail < need)
-				return 0;
-			off = get64(p);
-			if (!inside(req, off, dlen) || dlen > req->len - req->done)
-				return proto(c, "OFFSET_DATA outside the read "
-					     "or overlapping", off);
-			c->dpos = (uint32_t)(off - req->off);
-			c->dleft = dlen;
-			c->ps = P_DATA;
-			break;
-		}
-		case P_DATA:
-			need = avail < c->dleft ? avail : c->dleft;
-			if (need == 0 && c->dleft)
-				return 0;
-			iov_fill(req->io, c->dpos, p, need);
-			c->dpos += (uint32_t)need;
-			c->dleft -= (uint32_t)need;
-			req->done += (uint32_t)need;
-			if (c->dleft == 0)
-				rc = chunk_end(c);
-			break;
-		case P_HOLE: {
-			uint64_t off;
-			uint32_t hlen;
-
-			need = 12;
-			if (avail < need)
-				return 0;
-			off = get64(p);
-			hlen = get32(p + 8);
-			if (!hlen || !inside(req, off, hlen) ||
-			    hlen > req->len - req->done)
-				return proto(c, "OFFSET_HOLE outside the read, "
-					     "empty or overlapping", off);
-			iov_fill(req->io, (size_t)(off - req->off), NULL, hlen);
-			req->done += hlen;
-			rc = chunk_end(c);
-			break;
-		}
-		case P_BS_ID:
-			need = 4;
-			if (avail < need)
-				return 0;
-			if (!c->d->hs.meta || get32(p) != c->d->hs.meta_id ||
-			    (req->state & NBDC_R_BS_SEEN))
-				return proto(c, "block status for an unknown "
-					     "or repeated context", get32(p));
-			req->state |= NBDC_R_BS_SEEN;
-			c->clen -= 4;
-			c->ps = P_BS_DESC;
-			break;
-		case P_BS_DESC:
-			need = 8;
-			if (avail < need)
-				return 0;
-			if (!get32(p))
-				return proto(c, "block status extent of length 0",
-					     0);
-			nx_nbdc_bs_add(req->bs, get32(p), get32(p + 4));
-			c->clen -= 8;
-			if (!c->clen)
-				rc = chunk_end(c);
-			break;
-		case P_ERR:
-			need = c->clen;
-			if (avail < need)
-				return 0;
-			rc = on_error_chunk(c, p);
-			break;
-		default:
-			return proto(c, "parser state", c->ps);
-		}
-		if (rc)
-			return rc;
-		c->rstart += need;
-	}
-}
-
 /* ---- receiving ---- */
 
 static void recv_event(struct nexus_event *ev, int res, uint32_t flags);
@@ -853,7 +437,7 @@ static void start_recv(struct nbdc_conn *c)
 	}
 	sqe = get_sqe(c, &c->recv_ev);
 	if (!sqe) {
-		conn_fail(c, -EIO, "io_uring submission queue full");
+		nx_nbdc_conn_fail(c, -EIO, "io_uring submission queue full");
 		return;
 	}
 	c->direct = c->ps == P_DATA && c->rstart == c->rend &&
@@ -862,7 +446,7 @@ static void start_recv(struct nbdc_conn *c)
 		/* the rest of the data straight into the caller's buffers */
 		memset(&c->rmsg, 0, sizeof(c->rmsg));
 		c->rmsg.msg_iov = c->diov;
-		c->rmsg.msg_iovlen = (size_t)iov_slice(c->cur->io, c->dpos,
+		c->rmsg.msg_iovlen = (size_t)nx_nbdc_iov_slice(c->cur->io, c->dpos,
 						       c->dleft, c->diov,
 						       DIOV_MAX);
 		io_uring_prep_recvmsg(sqe, c->fd, &c->rmsg, MSG_WAITALL);
@@ -890,12 +474,12 @@ static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
 	}
 	if (res <= 0) {
 		if (c->closing)
-			conn_fail(c, -ESHUTDOWN, "closed");
+			nx_nbdc_conn_fail(c, -ESHUTDOWN, "closed");
 		else if (res == 0)
-			conn_fail(c, -ECONNRESET, "the server closed the "
+			nx_nbdc_conn_fail(c, -ECONNRESET, "the server closed the "
 				  "connection");
 		else
-			conn_fail(c, res, "receive failed: %s", strerror(-res));
+			nx_nbdc_conn_fail(c, res, "receive failed: %s", strerror(-res));
 		return;
 	}
 	c->last_progress = nx_nbdc_now_ns();
@@ -908,12 +492,12 @@ static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
 		c->dpos += n;
 		c->dleft -= n;
 		req->done += n;
-		if (c->dleft == 0 && chunk_end(c))
+		if (c->dleft == 0 && nx_nbdc_chunk_end(c))
 			return;
 	} else {
 		c->rend += (size_t)res;
 	}
-	if (parse(c))
+	if (nx_nbdc_parse(c))
 		return;
 	start_recv(c);
 }
@@ -954,7 +538,7 @@ static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
 		return;
 	idle = nx_nbdc_now_ns() - c->last_progress;
 	if (idle >= limit) {
-		conn_fail(c, -ETIMEDOUT, "no reply for %u s with %u requests "
+		nx_nbdc_conn_fail(c, -ETIMEDOUT, "no reply for %u s with %u requests "
 			  "in flight (io-timeout)", c->io_timeout_s,
 			  c->inflight);
 		return;
@@ -1018,7 +602,7 @@ void nx_nbdc_conn_stop(struct nbdc_conn *c)
 		io_uring_prep_timeout_remove(sqe,
 					     (uint64_t)(uintptr_t)&c->timer_ev,
 					     0);
-	conn_fail(c, -ESHUTDOWN, "closed");
+	nx_nbdc_conn_fail(c, -ESHUTDOWN, "closed");
 }
 
 void nx_nbdc_conn_free(struct nbdc_conn *c)
