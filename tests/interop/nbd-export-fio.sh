@@ -7,8 +7,15 @@
 need fio
 fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
 
-truncate -s 128M "$T/disk.img"
-start_server s "file:$T/disk.img | nbd:listen=127.0.0.1:0"
+# on tmpfs when there is one: the file source then reads and writes
+# small blocks inline, large ones through io_uring
+IMG=$T/disk.img
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	IMG=$(mktemp /dev/shm/nbd-export-fio.XXXXXX)
+	trap 'cleanup; rm -f "$IMG"' EXIT
+fi
+truncate -s 128M "$IMG"
+start_server s "file:$IMG | nbd:listen=127.0.0.1:0"
 U="nbd://127.0.0.1:$s_PORT/"
 
 run_fio() {
