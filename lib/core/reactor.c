@@ -277,8 +277,10 @@ static int ring_init(struct nexus_reactor *r)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
+	/* TASKRUN_FLAG: the kernel flags completions waiting as task work,
+	 * so that a busy-polling reactor knows when to enter the kernel. */
 	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-		  IORING_SETUP_SINGLE_ISSUER;
+		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER;
 	rc = io_uring_queue_init_params(r->ring_entries, &r->ring, &p);
 	if (rc == -EINVAL) { /* older kernel: plain ring */
 		memset(&p, 0, sizeof(p));
@@ -309,7 +311,11 @@ static void *reactor_main(void *arg)
 			work = true;
 		}
 		if (work || r->busy_poll || io_uring_cq_ready(&r->ring)) {
-			if (r->sqe_pending) {
+			/* io_uring_submit() also enters the kernel when
+			 * completions wait as task work (IORING_SQ_TASKRUN):
+			 * without it a busy-polling reactor saw them only
+			 * after the next timer tick. */
+			if (r->sqe_pending || r->busy_poll) {
 				io_uring_submit(&r->ring);
 				r->sqe_pending = 0;
 			}
