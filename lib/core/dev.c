@@ -297,7 +297,11 @@ int nexus_dev_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
 			s.latency[b] +=
 				__atomic_load_n(&c->latency[b], __ATOMIC_RELAXED);
 	}
-	s.in_flight = nx_dev_inflight(dev);
+	/* queued by application threads and not yet started counts too
+	 * (read first: a request moving from the queue to the reactor may
+	 * briefly be counted twice, never missed) */
+	s.in_flight = atomic_load(&dev->queued);
+	s.in_flight += nx_dev_inflight(dev);
 	n = st->size < sizeof(s) ? st->size : sizeof(s);
 	memcpy(st, &s, n);
 	if (st->size > sizeof(s))
