@@ -297,6 +297,8 @@ static void finish(struct nx_io_impl *impl)
 	nx_count(&c->latency[nx_lat_bucket(lat)], 1);
 	if (res < 0) {
 		nx_count(&c->errors[io->op], 1);
+		/* no stale message reaches the callback (see sync.c) */
+		nx_clear_error();
 	} else if (io->op == NEXUS_OP_READ) {
 		nx_count(&c->bytes_read, io->length);
 		res = (int)(io->length > INT_MAX ? INT_MAX : io->length);

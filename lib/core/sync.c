@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,12 +14,19 @@
 struct waiter {
 	atomic_int done;
 	int result;
+	char msg[256]; /* the reactor's message for a failure */
 };
 
 static void wake_cb(void *ud, int result)
 {
 	struct waiter *w = ud;
 
+	/* A request that fails as the reactor starts it (e.g. an O_DIRECT
+	 * buffer the driver refuses) left the driver's message on this
+	 * reactor thread; carry it to the waiting thread.  Completion
+	 * failures find it empty (io.c clears it). */
+	if (result < 0)
+		snprintf(w->msg, sizeof(w->msg), "%s", nexus_last_error());
 	w->result = result;
 	atomic_store_explicit(&w->done, 1, memory_order_release);
 	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -28,7 +36,7 @@ static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
 		   int iovcnt, uint64_t offset, uint64_t length,
 		   uint32_t flags)
 {
-	struct waiter w = { .result = 0 };
+	struct waiter w = { .result = 0, .msg = "" };
 	int rc;
 
 	if (nexus_reactor_current())
@@ -48,7 +56,9 @@ static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
 	while (!atomic_load_explicit(&w.done, memory_order_acquire))
 		syscall(SYS_futex, &w.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL,
 			0);
-	if (w.result < 0)
+	if (w.result < 0 && w.msg[0])
+		nexus_error(w.result, "%s", w.msg);
+	else if (w.result < 0)
 		nexus_error(w.result, "%s: %s", dev->name, strerror(-w.result));
 	return w.result;
 }
