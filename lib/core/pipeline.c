@@ -103,7 +103,7 @@ static int parse_pipeline(struct cursor *c, struct nx_stage **out);
 static int parse_args(struct cursor *c, struct nx_stage *st)
 {
 	for (unsigned n = 0;; n++) {
-		size_t kstart;
+		size_t kstart, kend;
 		char *key = NULL, *val = NULL;
 		int rc;
 
@@ -111,8 +111,10 @@ static int parse_args(struct cursor *c, struct nx_stage *st)
 		kstart = c->i;
 		while (is_name_char(c->s[c->i]))
 			c->i++;
-		if (c->s[c->i] == '=' && c->i > kstart) {
-			key = strndup(c->s + kstart, c->i - kstart);
+		kend = c->i;
+		skip_ws(c); /* "key = value" is "key=value" */
+		if (c->s[c->i] == '=' && kend > kstart) {
+			key = strndup(c->s + kstart, kend - kstart);
 			if (!key)
 				return nexus_error(-ENOMEM, "out of memory");
 			c->i++;
@@ -263,6 +265,7 @@ static void where(const struct nx_stage *st, char *buf, size_t len)
 /* Find each stage's driver and check its options. */
 static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 {
+	unsigned nbelow = 0; /* devices feeding the current stage */
 	char w[128];
 	int rc;
 
@@ -280,6 +283,7 @@ static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 						   "at column %u must feed a "
 						   "transform such as mirror",
 						   st->column);
+			nbelow = st->ngroups;
 			continue;
 		}
 		where(st, w, sizeof(w));
@@ -330,6 +334,22 @@ static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 		rc = nx_opts_validate(&st->opts, w);
 		if (rc)
 			return rc;
+		/* how many devices the stage gets, checked without opening
+		 * anything (so that nexus_pipeline_check() sees it too) */
+		if (st->drv->kind == NEXUS_DRIVER_TRANSFORM) {
+			unsigned mn = st->drv->min_children ? st->drv->min_children : 1;
+			unsigned mx = st->drv->max_children ? st->drv->max_children : 1;
+
+			if (nbelow < mn || nbelow > mx)
+				return nexus_error(-EINVAL, "%s: takes %u to %u "
+						   "devices below it, got %u", w,
+						   mn, mx, nbelow);
+		} else if (st->drv->kind == NEXUS_DRIVER_EXPORT && nbelow != 1) {
+			return nexus_error(-EINVAL, "%s: an export serves one "
+					   "device; a group must feed a "
+					   "transform such as mirror", w);
+		}
+		nbelow = 1;
 	}
 	return 0;
 }
@@ -346,9 +366,12 @@ int nx_pipeline_parse(struct nexus_ctx *ctx, const char *text,
 	rc = parse_pipeline(&c, out);
 	if (rc == 0) {
 		skip_ws(&c);
-		if (c.s[c.i])
-			rc = syntax(&c, c.s[c.i] == ')' ? "unbalanced ')'"
-							: "unexpected character");
+		if (c.s[c.i] == ')')
+			rc = syntax(&c, "unbalanced ')'");
+		else if (c.s[c.i] == ';')
+			rc = syntax(&c, "';' outside a group '( ... ; ... )'");
+		else if (c.s[c.i])
+			rc = syntax(&c, "unexpected character");
 	}
 	if (rc == 0)
 		rc = resolve(ctx, *out);
@@ -575,6 +598,22 @@ static void out(struct outbuf *o, const char *fmt, ...)
 		o->off += (size_t)w;
 }
 
+/* A value as pipeline text: quoted when it is empty, has separators or
+ * quotes, or begins or ends with white space, so that the description
+ * parses back to the same values. */
+static void out_value(struct outbuf *o, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n && !strpbrk(v, ",|;()'\"") && !isspace((unsigned char)v[0]) &&
+	    !isspace((unsigned char)v[n - 1]))
+		out(o, "%s", v);
+	else if (!strchr(v, '\''))
+		out(o, "'%s'", v);
+	else
+		out(o, "\"%s\"", v); /* the grammar has no escapes */
+}
+
 static void describe(struct outbuf *o, const struct nx_stage *head,
 		     unsigned indent)
 {
@@ -593,9 +632,10 @@ static void describe(struct outbuf *o, const struct nx_stage *head,
 		}
 		out(o, "%*s%s %s", (int)indent, "",
 		    kinds[st->drv->kind <= 3 ? st->drv->kind : 0], st->driver);
-		for (unsigned i = 0; i < st->opts.n; i++)
-			out(o, "%s%s=%s", i ? "," : " ", st->opts.kv[i].key,
-			    st->opts.kv[i].val);
+		for (unsigned i = 0; i < st->opts.n; i++) {
+			out(o, "%s%s=", i ? "," : " ", st->opts.kv[i].key);
+			out_value(o, st->opts.kv[i].val);
+		}
 		out(o, "\n");
 	}
 }
