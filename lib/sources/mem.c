@@ -166,7 +166,7 @@ static int mem_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
 	uint64_t end = off + len;
 	unsigned n = 0;
 
-	while (off < end && n < max) {
+	while (off < end) {
 		uint64_t c = off >> CHUNK_SHIFT;
 		bool data = atomic_load_explicit(&m->bitmap[c >> 6],
 						 memory_order_relaxed) &
@@ -178,6 +178,8 @@ static int mem_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
 			next = end;
 		if (n && ext[n - 1].flags == flags) {
 			ext[n - 1].length += next - off;
+		} else if (n == max) {
+			break; /* full: the last extent is as long as it gets */
 		} else {
 			ext[n].offset = off;
 			ext[n].length = next - off;
