@@ -235,6 +235,15 @@ int nexus_dev_submit(struct nexus_dev *dev, int op, const struct iovec *iov,
 		return rc > 0 ? 0 : rc;
 	}
 	atomic_fetch_add(&dev->queued, 1);
+	/* Checked again now that `queued` counts us: a close that set
+	 * `closing` after our first check either sees queued > 0 and waits,
+	 * or we see `closing` here (both seq_cst), so nothing is enqueued
+	 * for a device being freed. */
+	if (unlikely(atomic_load(&dev->closing))) {
+		rc = nexus_error(-ESHUTDOWN, "%s: device is closing", dev->name);
+		atomic_fetch_sub(&dev->queued, 1);
+		return rc;
+	}
 	rc = nx_reactor_enqueue(nx_reactor_for_thread(dev->ctx), &req);
 	if (rc)
 		atomic_fetch_sub(&dev->queued, 1);
