@@ -290,6 +290,12 @@ static void test_bad_requests(void)
 	EXPECT_ERR(nexus_dev_submit(dev, INT_MAX, iov, 1, 0, 512, 0, count_cb,
 				    &c),
 		   -EINVAL, "unknown operation");
+	/* flags this library does not know are refused, not ignored */
+	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_WRITE, iov, 1, 0, 512,
+				    1u << 31, count_cb, &c),
+		   -EINVAL, "flags");
+	EXPECT_ERR(nexus_dev_pwrite(dev, buf, 512, 0, 1u << 7), -EINVAL,
+		   "flags");
 	nexus_dev_close(dev);
 
 	/* larger than max_io_size, on a device big enough */
