@@ -32,6 +32,8 @@
 extern "C" {
 #endif
 
+/** Marks a declaration as part of the exported, versioned ABI
+ *  (lib/libnexus.map); everything else in the library is hidden. */
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define NEXUS_API __attribute__((visibility("default")))
 #else
@@ -312,7 +314,11 @@ NEXUS_API ssize_t nexus_dev_pread(struct nexus_dev *dev, void *buf,
 
 /**
  * @brief Synchronous write of exactly @p len bytes.
- * @param flags NEXUS_IO_FUA or 0
+ * @param dev    the device
+ * @param buf    data to write
+ * @param len    bytes to write
+ * @param offset byte offset, a multiple of the logical block size
+ * @param flags  NEXUS_IO_FUA or 0
  * @return @p len or a negative errno.
  * @par Threading: as nexus_dev_pread().
  */
@@ -351,7 +357,10 @@ NEXUS_API int nexus_dev_trim(struct nexus_dev *dev, uint64_t offset,
 
 /**
  * @brief Synchronous WRITE_ZEROES of a range.
- * @param flags NEXUS_IO_FUA, NEXUS_IO_NO_UNMAP, NEXUS_IO_FAST_ZERO
+ * @param dev    the device
+ * @param offset start of the range, bytes
+ * @param length length of the range, bytes
+ * @param flags  NEXUS_IO_FUA, NEXUS_IO_NO_UNMAP, NEXUS_IO_FAST_ZERO
  * @return 0 or a negative errno.
  */
 NEXUS_API int nexus_dev_write_zeroes(struct nexus_dev *dev, uint64_t offset,
@@ -375,7 +384,11 @@ struct nexus_extent {
  * Extents are contiguous, start at @p offset and cover at most
  * @p length bytes (at least one byte when the call succeeds).  A device
  * that does not know reports one data extent for the whole range.
- * @param max capacity of @p ext (at least 1)
+ * @param dev    the device
+ * @param offset start of the range, bytes
+ * @param length length of the range, bytes
+ * @param ext    receives up to @p max extents
+ * @param max    capacity of @p ext (at least 1)
  * @return number of extents written, or a negative errno.
  * @par Threading: any application thread.
  */
@@ -656,6 +669,7 @@ NEXUS_API int nexus_plugin_load(struct nexus_ctx *ctx, const char *path);
 /**
  * @brief Describe every driver of a context (built-in and loaded):
  *        kind, name, summary and options with type, default and help.
+ * @param ctx the context
  * @param buf receives the text (may be NULL when @p len is 0)
  * @param len size of @p buf
  * @return length of the full text (like snprintf) or a negative errno.

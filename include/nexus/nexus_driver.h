@@ -213,6 +213,8 @@ NEXUS_API void *nexus_buf_alloc(struct nexus_reactor *r, size_t len);
 
 /**
  * @brief Return a buffer to the pool of the reactor it came from.
+ * @param r   the reactor the buffer was allocated on
+ * @param buf the buffer (NULL is a no-op)
  * @param len the length given to nexus_buf_alloc()
  * @par Threading: the reactor's own thread only.
  */
@@ -266,6 +268,7 @@ NEXUS_API void nexus_log(struct nexus_ctx *ctx, int level, const char *fmt,
 /**
  * @brief Record the calling thread's error message (printf format).
  * @param err a negative errno
+ * @param fmt printf format of the message, then its arguments
  * @return @p err, so that a driver can write `return nexus_error(...)`.
  */
 NEXUS_API int nexus_error(int err, const char *fmt, ...)
