@@ -535,7 +535,9 @@ NEXUS_API int nexus_crypt_key_register(struct nexus_ctx *ctx,
 
 /**
  * @brief Register a key given in hex, as nexus_crypt_key_register().
- * @param hex 64 or 128 hex digits (surrounding white space ignored)
+ * @param ctx  the context
+ * @param name the key's name, as for nexus_crypt_key_register()
+ * @param hex  64 or 128 hex digits (surrounding white space ignored)
  * @return as nexus_crypt_key_register(); -EINVAL also for text that is
  *         not hex (the message never quotes it).
  * @par Threading: any application thread.
