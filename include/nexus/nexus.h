@@ -547,6 +547,8 @@ NEXUS_API int nexus_crypt_key_register_hex(struct nexus_ctx *ctx,
 
 /**
  * @brief Wipe and forget a registered key.
+ * @param ctx  the context it was registered on
+ * @param name its name
  * @return 0, or -EINVAL (NULL argument), -ENOENT (no key of that name).
  * @par Threading: any application thread.
  */
