@@ -7,6 +7,7 @@
 #
 #   tests/bench/nbd-client.sh [-t SECONDS] [-n RUNS] [-B BUILDDIR]
 #                             [-s SIZE_MB] [-C CONNS] [-T tcp|unix]
+#                             [-S nbdkit|nexus]
 #
 # Workloads: 4k randread QD32, 4k randwrite QD32, 1M sequential read QD8,
 # one connection (nexus-bench -r 1; fio numjobs=1).  With -C N (N > 1)
@@ -15,6 +16,9 @@
 # queue depth split between them.  Runs are interleaved (nexus, fio,
 # nexus, fio, ...) so that noise from other processes hits both alike;
 # the medians of RUNS runs and their ratio (nexus / fio) are printed.
+# -S nexus serves the file with libnexus's own export (nexus-pipe
+# 'file:... | nbd:...') instead of nbdkit: both clients again see the
+# same server.
 set -u
 
 T=5
@@ -23,7 +27,8 @@ B=
 SIZE_MB=1024
 CONNS=1
 TRANSPORT=unix
-while getopts t:n:B:s:C:T: opt; do
+SERVER=nbdkit
+while getopts t:n:B:s:C:T:S: opt; do
 	case $opt in
 	t) T=$OPTARG ;;
 	n) RUNS=$OPTARG ;;
@@ -31,8 +36,9 @@ while getopts t:n:B:s:C:T: opt; do
 	s) SIZE_MB=$OPTARG ;;
 	C) CONNS=$OPTARG ;;
 	T) TRANSPORT=$OPTARG ;;
+	S) SERVER=$OPTARG ;;
 	*) echo "usage: $0 [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB]" \
-		"[-C CONNS] [-T tcp|unix]" >&2
+		"[-C CONNS] [-T tcp|unix] [-S nbdkit|nexus]" >&2
 	   exit 2 ;;
 	esac
 done
@@ -69,23 +75,37 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 echo "preparing a ${SIZE_MB} MiB file in $W ..."
 dd if=/dev/urandom of="$W/disk.img" bs=1M count="$SIZE_MB" status=none || exit 1
 
+# serve ADDRESS-OPTIONS: start the server on the file ($PID)
+case $SERVER in
+nbdkit)
+	serve_tcp() { nbdkit -f --exit-with-parent -i 127.0.0.1 -p "$1" file "$W/disk.img" & PID=$!; }
+	serve_unix() { nbdkit -f --exit-with-parent -U "$1" file "$W/disk.img" & PID=$!; }
+	SDESC="nbdkit $(nbdkit --version | awk '{print $2}') file plugin" ;;
+nexus)
+	PIPE=${B:-.}/examples/nexus-pipe
+	[ -x "$PIPE" ] || { echo "no $PIPE" >&2; exit 2; }
+	serve_tcp() { "$PIPE" -q "file:$W/disk.img | nbd:listen=127.0.0.1:$1" >/dev/null & PID=$!; }
+	serve_unix() { "$PIPE" -q "file:$W/disk.img | nbd:socket=$1" >/dev/null & PID=$!; }
+	SDESC="libnexus file | nbd (nexus-pipe)" ;;
+*)
+	echo "-S nbdkit or -S nexus" >&2
+	exit 2 ;;
+esac
 if [ "$TRANSPORT" = tcp ]; then
 	PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	nbdkit -f --exit-with-parent -i 127.0.0.1 -p "$PORT" file "$W/disk.img" &
-	PID=$!
+	serve_tcp "$PORT"
 	URI="nbd://127.0.0.1:$PORT/"
 	for i in $(seq 50); do
 		(exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
 		sleep 0.1
 	done 2>/dev/null
 else
-	nbdkit -f --exit-with-parent -U "$W/sock" file "$W/disk.img" &
-	PID=$!
+	serve_unix "$W/sock"
 	URI="nbd+unix:///?socket=$W/sock"
 	for i in $(seq 50); do [ -S "$W/sock" ] && break; sleep 0.1; done
 fi
 sleep 0.3
-echo "server: nbdkit $(nbdkit --version | awk '{print $2}') file plugin, $URI"
+echo "server: $SDESC, $URI"
 
 # nexus RW BS QD CONNS -> IOPS
 nexus() {

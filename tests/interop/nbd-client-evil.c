@@ -12,6 +12,7 @@
  * FLUSH, TRIM longer than one request, handshake timeout. */
 #include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -819,6 +820,41 @@ static void scenario_go_fallback(void)
 	CHECK(strcmp(r.s.name, "a b/c,d") == 0);
 }
 
+/* nbd+unix:///?socket=%00NAME: the Linux abstract namespace */
+static void scenario_abstract(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char name[64], p[200];
+	int saved = lfd, afd;
+	struct run r;
+	bool untouched;
+	uint8_t *d;
+
+	snprintf(name, sizeof(name), "nbd-client-evil-%d", (int)getpid());
+	memcpy(a.sun_path + 1, name, strlen(name));
+	afd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (afd < 0 || bind(afd, (struct sockaddr *)&a,
+			    (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+					1 + strlen(name))) ||
+	    listen(afd, 1)) {
+		CHECK(!"abstract socket");
+		return;
+	}
+	lfd = afd;
+	default_srv(&r.s);
+	r.s.serve = serve_normally;
+	snprintf(p, sizeof(p), "nbd+unix:///?socket=%%00%s", name);
+	start(&r, "abstract socket", p);
+	CHECK(r.open_rc == 0);
+	if (r.open_rc == 0) {
+		CHECK(guarded_read(r.dev, 512, 4096, &untouched, &d) == 4096);
+		CHECK(d[0] == pat(512));
+	}
+	end(&r);
+	lfd = saved;
+	close(afd);
+}
+
 static void scenario_open_fails(const char *name, struct srv *tmpl,
 				const char *pipeline, int want,
 				const char *msg)
@@ -952,6 +988,7 @@ int main(void)
 	scenario_block_status();
 	scenario_fua_emulated();
 	scenario_go_fallback();
+	scenario_abstract();
 
 	default_srv(&t);
 	t.bad_magic = true;
