@@ -33,12 +33,26 @@ func needTool(t *testing.T, name string) string {
 	return p
 }
 
+// toolEnv is the environment for outside tools: without the ASan runtime
+// run-tests.sh preloads for a --enable-sanitizers library (it is for the
+// test binary, not for qemu-img or nbdsh).
+func toolEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LD_PRELOAD=") && !strings.HasPrefix(kv, "ASAN_OPTIONS=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // run runs an outside tool with a timeout and returns its stdout.
 func run(t *testing.T, name string, args ...string) []byte {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(c, name, args...)
+	cmd.Env = toolEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -55,7 +69,9 @@ func nbdsh(t *testing.T) []string {
 	t.Helper()
 	needTool(t, "nbdsh")
 	for _, py := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(py, "-c", "import nbd").Run() == nil {
+		cmd := exec.Command(py, "-c", "import nbd")
+		cmd.Env = toolEnv()
+		if cmd.Run() == nil {
 			return []string{py, "-m", "nbd"}
 		}
 	}
@@ -194,6 +210,7 @@ sys.stdout.write("%d\n" % h.get_size())
 	// A client that stays connected shows up in Conns.
 	live := exec.Command(nbdshCmd[0], append(nbdshCmd[1:], "-u", fmt.Sprintf("nbd://127.0.0.1:%d", port2), "-c",
 		"import sys\nh.pread(65536, 0)\nprint('up', flush=True)\nsys.stdin.read()\n")...)
+	live.Env = toolEnv()
 	stdin, _ := live.StdinPipe()
 	stdout, _ := live.StdoutPipe()
 	if err := live.Start(); err != nil {

@@ -748,6 +748,8 @@ class Device(_Handle):
             read: bool) -> int:
         L = lib()
         done, total = 0, buf.nbytes
+        if total == 0:  # like os.pread/pwrite: nothing to do
+            return 0
         while True:
             n = min(total - done, self._max_io)
             if read:

@@ -65,10 +65,21 @@ def wait_listening(port, timeout=10.0):
         time.sleep(0.05)
 
 
+def tool_env():
+    """The environment for outside tools: without the ASan runtime that
+    run-tests.sh preloads for a --enable-sanitizers library (it is for
+    this interpreter, not for qemu-img or nbdsh)."""
+    env = dict(os.environ)
+    for var in ("LD_PRELOAD", "ASAN_OPTIONS"):
+        env.pop(var, None)
+    return env
+
+
 def run(*argv, input=None):
     """Run an outside tool with a timeout; return its stdout (bytes)."""
     cp = subprocess.run(argv, input=input, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, timeout=TIMEOUT)
+                        stderr=subprocess.PIPE, timeout=TIMEOUT,
+                        env=tool_env())
     if cp.returncode != 0:
         raise AssertionError("%s failed (%d): %s" % (
             " ".join(map(str, argv)), cp.returncode,
@@ -84,7 +95,7 @@ def nbdsh_argv():
     for py in (sys.executable, "/usr/bin/python3", "python3"):
         if shutil.which(py) and subprocess.run(
                 [py, "-c", "import nbd"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL).returncode == 0:
+                stderr=subprocess.DEVNULL, env=tool_env()).returncode == 0:
             return [py, "-m", "nbd"]
     pytest.skip("no python3 with the nbd module (python3-libnbd)")
 

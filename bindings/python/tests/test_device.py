@@ -48,6 +48,13 @@ def test_pwrite_pread_bytes(dev):
     assert dev.pread(4096, 0) == bytes(4096)
 
 
+def test_zero_length(dev):
+    assert dev.pread(0, 0) == b""
+    assert dev.readinto(bytearray(), 512) == 0
+    assert dev.pwrite(b"", 0) == 0
+    assert dev.stats().ops.read == 0
+
+
 def test_fua_write(dev):
     dev.pwrite(pattern(512), 0, fua=True)
     assert dev.pread(512, 0) == pattern(512)

@@ -12,7 +12,7 @@ import pytest
 
 import nexus
 from conftest import (free_port, have_driver, nbdsh, nbdsh_argv, need_tool,
-                      run, wait_listening)
+                      run, tool_env, wait_listening)
 
 MiB = 1 << 20
 
@@ -143,7 +143,7 @@ def test_device_export_and_connections(nbd_ctx, tmp_path):
                             "h.pread(65536, 0)\n"
                             "print('up', flush=True)\n"
                             "sys.stdin.read()\n"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=tool_env())
         try:
             assert client.stdout.readline().strip() == b"up"
             deadline = time.monotonic() + 10
