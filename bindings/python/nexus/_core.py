@@ -249,11 +249,19 @@ class _Handle:
         raise NotImplementedError
 
     def __del__(self) -> None:
+        # A garbage collection may run on a reactor thread while it is in
+        # a Python log callback; the library refuses to close from there
+        # (it would deadlock), so leave the handle to nexus_ctx_free().
+        if isinstance(threading.current_thread(), _FOREIGN_THREAD):
+            return
         try:
             self.close()
         except Exception:  # interpreter shutdown, or close() failed
             pass
 
+
+# How `threading` represents a thread it did not start (a reactor).
+_FOREIGN_THREAD = getattr(threading, "_DummyThread", ())
 
 _live_contexts: "weakref.WeakSet[Context]" = weakref.WeakSet()
 

@@ -121,3 +121,26 @@ def test_pip_install_offline(tmp_path):
                          check=True).stdout.decode().split()
     assert out[0].startswith(str(target))
     assert out[1] == nexus.version()
+
+
+def test_gc_in_log_callback_on_reactor_thread():
+    """A cyclic-garbage collection that runs inside a log callback, on a
+    reactor thread, must not close handles from there (the library would
+    refuse); the context closes them later."""
+    import gc
+    import threading
+    where = []
+
+    def log(level, msg):
+        where.append(isinstance(threading.current_thread(),
+                                threading._DummyThread))
+        gc.collect()
+
+    ctx = nexus.Context(reactors=1, log=log, log_level=nexus.LogLevel.DEBUG)
+    pl = ctx.open_pipeline("mem:size=1M")
+    pl.device.pwrite(b"z" * 512, 0)
+    del pl          # cyclic garbage now (pipeline <-> its device)
+    d = ctx.open("mem:size=1M")
+    d.pread(512, 0)
+    ctx.close()     # frees whatever the collection left
+    assert d.closed
