@@ -59,6 +59,15 @@ struct nx_req {
 
 struct nx_io_impl;
 
+/* A callback run once by the reactor after the completions and events
+ * at hand, just before it submits its SQEs: built-in drivers use it to
+ * batch (e.g. one sendmsg for all the replies that became ready). */
+struct nx_flush {
+	struct nx_flush *next;
+	void (*fn)(struct nx_flush *f);
+	bool queued;
+};
+
 struct nexus_reactor {
 	struct nexus_ctx *ctx;
 	unsigned index;
@@ -84,6 +93,7 @@ struct nexus_reactor {
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
 	unsigned sqe_pending;
+	struct nx_flush *flush_head; /* run before the next submit */
 };
 
 NX_HIDDEN int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
@@ -93,6 +103,9 @@ NX_HIDDEN void nx_reactor_wake(struct nexus_reactor *r);
 NX_HIDDEN int nx_reactor_enqueue(struct nexus_reactor *r,
 				 const struct nx_req *req);
 NX_HIDDEN struct nexus_reactor *nx_reactor_for_thread(struct nexus_ctx *ctx);
+/* Queue f (if not queued) to run before the reactor's next submit.
+ * Reactor thread only. */
+NX_HIDDEN void nx_reactor_flush(struct nexus_reactor *r, struct nx_flush *f);
 
 /* ---- context (ctx.c) ---- */
 struct nx_driver_entry {

@@ -192,6 +192,31 @@ int nexus_reactor_call(struct nexus_reactor *r, int (*fn)(void *), void *arg)
 	return rc;
 }
 
+void nx_reactor_flush(struct nexus_reactor *r, struct nx_flush *f)
+{
+	if (f->queued)
+		return;
+	f->queued = true;
+	f->next = r->flush_head;
+	r->flush_head = f;
+}
+
+static void run_flush(struct nexus_reactor *r)
+{
+	while (r->flush_head) {
+		struct nx_flush *f = r->flush_head;
+
+		r->flush_head = NULL;
+		while (f) {
+			struct nx_flush *next = f->next;
+
+			f->queued = false;
+			f->fn(f);
+			f = next;
+		}
+	}
+}
+
 static bool run_messages(struct nexus_reactor *r)
 {
 	struct nx_msg *m;
@@ -311,6 +336,7 @@ static void *reactor_main(void *arg)
 			work = true;
 		}
 		if (work || r->busy_poll || io_uring_cq_ready(&r->ring)) {
+			run_flush(r);
 			/* io_uring_submit() also enters the kernel when
 			 * completions wait as task work (IORING_SQ_TASKRUN):
 			 * without it a busy-polling reactor saw them only
@@ -322,6 +348,7 @@ static void *reactor_main(void *arg)
 			reap(r);
 			continue;
 		}
+		run_flush(r);
 		/* Going to sleep: announce it, then re-check the queues so
 		 * that a producer either sees `sleeping` or we see its work. */
 		atomic_store(&r->sleeping, 1);
