@@ -10,9 +10,11 @@
  * once) and a payload buffer from the reactor's pool.  A write payload
  * that is not already in the receive buffer is received straight into
  * its pool buffer.  Requests run concurrently on the device and their
- * replies go out as they complete, batched: while one sendmsg is in
- * flight, further replies queue and leave together in the next (each
- * reply's header and data are two entries of the same iovec). */
+ * replies go out as they complete, batched: a reply queues, and once the
+ * reactor has handled the completions at hand (nx_reactor_flush) one
+ * sendmsg takes every queued reply, each as two entries (header, data)
+ * of its iovec; while it is in flight, further replies wait for the
+ * next one. */
 #include "config.h"
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,10 +29,8 @@
 
 #include <liburing.h>
 
+#include "internal.h" /* nx_reactor_flush() */
 #include "nbd-int.h"
-
-#define container_of(p, type, member)                                      \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* Extents asked of the device per BLOCK_STATUS request. */
 #define BS_MAX_EXTENTS 256
@@ -65,6 +65,7 @@ struct nbd_conn {
 	int phase;
 	char peer[64];
 	struct nexus_event recv_ev, send_ev, timer_ev, tdel_ev;
+	struct nx_flush flush;	/* sends the queued replies */
 	unsigned ops;		/* io_uring requests in flight */
 	unsigned inflight;	/* device I/Os in flight */
 	bool closing;		/* being torn down */
@@ -306,6 +307,24 @@ static void start_send(struct nbd_conn *c)
 	issue_send(c);
 }
 
+static void flush_fn(struct nx_flush *f)
+{
+	struct nbd_conn *c = container_of(f, struct nbd_conn, flush);
+
+	c->ops--;
+	start_send(c);
+	maybe_free(c);
+}
+
+/* Send the queued replies once the completions at hand are handled. */
+static void kick_send(struct nbd_conn *c)
+{
+	if (c->send_armed || c->flush.queued || !c->sq_head || c->closing)
+		return;
+	c->ops++; /* the connection stays until flush_fn ran */
+	nx_reactor_flush(c->r, &c->flush);
+}
+
 static void enqueue(struct nbd_conn *c, struct nbd_slot *s)
 {
 	s->next = NULL;
@@ -314,7 +333,7 @@ static void enqueue(struct nbd_conn *c, struct nbd_slot *s)
 	else
 		c->sq_head = s;
 	c->sq_tail = s;
-	start_send(c);
+	kick_send(c);
 }
 
 /* Parsing stopped for lack of slots or buffer space: resume it. */
@@ -705,7 +724,7 @@ static void send_handle(struct nbd_conn *c, int res)
 		return;
 	}
 	c->send_armed = false;
-	start_send(c);
+	kick_send(c);
 	maybe_resume(c);
 	check_drained(c);
 }
@@ -960,6 +979,7 @@ static void new_conn(struct nbd_listener *l, int fd)
 	c->send_ev.fn = send_event;
 	c->timer_ev.fn = timer_event;
 	c->tdel_ev.fn = tdel_event;
+	c->flush.fn = flush_fn;
 	if (l->tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	peer_name(c, l->tcp);

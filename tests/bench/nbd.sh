@@ -1,0 +1,240 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Benchmark of the NBD export against the servers a user would otherwise
+# pick, in the same run (not part of make check).
+#
+#   tests/bench/nbd.sh [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB]
+#                      [-S SERVERS] [-w WORKLOADS]
+#
+# The same file in /dev/shm (SIZE_MB, default 1024, random data) is
+# served by
+#   nexus   libnexus `file:F | nbd:listen=...` (examples/nexus-pipe)
+#   nbdkit  nbdkit's file plugin
+#   qemu    qemu-nbd (raw, --shared=8)
+# and driven by fio's nbd engine (libnbd):
+#   rr4k    4k random read,  QD32, one connection
+#   rw4k    4k random write, QD32, one connection
+#   sr1m    1M sequential read, QD8, one connection
+#   rr4k-x4 / rw4k-x4 / sr1m-x4   the same with 4 connections (numjobs=4)
+# Runs are interleaved (run 1 of every server and workload, then run 2,
+# ...) so that noise from other processes hits every side alike; the
+# table shows medians of RUNS runs and the ratios libnexus/peer.  The
+# second table is throughput per CPU-second of the server process
+# (IOPS / (user+system seconds)): on a shared, noisy machine it shows
+# the cost of each server independent of how much CPU it was given.
+# Goal (issue 3): >= 1.5x nbdkit on rr4k and rw4k, >= 1.3x on sr1m.
+#
+# Last, `nexus-bench` on an nbd:// source (the libnexus NBD client)
+# against fio's nbd engine, both reading from the libnexus server.
+set -u
+
+T=10
+RUNS=3
+B=
+SIZE_MB=1024
+SERVERS="nexus nbdkit qemu"
+WORKLOADS="rr4k rw4k sr1m rr4k-x4 rw4k-x4 sr1m-x4"
+while getopts t:n:B:s:S:w: opt; do
+	case $opt in
+	t) T=$OPTARG ;;
+	n) RUNS=$OPTARG ;;
+	B) B=$OPTARG ;;
+	s) SIZE_MB=$OPTARG ;;
+	S) SERVERS=$OPTARG ;;
+	w) WORKLOADS=$OPTARG ;;
+	*) sed -n '2,30p' "$0" >&2; exit 2 ;;
+	esac
+done
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "$B" ]; then
+	for d in "$here/build" "$here" .; do
+		[ -x "$d/examples/nexus-pipe" ] && { B=$d; break; }
+	done
+fi
+PIPE=$B/examples/nexus-pipe
+BENCH=$B/examples/nexus-bench
+[ -x "$PIPE" ] || { echo "nexus-pipe not found (build first, or -B BUILDDIR)" >&2; exit 1; }
+for t in fio python3; do
+	command -v $t >/dev/null || { echo "$t is not installed" >&2; exit 1; }
+done
+fio --enghelp=nbd >/dev/null 2>&1 || { echo "fio has no nbd engine" >&2; exit 1; }
+for s in $SERVERS; do
+	case $s in
+	nbdkit) command -v nbdkit >/dev/null || { echo "no nbdkit: skipped"; SERVERS=$(echo $SERVERS | sed 's/nbdkit//'); } ;;
+	qemu) command -v qemu-nbd >/dev/null || { echo "no qemu-nbd: skipped"; SERVERS=$(echo $SERVERS | sed 's/qemu//'); } ;;
+	esac
+done
+
+W=$(mktemp -d /tmp/nbd-bench.XXXXXX)
+F=$(mktemp /dev/shm/nbd-bench.XXXXXX)
+PIDS=
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	rm -rf "$W" "$F"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+wait_port() {
+	i=0
+	while ! python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1).close()" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { echo "server on port $1 did not start" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+echo "filling $SIZE_MB MiB in $F ..."
+head -c "${SIZE_MB}M" /dev/urandom >"$F" || exit 1
+
+# start_server NAME: sets PORT_<name>, PID_<name>
+start_server() {
+	p=$(free_port)
+	case $1 in
+	nexus)
+		"$PIPE" -q "file:$F | nbd:listen=127.0.0.1:$p" >"$W/nexus.log" 2>&1 &
+		;;
+	nbdkit)
+		nbdkit -f -i 127.0.0.1 -p "$p" file "$F" >"$W/nbdkit.log" 2>&1 &
+		;;
+	qemu)
+		qemu-nbd -f raw -b 127.0.0.1 -p "$p" -e 8 -t "$F" >"$W/qemu.log" 2>&1 &
+		;;
+	esac
+	pid=$!
+	PIDS="$PIDS $pid"
+	eval "PORT_$1=$p PID_$1=$pid"
+	wait_port "$p"
+}
+
+for s in $SERVERS; do
+	start_server "$s"
+done
+
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# run_fio SERVER WORKLOAD RUN
+run_fio() {
+	eval "port=\$PORT_$1 pid=\$PID_$1"
+	case $2 in
+	rr4k*) args="--rw=randread --bs=4k --iodepth=32" ;;
+	rw4k*) args="--rw=randwrite --bs=4k --iodepth=32" ;;
+	sr1m*) args="--rw=read --bs=1M --iodepth=8" ;;
+	esac
+	case $2 in
+	*-x4) args="$args --numjobs=4" ;;
+	esac
+	c0=$(cpu_ticks "$pid")
+	# shellcheck disable=SC2086
+	timeout $((T * 3 + 60)) fio --name=b --ioengine=nbd \
+		--uri="nbd://127.0.0.1:$port/" $args --size="${SIZE_MB}M" \
+		--time_based --runtime="$T" --ramp_time=1 --group_reporting \
+		--output-format=json --output="$W/fio.json" >/dev/null 2>&1
+	c1=$(cpu_ticks "$pid")
+	python3 - "$W/fio.json" "$1" "$2" "$3" "$c0" "$c1" "$T" >>"$W/results" <<'PY'
+import json, sys
+f, server, wl, run, c0, c1, t = sys.argv[1:]
+s = open(f).read()
+try:
+    j = json.loads(s[s.index("{"):])["jobs"][0]
+    iops = j["read"]["iops"] + j["write"]["iops"]
+    bw = (j["read"]["bw_bytes"] + j["write"]["bw_bytes"]) / 1e6
+    err = j["error"]
+except (ValueError, KeyError, IndexError):
+    iops, bw, err = 0, 0, -1
+# server CPU seconds over the run (ramp included: scale to the runtime)
+cpu = (float(c1) - float(c0)) / 100.0 * float(t) / (float(t) + 1)
+print(server, wl, run, "%.0f" % iops, "%.1f" % bw, "%.3f" % cpu, err)
+PY
+	tail -n1 "$W/results" | awk '{ printf "  %-7s %-8s run %s: %9.0f IOPS %8.1f MB/s  server CPU %.2f s%s\n", $1, $2, $3, $4, $5, $6, ($7 != 0 ? "  (fio error " $7 ")" : "") }'
+}
+
+echo "servers: $SERVERS; workloads: $WORKLOADS; $RUNS runs of $T s"
+for r in $(seq 1 "$RUNS"); do
+	for wl in $WORKLOADS; do
+		for s in $SERVERS; do
+			run_fio "$s" "$wl" "$r"
+		done
+	done
+done
+
+# nexus-bench through the libnexus NBD client vs fio, same server
+if [ -x "$BENCH" ] && echo "$SERVERS" | grep -q nexus; then
+	for r in $(seq 1 "$RUNS"); do
+		out=$(timeout $((T * 3 + 60)) "$BENCH" -j -w randread -b 4k -q 32 \
+			-t "$T" -r 1 "nbd://127.0.0.1:$PORT_nexus/" 2>"$W/bench.err")
+		echo "$out" | python3 -c '
+import json, sys
+s = sys.stdin.read()
+try:
+    j = json.loads(s[s.index("{"):])
+    v = j.get("iops") or j.get("total", {}).get("iops") or 0
+except (ValueError, KeyError):
+    v = 0
+print("nexus-bench rr4k %s %.0f 0 0 0" % (sys.argv[1], v))' "$r" >>"$W/results"
+		tail -n1 "$W/results" | awk '{ printf "  nexus-bench (nbd:// source) rr4k run %s: %9.0f IOPS\n", $3, $4 }'
+	done
+fi
+
+python3 - "$W/results" "$SERVERS" "$WORKLOADS" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+servers, wls = sys.argv[2].split(), sys.argv[3].split()
+def med(server, wl, col):
+    v = [float(r[col]) for r in rows if r[0] == server and r[1] == wl]
+    return statistics.median(v) if v else 0.0
+def eff(server, wl):
+    v = [float(r[3]) / float(r[5]) for r in rows
+         if r[0] == server and r[1] == wl and float(r[5]) > 0]
+    return statistics.median(v) if v else 0.0
+def unit(wl):
+    return "MB/s" if wl.startswith("sr") else "IOPS"
+def val(server, wl):
+    return med(server, wl, 4 if wl.startswith("sr") else 3)
+peers = [s for s in servers if s != "nexus"]
+print()
+print("median throughput (fio nbd engine)")
+hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
+hdr += "".join("%14s" % ("nexus/" + p) for p in peers if "nexus" in servers)
+print(hdr)
+for wl in wls:
+    line = "%-9s %5s" % (wl, unit(wl))
+    line += "".join("%11.0f" % val(s, wl) for s in servers)
+    if "nexus" in servers:
+        for p in peers:
+            b = val(p, wl)
+            line += "%13.2fx" % (val("nexus", wl) / b) if b else "%14s" % "-"
+    print(line)
+print()
+print("IOPS per CPU-second of the server process")
+print(hdr)
+for wl in wls:
+    line = "%-9s %5s" % (wl, "IO/s")
+    line += "".join("%11.0f" % eff(s, wl) for s in servers)
+    if "nexus" in servers:
+        for p in peers:
+            b = eff(p, wl)
+            line += "%13.2fx" % (eff("nexus", wl) / b) if b else "%14s" % "-"
+    print(line)
+nb = [float(r[3]) for r in rows if r[0] == "nexus-bench"]
+if nb and "nexus" in servers:
+    m = statistics.median(nb)
+    f = med("nexus", "rr4k", 3)
+    print()
+    print("4k random read QD32 from the libnexus server: nexus-bench on "
+          "nbd:// %.0f IOPS, fio nbd engine %.0f IOPS (%.2fx)" %
+          (m, f, m / f if f else 0))
+print()
+print("goal: nexus >= 1.5x nbdkit on rr4k and rw4k, >= 1.3x on sr1m")
+PY
