@@ -75,4 +75,13 @@ cmp "$T/a.img" "$T/a2" || fail "alpha-ro content differs"
 timeout 60 nbdcopy "$T/src" "$U/alpha-ro" 2>/dev/null && fail "wrote to a read-only export"
 
 stop_server "$s_PID"
+
+# IPv6, where the loopback has ::1
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+	start_server v6 "mem:size=2M | nbd:listen=[::1]:0,name=six"
+	grep -q '^LISTEN \[::1\]:' "$T/v6.out" || { cat "$T/v6.out"; fail "IPv6 address"; }
+	timeout 20 nbdinfo --size "nbd://[::1]:$v6_PORT/six" | grep -qx 2097152 ||
+		fail "nbdinfo over IPv6"
+	stop_server "$v6_PID"
+fi
 exit 0
