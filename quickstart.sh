@@ -86,7 +86,7 @@ demo() {
 		dd if=/dev/zero of=plain.img bs=1M count=64 status=none
 		printf 'the quarterly numbers, strictly confidential\n' |
 			dd of=plain.img bs=1M seek=1 conv=notrunc status=none
-		head -c 64 /dev/urandom > vol.key
+		head -c 64 /dev/urandom > vol.key; chmod 600 vol.key
 		"$b/examples/nexus-copy" -q file:plain.img \
 			'file:enc.img,create=on,size=64M | crypt:key-file=vol.key'
 		echo "plain.img holds the secret $(grep -c 'strictly confidential' plain.img) time(s), enc.img $(grep -c 'strictly confidential' enc.img) times"
