@@ -54,6 +54,11 @@ enum job_kind { JOB_DATA, JOB_ZERO, JOB_VERIFY_DATA, JOB_VERIFY_ZERO };
 
 struct copy;
 
+struct job {
+	enum job_kind kind;
+	uint64_t off, len;
+};
+
 struct slot {
 	struct copy *cp;
 	enum job_kind kind;
@@ -61,8 +66,8 @@ struct slot {
 	struct iovec siov, diov; /* SRC and DST buffers */
 	atomic_int pending;	 /* verify: two reads */
 	int result;
-	int failed_op; /* for the message */
-	struct slot *next_done;
+	int failed_op;	   /* for the message */
+	uint64_t diff_off; /* verify: first difference */
 };
 
 struct copy {
@@ -72,11 +77,17 @@ struct copy {
 	uint32_t zero_op; /* NEXUS_OP_WRITE_ZEROES, NEXUS_OP_TRIM or ~0 */
 	struct slot slots[MAX_REQUESTS];
 	unsigned nslots;
-	/* completed slots, handed from reactor callbacks to main */
+	/* Jobs planned by the main thread, taken by finishing slots on the
+	 * reactors; idle slots.  Under lock, as are the statistics. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct slot *done;
-	/* producer state */
+	struct job queue[2 * MAX_REQUESTS];
+	unsigned qcap, qhead, qlen;
+	struct slot *idle[MAX_REQUESTS];
+	unsigned nidle, inflight;
+	bool verify;
+	/* producer state (main thread only) */
+	bool producer_done;
 	uint64_t pos;
 	struct nexus_extent ext[MAX_EXTENTS];
 	unsigned next_ext, next_ext_n;
@@ -145,22 +156,9 @@ static void human(char *buf, size_t len, double v)
 	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-/* ---- completion hand-off (reactor threads -> main thread) ---- */
+/* ---- completions ---- */
 
-static void slot_done(struct slot *s, int result, int op)
-{
-	struct copy *cp = s->cp;
-
-	if (result < 0 && s->result >= 0) {
-		s->result = result;
-		s->failed_op = op;
-	}
-	pthread_mutex_lock(&cp->lock);
-	s->next_done = cp->done;
-	cp->done = s;
-	pthread_cond_signal(&cp->cond);
-	pthread_mutex_unlock(&cp->lock);
-}
+static void slot_done(struct slot *s, int result, int op);
 
 static bool all_zero(const void *p, size_t len)
 {
@@ -335,8 +333,8 @@ static bool dst_zero(struct copy *cp, uint64_t off, uint64_t len,
 	return (e.flags & NEXUS_EXTENT_ZERO) != 0;
 }
 
-/* Fill slot @p s with the next copy job; false when none is left. */
-static bool next_copy_job(struct copy *cp, struct slot *s)
+/* The next copy job; false when none is left.  Main thread. */
+static bool next_copy_job(struct copy *cp, struct job *s)
 {
 	for (;;) {
 		if (cp->zero_pos < cp->zero_end) {
@@ -349,9 +347,11 @@ static bool next_copy_job(struct copy *cp, struct slot *s)
 				if (cfg.target_zero)
 					run = len;
 				cp->zero_pos += run;
+				pthread_mutex_lock(&cp->lock);
 				cp->done_bytes += run;
 				cp->skipped_bytes += run;
 				cp->zero_bytes += run;
+				pthread_mutex_unlock(&cp->lock);
 				continue;
 			}
 			len = run;
@@ -380,7 +380,7 @@ static bool next_copy_job(struct copy *cp, struct slot *s)
 	}
 }
 
-static bool next_verify_job(struct copy *cp, struct slot *s)
+static bool next_verify_job(struct copy *cp, struct job *s)
 {
 	for (;;) {
 		if (cp->zero_pos < cp->zero_end || cp->data_pos < cp->data_end) {
@@ -460,24 +460,28 @@ static void draw(struct copy *cp, bool final)
 {
 	double t = now_s(), el = t - cp->t0, rate, frac;
 	char a[32], b[32], r[32], bar[41];
+	uint64_t done;
 	unsigned fill;
 
 	if (!cfg.progress || (!final && t - cp->last_draw < 0.2))
 		return;
 	cp->last_draw = t;
-	frac = cp->size ? (double)cp->done_bytes / (double)cp->size : 1;
-	rate = el > 0 ? cp->done_bytes / el : 0;
+	pthread_mutex_lock(&cp->lock);
+	done = cp->done_bytes;
+	pthread_mutex_unlock(&cp->lock);
+	frac = cp->size ? (double)done / (double)cp->size : 1;
+	rate = el > 0 ? done / el : 0;
 	fill = (unsigned)(frac * 40);
 	memset(bar, '#', fill);
 	memset(bar + fill, '.', 40 - fill);
 	bar[40] = '\0';
-	human(a, sizeof(a), (double)cp->done_bytes);
+	human(a, sizeof(a), (double)done);
 	human(b, sizeof(b), (double)cp->size);
 	human(r, sizeof(r), rate);
 	fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %s/%s %s/s", cp->phase, bar,
 		frac * 100, a, b, r);
 	if (!final && rate > 0 && frac < 1) {
-		double eta = (double)(cp->size - cp->done_bytes) / rate;
+		double eta = (double)(cp->size - done) / rate;
 
 		fprintf(stderr, " ETA %d:%02d", (int)eta / 60, (int)eta % 60);
 	}
@@ -486,30 +490,33 @@ static void draw(struct copy *cp, bool final)
 	fflush(stderr);
 }
 
-/* Compare a finished verify slot. */
-static void check_slot(struct copy *cp, struct slot *s)
+static bool stopping(const struct copy *cp)
 {
-	const unsigned char *x = s->siov.iov_base, *y = s->diov.iov_base;
-	bool same = s->kind == JOB_VERIFY_DATA ? !memcmp(x, y, s->len)
-					       : all_zero(y, s->len);
-
-	if (same || (cp->mismatch && cp->mismatch_off < s->off))
-		return;
-	/* slots complete out of order, and jobs are issued in order: the
-	 * lowest offset over all completed slots is the first difference */
-	for (uint64_t i = 0; i < s->len; i++) {
-		if (y[i] != (s->kind == JOB_VERIFY_DATA ? x[i] : 0)) {
-			cp->mismatch = true;
-			cp->mismatch_off = s->off + i;
-			return;
-		}
-	}
+	return cp->error || cp->mismatch || interrupted;
 }
 
-static void fail(struct copy *cp, const struct slot *s, bool verify)
+/* Verify: does DST's buffer hold what it should?  Sets diff_off. */
+static bool slot_matches(struct slot *s)
+{
+	const unsigned char *x = s->siov.iov_base, *y = s->diov.iov_base;
+	bool data = s->kind == JOB_VERIFY_DATA;
+
+	if (data ? !memcmp(x, y, s->len) : all_zero(y, s->len))
+		return true;
+	for (uint64_t i = 0; i < s->len; i++) {
+		if (y[i] != (data ? x[i] : 0)) {
+			s->diff_off = s->off + i;
+			break;
+		}
+	}
+	return false;
+}
+
+/* Record the first failure (cp->lock held). */
+static void fail(struct copy *cp, const struct slot *s)
 {
 	const char *who = s->failed_op != NEXUS_OP_READ ? "DST"
-			  : verify			  ? "SRC or DST"
+			  : cp->verify			  ? "SRC or DST"
 							  : "SRC";
 
 	cp->error = s->result;
@@ -519,51 +526,136 @@ static void fail(struct copy *cp, const struct slot *s, bool verify)
 		 strerror(-s->result));
 }
 
-/* Run a phase: keep the slots busy with jobs until none is left. */
+static void take_job(struct copy *cp, struct slot *s)
+{
+	const struct job *j = &cp->queue[cp->qhead];
+
+	s->kind = j->kind;
+	s->off = j->off;
+	s->len = j->len;
+	cp->qhead = (cp->qhead + 1) % cp->qcap;
+	cp->qlen--;
+	cp->inflight++;
+}
+
+/* A slot finished its job (any thread).  Account it, then give it the
+ * next queued job right here: on a reactor the next I/O starts without
+ * waking the main thread, which only plans jobs and draws. */
+static void slot_done(struct slot *s, int result, int op)
+{
+	struct copy *cp = s->cp;
+	int rc;
+
+	if (result < 0 && s->result >= 0) {
+		s->result = result;
+		s->failed_op = op;
+	}
+	for (;;) {
+		bool same = s->result < 0 || !cp->verify || slot_matches(s);
+
+		pthread_mutex_lock(&cp->lock);
+		cp->inflight--;
+		if (s->result < 0) {
+			if (!cp->error)
+				fail(cp, s);
+		} else if (!same) {
+			/* jobs are taken in order: the lowest offset of all
+			 * finished slots is the first difference */
+			if (!cp->mismatch || s->diff_off < cp->mismatch_off)
+				cp->mismatch_off = s->diff_off;
+			cp->mismatch = true;
+		} else {
+			if (!cp->verify && s->kind == JOB_ZERO)
+				cp->zero_bytes += s->len;
+			else if (!cp->verify)
+				cp->data_bytes += s->len;
+			cp->done_bytes += s->len;
+		}
+		if (stopping(cp) || !cp->qlen) {
+			cp->idle[cp->nidle++] = s;
+			pthread_cond_signal(&cp->cond);
+			pthread_mutex_unlock(&cp->lock);
+			return;
+		}
+		take_job(cp, s);
+		if (cp->qlen <= cp->qcap / 2)
+			pthread_cond_signal(&cp->cond); /* plan more */
+		pthread_mutex_unlock(&cp->lock);
+		rc = submit_job(cp, s);
+		if (rc >= 0)
+			return;
+		s->result = rc;
+		s->failed_op = s->kind == JOB_ZERO ? (int)cp->zero_op
+						   : NEXUS_OP_READ;
+	}
+}
+
+static bool next_job(struct copy *cp, struct job *j)
+{
+	return cp->verify ? next_verify_job(cp, j) : next_copy_job(cp, j);
+}
+
+/* Run a phase: plan jobs ahead, start idle slots, until all is done. */
 static int run(struct copy *cp, bool verify)
 {
-	struct slot *free_list[MAX_REQUESTS];
-	unsigned nfree = 0, inflight = 0;
-	bool more = true;
+	struct timespec ts;
 
+	cp->verify = verify;
 	cp->pos = 0;
 	cp->next_ext = cp->next_ext_n = 0;
 	cp->zero_pos = cp->zero_end = cp->data_pos = cp->data_end = 0;
+	cp->producer_done = false;
 	cp->done_bytes = 0;
+	cp->qcap = 2 * cp->nslots < 8 ? 8 : 2 * cp->nslots;
+	cp->qhead = cp->qlen = cp->inflight = cp->nidle = 0;
+	for (unsigned i = 0; i < cp->nslots; i++)
+		cp->idle[cp->nidle++] = &cp->slots[i];
 	cp->t0 = now_s();
 	cp->last_draw = 0;
-	for (unsigned i = 0; i < cp->nslots; i++)
-		free_list[nfree++] = &cp->slots[i];
 	for (;;) {
-		struct slot *done;
+		/* plan: outside the lock (block status costs syscalls) */
+		while (!cp->producer_done) {
+			struct job j;
+			bool room;
 
-		while (more && nfree && !cp->error && !cp->mismatch &&
-		       !interrupted) {
-			struct slot *s = free_list[nfree - 1];
-			int rc;
-
-			more = verify ? next_verify_job(cp, s)
-				      : next_copy_job(cp, s);
-			if (!more)
+			pthread_mutex_lock(&cp->lock);
+			room = !stopping(cp) && cp->qlen < cp->qcap;
+			pthread_mutex_unlock(&cp->lock);
+			if (!room)
 				break;
-			nfree--;
-			rc = submit_job(cp, s);
-			if (rc < 0) {
-				cp->error = rc;
-				snprintf(cp->errmsg, sizeof(cp->errmsg),
-					 "%s", nexus_last_error());
-				free_list[nfree++] = s;
+			if (!next_job(cp, &j)) {
+				cp->producer_done = true;
 				break;
 			}
-			inflight++;
+			pthread_mutex_lock(&cp->lock);
+			cp->queue[(cp->qhead + cp->qlen) % cp->qcap] = j;
+			cp->qlen++;
+			pthread_mutex_unlock(&cp->lock);
 		}
-		draw(cp, false);
-		if (!inflight)
-			break;
+		/* start idle slots; later jobs start from completions */
 		pthread_mutex_lock(&cp->lock);
-		while (!cp->done) {
-			struct timespec ts;
+		while (cp->nidle && cp->qlen && !stopping(cp)) {
+			struct slot *s = cp->idle[--cp->nidle];
+			int rc;
 
+			take_job(cp, s);
+			pthread_mutex_unlock(&cp->lock);
+			rc = submit_job(cp, s);
+			if (rc < 0)
+				slot_done(s, rc, s->kind == JOB_ZERO
+							 ? (int)cp->zero_op
+							 : NEXUS_OP_READ);
+			pthread_mutex_lock(&cp->lock);
+		}
+		if (!cp->inflight &&
+		    (stopping(cp) || (cp->producer_done && !cp->qlen))) {
+			pthread_mutex_unlock(&cp->lock);
+			break;
+		}
+		/* woken when a slot goes idle or the queue runs low */
+		if (!(cp->nidle && cp->qlen) &&
+		    (cp->producer_done || cp->qlen >= cp->qcap / 2 ||
+		     stopping(cp))) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 200 * 1000000;
 			if (ts.tv_nsec >= 1000000000) {
@@ -571,34 +663,9 @@ static int run(struct copy *cp, bool verify)
 				ts.tv_nsec -= 1000000000;
 			}
 			pthread_cond_timedwait(&cp->cond, &cp->lock, &ts);
-			if (!cp->done) {
-				pthread_mutex_unlock(&cp->lock);
-				draw(cp, false);
-				pthread_mutex_lock(&cp->lock);
-			}
 		}
-		done = cp->done;
-		cp->done = NULL;
 		pthread_mutex_unlock(&cp->lock);
-		while (done) {
-			struct slot *s = done;
-
-			done = s->next_done;
-			inflight--;
-			free_list[nfree++] = s;
-			if (s->result < 0) {
-				if (!cp->error)
-					fail(cp, s, verify);
-				continue;
-			}
-			if (verify)
-				check_slot(cp, s);
-			else if (s->kind == JOB_ZERO)
-				cp->zero_bytes += s->len;
-			else
-				cp->data_bytes += s->len;
-			cp->done_bytes += s->len;
-		}
+		draw(cp, false);
 	}
 	if (interrupted && !cp->error) {
 		cp->error = -EINTR;
