@@ -61,7 +61,7 @@ if ldd "$libdir/libnexus.so.0" 2>/dev/null | grep -q libasan; then
 	cat > "$tmp/asan-exec" <<SH
 #!/bin/sh
 LD_PRELOAD=$(${CC:-gcc} -print-file-name=libasan.so) \\
-ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS} exec "\$@"
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 exec "\$@"
 SH
 	chmod +x "$tmp/asan-exec"
 	run=$tmp/asan-exec

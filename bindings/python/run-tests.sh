@@ -36,7 +36,7 @@ export NEXUS_LIBRARY LD_LIBRARY_PATH PYTHONPATH PYTHONDONTWRITEBYTECODE
 # ours to leak-check.
 if ldd "$lib" 2>/dev/null | grep -q libasan; then
 	LD_PRELOAD=$(${CC:-gcc} -print-file-name=libasan.so)
-	ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 	export LD_PRELOAD ASAN_OPTIONS
 fi
 
