@@ -439,9 +439,18 @@ static void block_status(struct nbd_conn *c, struct nbd_slot *s)
 
 	rc = nexus_dev_block_status(c->dev, s->offset, s->length, ext,
 				    one ? 1 : BS_MAX_EXTENTS);
-	if (rc <= 0) {
-		reply_err(c, s, nbds_errno(rc ? rc : -EIO), "block status failed");
+	if (rc == -EINVAL || rc == -ESHUTDOWN) {
+		reply_err(c, s, nbds_errno(rc), "block status failed");
 		return;
+	}
+	if (rc <= 0) {
+		/* The device cannot tell from here (a source whose block
+		 * status is synchronous over the network refuses to block a
+		 * reactor): report data, as the protocol allows. */
+		ext[0].offset = s->offset;
+		ext[0].length = s->length;
+		ext[0].flags = 0;
+		rc = 1;
 	}
 	s->bufcap = (size_t)rc * 8;
 	s->buf = nexus_buf_alloc(c->r, s->bufcap);
