@@ -6,7 +6,7 @@
 #   qemu-img convert -n -f raw -O raw SRC DST      (qemu's default: in order)
 #   qemu-img convert -n -W -m 16 ...               (out of order, 16 coroutines)
 #   nbdcopy SRC DST                                (libnbd's copier)
-#   nexus-copy SRC DST                             (16 x 1 MiB in flight)
+#   nexus-copy SRC DST                             (16 x 256 KiB in flight)
 #
 # SRC is a file on tmpfs of SIZE MiB (default 1024) with some holes:
 # data in DATA% of it (default 75%) as 4 MiB extents spread over the
