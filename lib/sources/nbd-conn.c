@@ -107,6 +107,8 @@ static void assign_slot(struct nbdc_conn *c, struct nbdc_req *req)
 	nx_nbdc_req_encode(req, (uint64_t)gen << 16 | s);
 	if (!c->inflight++)
 		c->last_progress = nx_nbdc_now_ns();
+	if (req->type == NBD_CMD_READ && req->len >= BIG_READ)
+		c->big_reads++;
 	if (c->sq_tail)
 		c->sq_tail->next = req;
 	else
@@ -191,6 +193,8 @@ static void finish(struct nbdc_conn *c, struct nbdc_req *req)
 	c->slot_req[req->slot] = NULL;
 	c->free_slots[c->nfree++] = req->slot;
 	c->inflight--;
+	if (req->type == NBD_CMD_READ && req->len >= BIG_READ)
+		c->big_reads--;
 	if (res == 0 && req->off + req->len < req->end) {
 		/* TRIM / WRITE_ZEROES longer than one request: next piece */
 		uint64_t left = req->end - req->off - req->len;
@@ -250,6 +254,8 @@ static void reap_dead(struct nbdc_conn *c)
 		c->slot_req[s] = NULL;
 		c->free_slots[c->nfree++] = (uint16_t)s;
 		c->inflight--;
+		if (req->type == NBD_CMD_READ && req->len >= BIG_READ)
+			c->big_reads--;
 		nx_nbdc_req_complete(c->d, req, -EIO);
 	}
 	while (c->wait_head) {
@@ -451,8 +457,15 @@ static void start_recv(struct nbdc_conn *c)
 						       DIOV_MAX);
 		io_uring_prep_recvmsg(sqe, c->fd, &c->rmsg, MSG_WAITALL);
 	} else {
+		/* While large reads are in flight, take little into the
+		 * buffer: most of their data is then received in place
+		 * instead of copied. */
+		size_t room = RBUF_SIZE - c->rend;
+
+		if (c->big_reads && room > RECV_SMALL)
+			room = RECV_SMALL;
 		io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rend,
-				   RBUF_SIZE - c->rend, 0);
+				   (unsigned)room, 0);
 	}
 	c->recving = true;
 }

@@ -15,6 +15,8 @@
 #define DIOV_MAX 64
 #define RBUF_SIZE (256u << 10)
 #define DIRECT_MIN (32u << 10)	    /* receive larger data in place */
+#define BIG_READ (128u << 10)	    /* with such reads in flight ... */
+#define RECV_SMALL (64u << 10)	    /* ... receive at most this into rbuf */
 #define MAX_META_CHUNK 65536u	    /* non-data chunks buffered whole */
 #define HDR_LEN ((uint32_t)sizeof(struct nbd_request))
 
@@ -44,6 +46,7 @@ struct nbdc_conn {
 	uint32_t slot_gen[NSLOTS];
 	uint16_t free_slots[NSLOTS];
 	unsigned nfree, inflight;
+	unsigned big_reads; /* READs of BIG_READ bytes or more in flight */
 	struct nbdc_req *wait_head, *wait_tail;
 
 	/* sending */
