@@ -10,14 +10,26 @@
 
 #include "nbd-client.h"
 
+/* Sizes; the fuzz harness builds with smaller ones (NBDC_SMALL_BUFFERS)
+ * to reach the buffer edges more often. */
 #define NSLOTS 512u
 #define SIOV_MAX 1024
 #define DIOV_MAX 64
+#ifndef NBDC_SMALL_BUFFERS
 #define RBUF_SIZE (256u << 10)
 #define DIRECT_MIN (32u << 10)	    /* receive larger data in place */
 #define BIG_READ (128u << 10)	    /* with such reads in flight ... */
 #define RECV_SMALL (64u << 10)	    /* ... receive at most this into rbuf */
 #define MAX_META_CHUNK 65536u	    /* non-data chunks buffered whole */
+#else
+#define RBUF_SIZE (16u << 10)
+#define DIRECT_MIN 2048u
+#define BIG_READ 8192u
+#define RECV_SMALL 4096u
+#define MAX_META_CHUNK 6144u
+#endif
+_Static_assert(MAX_META_CHUNK + 64 <= RBUF_SIZE / 2,
+	       "a whole non-data chunk must fit in the receive buffer");
 #define HDR_LEN ((uint32_t)sizeof(struct nbd_request))
 
 enum pstate {

@@ -18,8 +18,12 @@
  * 2-4 number of requests - 1, bits 5-7 how the stream is cut.  Then 4
  * bytes per request (type, length, iovec count), then the server's
  * bytes.  Byte 0 == 0xff: the rest is a handshake from the server.
+ * Built with NBDC_SMALL_BUFFERS: a 16 KiB receive buffer and small
+ * thresholds, so that compaction, in-place receives and the large-read
+ * mode are reached with small inputs.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I include -I lib -I lib/sources \
+ *   clang -g -O1 -fsanitize=fuzzer,address -DNBDC_SMALL_BUFFERS \
+ *       -I include -I lib -I lib/sources \
  *       tests/fuzz/nbd-client-fuzz.c lib/sources/nbd-conn.c \
  *       lib/sources/nbd-reply.c lib/sources/nbd-handshake.c */
 #include <assert.h>
@@ -35,7 +39,7 @@
 
 #define MAXREQ 8
 #define GUARD 32
-#define MAXLEN 70000
+#define MAXLEN 20000
 
 /* ---- what the rest of libnexus would provide ---- */
 

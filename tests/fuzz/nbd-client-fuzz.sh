@@ -16,7 +16,7 @@ command -v "$CLANG" >/dev/null 2>&1 || { echo "SKIP: no clang"; exit 77; }
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
 mkdir -p "$OUT"
 if ! "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined \
+	-fno-sanitize-recover=undefined -DNBDC_SMALL_BUFFERS \
 	-I"$srcdir/include" -I"$srcdir/lib" -I"$S" \
 	"$srcdir/tests/fuzz/nbd-client-fuzz.c" "$S/nbd-conn.c" \
 	"$S/nbd-reply.c" "$S/nbd-handshake.c" -o "$BIN" \
