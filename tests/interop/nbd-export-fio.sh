@@ -20,7 +20,7 @@ U="nbd://127.0.0.1:$s_PORT/"
 
 run_fio() {
 	timeout 300 fio --output="$T/fio.out" --ioengine=nbd --uri="$U" \
-		--verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
 		--exitall_on_error=1 "$@" ||
 		{ cat "$T/fio.out"; fail "fio $*"; }
 	grep -q 'err= *0' "$T/fio.out" || { cat "$T/fio.out"; fail "fio errors"; }
@@ -36,7 +36,7 @@ run_fio --name=seq --rw=write --bsrange=1m-4m --iodepth=4 --size=48m \
 # verify again from a fresh connection, reading only
 timeout 300 fio --output="$T/fio.out" --ioengine=nbd --uri="$U" \
 	--name=rw4k --rw=randwrite --bs=4k --iodepth=32 --size=32m \
-	--verify=crc32c --verify_only=1 --verify_fatal=1 ||
+	--verify=crc32c --verify_only=1 --verify_fatal=1 --verify_state_save=0 ||
 	{ cat "$T/fio.out"; fail "fio verify_only"; }
 stop_server "$s_PID"
 exit 0
