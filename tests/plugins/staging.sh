@@ -100,6 +100,33 @@ export NEXUS_PLUGIN_PATH
 	fail "an unknown plugin option was accepted"
 grep -q "unknown option 'colour'" "$T/c3" || { cat "$T/c3"; fail "option message"; }
 
+# A process that loaded libnexus RTLD_LOCAL (Python's ctypes) can still
+# load a plugin built without -lnexus (not with a sanitizer runtime,
+# which must come first in the process).
+if ! ldd "$stage$NX_LIBDIR/libnexus.so" | grep -q 'lib[atu]san'; then
+	python3 - "$stage$NX_LIBDIR/libnexus.so" "$T/pattern/nexus-pattern.so" \
+		<<'EOF' || fail "plugin load with libnexus loaded RTLD_LOCAL"
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_LOCAL)
+lib.nexus_last_error.restype = ctypes.c_char_p
+lib.nexus_dev_pread.restype = ctypes.c_ssize_t
+ctx = ctypes.c_void_p()
+if lib.nexus_ctx_create(None, ctypes.byref(ctx)):
+    sys.exit("ctx: %s" % lib.nexus_last_error())
+if lib.nexus_plugin_load(ctx, sys.argv[2].encode()):
+    sys.exit("load: %s" % lib.nexus_last_error().decode())
+dev = ctypes.c_void_p()
+if lib.nexus_dev_open(ctx, b"pattern:size=1M,seed=3", ctypes.byref(dev)):
+    sys.exit("open: %s" % lib.nexus_last_error().decode())
+buf = ctypes.create_string_buffer(512)
+n = lib.nexus_dev_pread(dev, buf, ctypes.c_size_t(512), ctypes.c_uint64(4096))
+if n != 512 or buf.raw[:8] != (4096 ^ 3).to_bytes(8, 'big'):
+    sys.exit("read: %d %s" % (n, buf.raw[:8].hex()))
+lib.nexus_dev_close(dev)
+lib.nexus_ctx_free(ctx)
+EOF
+fi
+
 # I/O through pattern | checksum: the pattern formula, independently
 "$COPY" -q 'pattern:size=8M,seed=0x5eed | checksum' \
 	"file:$T/p.img,create=on,size=8M" > "$T/copy1" 2>&1 ||

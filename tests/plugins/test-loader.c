@@ -288,6 +288,38 @@ static void test_by_name(void)
 	CHECK(rc > 0 && strstr(buf, "source tsrc (plugin ") &&
 		      strstr(buf, "transform tcount (plugin "),
 	      "describe: %s", buf);
+	/* an export plugin */
+	{
+		struct nexus_pipeline *pl = NULL;
+		struct nexus_conn_info ci = NEXUS_CONN_INFO_INIT;
+
+		rc = nexus_pipeline_open(ctx, "tsrc:64K | tcount | tprobe:expect=0",
+					 &pl);
+		CHECK(rc == 0, "tsrc | tcount | tprobe: %s", nexus_last_error());
+		if (rc == 0) {
+			for (int i = 0; i < 1000; i++) {
+				rc = nexus_export_conns(nexus_pipeline_export(pl),
+							&ci, 1);
+				if (rc != 1 || ci.requests)
+					break;
+				usleep(1000);
+			}
+			CHECK(rc == 1 && !strcmp(ci.peer, "probe") &&
+				      ci.requests == 1 && ci.errors == 0,
+			      "conns %d peer %s requests %llu", rc, ci.peer,
+			      (unsigned long long)ci.requests);
+			nexus_pipeline_close(pl);
+		}
+		rc = nexus_pipeline_open(ctx, "tsrc:64K | tprobe:expect=7", &pl);
+		CHECK(rc == -EIO && strstr(nexus_last_error(), "not 7"),
+		      "tprobe expect=7: %d %s", rc, nexus_last_error());
+		rc = nexus_pipeline_open(ctx, "tsrc:64K | tprobe", &pl);
+		CHECK(rc == -EINVAL && strstr(nexus_last_error(), "expect"),
+		      "tprobe without expect: %d %s", rc, nexus_last_error());
+		rc = nexus_dev_open(ctx, "tprobe:expect=0", &dev);
+		CHECK(rc == -EINVAL && strstr(nexus_last_error(), "cannot be used"),
+		      "export first: %d %s", rc, nexus_last_error());
+	}
 	/* a source cannot be used as a transform */
 	rc = nexus_dev_open(ctx, "mem:size=1M | tsrc", &dev);
 	CHECK(rc == -EINVAL && strstr(nexus_last_error(), "cannot be used"),

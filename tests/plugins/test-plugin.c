@@ -4,7 +4,9 @@
  *   GOOD       (nexus-tsrc.so) source "tsrc" (RAM disk) and transform "tcount" (declares
  *              READ|WRITE|FLUSH only; aborts if it ever sees anything
  *              else; writes through a pool bounce buffer; per-I/O
- *              context and per-reactor state)
+ *              context and per-reactor state), and export "tprobe"
+ *              (reads the device once from a reactor, lists it as a
+ *              connection)
  *   OLD        source "oldsrc" with a table of an older, smaller ABI
  *              (struct_size ends before block_status) and garbage past
  *              it, which the loader must never read
@@ -266,7 +268,121 @@ static const struct nexus_driver tcount = {
 	.submit = tc_submit,
 };
 
-static const struct nexus_driver *const drivers[] = { &tsrc, &tcount, NULL };
+/* ---- tprobe: an export that reads the device once from a reactor ---- */
+
+struct probe {
+	struct nexus_export *exp;
+	unsigned char buf[4096];
+	struct iovec iov;
+	_Atomic int done;
+	int result;
+	uint64_t requests;
+};
+
+static const struct nexus_option_desc probe_options[] = {
+	{ "expect", NEXUS_OPT_UINT, NULL, "value of the first byte",
+	  NEXUS_OPTF_REQUIRED },
+	{ NULL, 0, NULL, NULL, 0 },
+};
+
+static void probe_done(void *arg, int res)
+{
+	struct probe *p = arg;
+
+	p->result = res;
+	p->requests++;
+	atomic_store(&p->done, 1);
+}
+
+static void probe_start_read(void *arg)
+{
+	struct probe *p = arg;
+	int rc;
+
+	p->iov.iov_base = p->buf;
+	p->iov.iov_len = sizeof(p->buf);
+	rc = nexus_dev_submit(nexus_export_dev(p->exp), NEXUS_OP_READ, &p->iov,
+			      1, 0, 0, 0, probe_done, p);
+	if (rc)
+		probe_done(p, rc);
+}
+
+static int probe_start(struct nexus_export *exp, const struct nexus_opts *o)
+{
+	struct probe *p;
+	unsigned char b[512];
+	uint64_t expect;
+	ssize_t n;
+	int rc = nexus_opts_u64(o, "expect", &expect);
+
+	if (rc)
+		return rc;
+	n = nexus_dev_pread(nexus_export_dev(exp), b, sizeof(b), 0);
+	if (n < 0)
+		return (int)n;
+	if (b[0] != expect)
+		return nexus_error(-EIO, "tprobe: first byte is %u, not %llu",
+				   b[0], (unsigned long long)expect);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->exp = exp;
+	nexus_export_set_private(exp, p);
+	rc = nexus_reactor_post(nexus_ctx_reactor(nexus_dev_ctx(
+					nexus_export_dev(exp)), 0),
+				probe_start_read, p);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	return 0;
+}
+
+static int probe_noop(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static void probe_stop(struct nexus_export *exp)
+{
+	struct probe *p = nexus_export_private(exp);
+	struct nexus_reactor *r =
+		nexus_ctx_reactor(nexus_dev_ctx(nexus_export_dev(exp)), 0);
+
+	/* the read is in flight on reactor 0: wait for it there */
+	for (int i = 0; i < 100000 && !atomic_load(&p->done); i++)
+		nexus_reactor_call(r, probe_noop, NULL);
+	free(p);
+}
+
+static int probe_conns(struct nexus_export *exp, struct nexus_conn_info *out,
+		       unsigned max)
+{
+	struct probe *p = nexus_export_private(exp);
+
+	if (max) {
+		strcpy(out[0].peer, "probe");
+		out[0].requests = atomic_load(&p->done) ? p->requests : 0;
+		out[0].errors = p->result < 0;
+		out[0].bytes_read = p->result > 0 ? (uint64_t)p->result : 0;
+	}
+	return 1;
+}
+
+static const struct nexus_driver tprobe = {
+	NEXUS_DRIVER_HEADER,
+	.name = "tprobe",
+	.summary = "test export: reads the device once",
+	.kind = NEXUS_DRIVER_EXPORT,
+	.options = probe_options,
+	.export_start = probe_start,
+	.export_stop = probe_stop,
+	.export_conns = probe_conns,
+};
+
+static const struct nexus_driver *const drivers[] = { &tsrc, &tcount, &tprobe,
+						      NULL };
 
 #elif defined(VARIANT_OLD)
 static int boom(void)
