@@ -160,7 +160,11 @@ struct nexus_opts {
 NX_HIDDEN int nx_opts_validate(const struct nexus_opts *opts,
 			       const char *where);
 NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
+/* unsigned decimal or 0x hex; with @p size also a K, M, G, T or P suffix
+ * (optionally followed by iB or B): 0, -EINVAL, or -ERANGE */
 NX_HIDDEN int nx_parse_u64(const char *s, bool size, uint64_t *out);
+/* on/off, yes/no, true/false, 1/0, any case: 0, or -EINVAL */
+NX_HIDDEN int nx_parse_bool(const char *s, bool *out);
 
 /* ---- devices and I/O (dev.c, io.c) ---- */
 struct nx_io_impl {

@@ -60,7 +60,7 @@ int nx_parse_u64(const char *s, bool size, uint64_t *out)
 	return 0;
 }
 
-static int parse_bool(const char *s, bool *out)
+int nx_parse_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = { "1", "on", "yes", "true" };
 	static const char *const no[] = { "0", "off", "no", "false" };
@@ -86,7 +86,7 @@ static int check_value(const struct nexus_option_desc *d, const char *v,
 
 	switch (d->type) {
 	case NEXUS_OPT_BOOL:
-		if (parse_bool(v, &b))
+		if (nx_parse_bool(v, &b))
 			return nexus_error(-EINVAL, "%s: option '%s' must be "
 					   "on/off, got '%s'", where, d->name, v);
 		break;
@@ -180,7 +180,7 @@ int nexus_opts_bool(const struct nexus_opts *o, const char *name, bool *out)
 
 	if (!v)
 		return -ENOENT;
-	if (parse_bool(v, out))
+	if (nx_parse_bool(v, out))
 		return nexus_error(-EINVAL, "%s: option '%s': '%s' is not "
 				   "on/off", o->stage ? o->stage : "stage",
 				   name, v);

@@ -31,6 +31,8 @@
 #include <liburing.h>
 #include <nexus/nexus_driver.h>
 
+#include "shim.h"
+
 #define ALL_OPS ((1u << NEXUS_OP_COUNT) - 1)
 
 struct fault {
@@ -222,37 +224,6 @@ static int parse_duration(const char *s, uint64_t *out)
 	return -EINVAL;
 }
 
-static int parse_u64(const char *s, bool size, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	if (size && *end) {
-		const char *u = "KMGTP";
-		const char *p = strchr(u, *end & ~0x20);
-
-		if (!p)
-			return -EINVAL;
-		shift = 10 * (unsigned)(p - u + 1);
-		end++;
-		if (end[0] == 'i' && end[1] == 'B')
-			end += 2;
-		else if (*end == 'B')
-			end++;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 static int bad(const char *key, const char *value, const char *want)
 {
 	return nexus_error(-EINVAL, "fault: %s=%s: expected %s", key, value,
@@ -270,18 +241,13 @@ static int set_one(struct fault *f, const char *key, const char *v)
 {
 	uint64_t u, thr;
 	uint32_t ops;
-	bool always;
+	bool always, on;
 	int e;
 
 	if (!strcmp(key, "enable")) {
-		if (!strcasecmp(v, "on") || !strcasecmp(v, "yes") ||
-		    !strcasecmp(v, "true") || !strcmp(v, "1"))
-			atomic_store(&f->enabled, true);
-		else if (!strcasecmp(v, "off") || !strcasecmp(v, "no") ||
-			 !strcasecmp(v, "false") || !strcmp(v, "0"))
-			atomic_store(&f->enabled, false);
-		else
+		if (nx_parse_bool(v, &on))
 			return bad(key, v, "on or off");
+		atomic_store(&f->enabled, on);
 	} else if (!strcmp(key, "ops")) {
 		if (parse_ops(v, &ops))
 			return bad(key, v, "read, write, flush, trim, "
@@ -300,7 +266,7 @@ static int set_one(struct fault *f, const char *key, const char *v)
 		atomic_store(&f->always, always);
 	} else if (!strcmp(key, "after") || !strcmp(key, "count") ||
 		   !strcmp(key, "seed")) {
-		if (parse_u64(v, false, &u))
+		if (nx_parse_u64(v, false, &u))
 			return bad(key, v, "an unsigned number");
 		atomic_store(!strcmp(key, "after")   ? &f->after
 			     : !strcmp(key, "count") ? &f->count
@@ -308,7 +274,7 @@ static int set_one(struct fault *f, const char *key, const char *v)
 			     u);
 		restart(f);
 	} else if (!strcmp(key, "start") || !strcmp(key, "end")) {
-		if (parse_u64(v, true, &u))
+		if (nx_parse_u64(v, true, &u))
 			return bad(key, v, "a byte offset like 4096 or 1G");
 		atomic_store(!strcmp(key, "start") ? &f->start : &f->end, u);
 	} else if (!strcmp(key, "delay") || !strcmp(key, "delay-max")) {
@@ -326,18 +292,6 @@ static int set_one(struct fault *f, const char *key, const char *v)
 
 /* ---- data path ---- */
 
-static void done_cb(void *ud, int res)
-{
-	nexus_io_complete(ud, res < 0 ? res : 0);
-}
-
-static int pass(struct nexus_io *io)
-{
-	return nexus_dev_submit(nexus_dev_child(io->dev, 0), (int)io->op,
-				io->iov, io->iovcnt, io->offset, io->length,
-				io->flags, done_cb, io);
-}
-
 /* After the delay: fail, or go on to the device below. */
 static void delay_event(struct nexus_event *ev, int res, uint32_t flags)
 {
@@ -350,7 +304,7 @@ static void delay_event(struct nexus_event *ev, int res, uint32_t flags)
 		nexus_io_complete(fi->io, -fi->err);
 		return;
 	}
-	rc = pass(fi->io);
+	rc = nx_shim_pass(fi->io);
 	if (rc < 0)
 		nexus_io_complete(fi->io, rc);
 }
@@ -401,7 +355,7 @@ static int fault_submit(struct nexus_io *io)
 	uint64_t delay;
 
 	if (!fires(f, io, &delay))
-		return pass(io);
+		return nx_shim_pass(io);
 	fi->io = io;
 	fi->err = atomic_load_explicit(&f->err, memory_order_relaxed);
 	if (delay) {
@@ -419,20 +373,18 @@ static int fault_submit(struct nexus_io *io)
 		nexus_io_complete(io, -fi->err);
 		return 0;
 	}
-	return pass(io);
+	return nx_shim_pass(io);
 }
 
 /* ---- control path ---- */
 
 static int fault_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
-	struct nexus_dev *child = nexus_dev_child(dev, 0);
-	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
 	struct nexus_dev_info cin = NEXUS_DEV_INFO_INIT;
 	struct fault *f;
 	int rc = 0;
 
-	nexus_dev_info(child, &cin);
+	nx_shim_inherit(dev, &cin);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return nexus_error(-ENOMEM, "out of memory");
@@ -463,13 +415,6 @@ static int fault_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		free(f);
 		return rc;
 	}
-	in->dev_size = cin.dev_size;
-	in->logical_block_size = cin.logical_block_size;
-	in->physical_block_size = cin.physical_block_size;
-	in->optimal_io_size = cin.optimal_io_size;
-	in->max_io_size = cin.max_io_size;
-	in->ops = cin.ops;
-	in->flags = cin.flags;
 	nexus_dev_set_private(dev, f);
 	return 0;
 }
@@ -483,14 +428,6 @@ static int fault_control(struct nexus_dev *dev, const char *key,
 			 const char *value)
 {
 	return set_one(nexus_dev_private(dev), key, value);
-}
-
-static int fault_block_status(struct nexus_dev *dev, uint64_t off,
-			      uint64_t len, struct nexus_extent *ext,
-			      unsigned max)
-{
-	return nexus_dev_block_status(nexus_dev_child(dev, 0), off, len, ext,
-				      max);
 }
 
 const struct nexus_driver nx_driver_fault = {
@@ -507,6 +444,6 @@ const struct nexus_driver nx_driver_fault = {
 	.open = fault_open,
 	.close = fault_close,
 	.submit = fault_submit,
-	.block_status = fault_block_status,
+	.block_status = nx_shim_block_status,
 	.control = fault_control,
 };

@@ -35,10 +35,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <liburing.h>
 #include <nexus/nexus_driver.h>
+
+#include "shim.h"
 
 #define NS 1000000000ull
 /* Release what is due within this much of the timer (hrtimer slack). */
@@ -112,14 +113,6 @@ static const struct nexus_option_desc thr_options[] = {
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
 static void read_limits(struct throttle *t, struct lim *l)
 {
 	uint64_t v[L_COUNT];
@@ -176,18 +169,6 @@ static uint64_t reserve_io(struct throttle *t, const struct lim *l,
 	return a > b ? a : b;
 }
 
-static void done_cb(void *ud, int res)
-{
-	nexus_io_complete(ud, res < 0 ? res : 0);
-}
-
-static int pass(struct nexus_io *io)
-{
-	return nexus_dev_submit(nexus_dev_child(io->dev, 0), (int)io->op,
-				io->iov, io->iovcnt, io->offset, io->length,
-				io->flags, done_cb, io);
-}
-
 static void set_ts(struct __kernel_timespec *ts, uint64_t t)
 {
 	ts->tv_sec = (long long)(t / NS);
@@ -231,7 +212,7 @@ static void arm(struct thr_rs *rs, uint64_t when)
 
 static void start_queued(struct thr_io *ti)
 {
-	int rc = pass(ti->io);
+	int rc = nx_shim_pass(ti->io);
 
 	if (rc < 0)
 		nexus_io_complete(ti->io, rc);
@@ -261,8 +242,7 @@ static void rereserve(struct thr_rs *rs, const struct lim *l, uint64_t now)
 
 static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
 {
-	struct thr_rs *rs = (struct thr_rs *)(void *)((char *)ev -
-			     offsetof(struct thr_rs, timer_ev));
+	struct thr_rs *rs = container_of(ev, struct thr_rs, timer_ev);
 	struct lim l;
 	uint64_t now;
 
@@ -270,7 +250,7 @@ static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
 	(void)flags;
 	rs->armed = false;
 	read_limits(rs->t, &l);
-	now = now_ns();
+	now = nx_now_ns();
 	if (l.gen != rs->gen)
 		rereserve(rs, &l, now);
 	while (rs->head && rs->head->ready <= now + SLACK_NS) {
@@ -289,7 +269,7 @@ static int thr_submit(struct nexus_io *io)
 {
 	struct thr_rs *rs = io->rstate;
 	struct thr_io *ti = io->driver_ctx;
-	uint64_t now = now_ns();
+	uint64_t now = nx_now_ns();
 	struct lim l;
 
 	read_limits(rs->t, &l);
@@ -300,7 +280,7 @@ static int thr_submit(struct nexus_io *io)
 	ti->gen = l.gen;
 	ti->ready = reserve_io(rs->t, &l, io, now);
 	if (!rs->head && ti->ready <= now)
-		return pass(io);
+		return nx_shim_pass(io);
 	if (rs->tail)
 		rs->tail->next = ti;
 	else
@@ -317,7 +297,7 @@ static void kick(void *arg)
 	struct thr_rs *rs = arg;
 
 	if (rs->armed)
-		arm(rs, now_ns());
+		arm(rs, nx_now_ns());
 }
 
 static int thr_reactor_init(struct nexus_dev *dev, struct nexus_reactor *r,
@@ -352,41 +332,15 @@ static void thr_reactor_fini(struct nexus_dev *dev, struct nexus_reactor *r,
 	free(rstate);
 }
 
-/* Parse a runtime value: a positive number (size suffixes for byte
- * limits) or "unlimited"/"off" (0). */
+/* Parse a runtime value: a number (size suffixes for byte limits) or
+ * "unlimited"/"off" (0). */
 static int parse_limit(const char *s, bool size, uint64_t *out)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
 	if (!strcasecmp(s, "unlimited") || !strcasecmp(s, "off")) {
 		*out = 0;
 		return 0;
 	}
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	if (size && *end) {
-		const char *u = "KMGTP";
-		const char *p = strchr(u, *end & ~0x20);
-
-		if (!p || !*end)
-			return -EINVAL;
-		shift = 10 * (unsigned)(p - u + 1);
-		end++;
-		if (end[0] == 'i' && end[1] == 'B')
-			end += 2;
-		else if (*end == 'B')
-			end++;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
+	return nx_parse_u64(s, size, out);
 }
 
 /* Publish new limits (t->lock held). */
@@ -456,9 +410,6 @@ static int get_limit(const struct nexus_opts *opts, const char *name,
 
 static int thr_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
-	struct nexus_dev *child = nexus_dev_child(dev, 0);
-	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
-	struct nexus_dev_info cin = NEXUS_DEV_INFO_INIT;
 	uint64_t v[L_COUNT];
 	struct throttle *t;
 	int rc, n;
@@ -483,15 +434,7 @@ static int thr_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	pthread_mutex_init(&t->lock, NULL);
 	for (unsigned i = 0; i < L_COUNT; i++)
 		atomic_init(&t->lim[i], v[i]);
-
-	nexus_dev_info(child, &cin);
-	in->dev_size = cin.dev_size;
-	in->logical_block_size = cin.logical_block_size;
-	in->physical_block_size = cin.physical_block_size;
-	in->optimal_io_size = cin.optimal_io_size;
-	in->max_io_size = cin.max_io_size;
-	in->ops = cin.ops;
-	in->flags = cin.flags;
+	nx_shim_inherit(dev, NULL);
 	nexus_dev_set_private(dev, t);
 	return 0;
 }
@@ -503,13 +446,6 @@ static void thr_close(struct nexus_dev *dev)
 	pthread_mutex_destroy(&t->lock);
 	free(t->rs);
 	free(t);
-}
-
-static int thr_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
-			    struct nexus_extent *ext, unsigned max)
-{
-	return nexus_dev_block_status(nexus_dev_child(dev, 0), off, len, ext,
-				      max);
 }
 
 const struct nexus_driver nx_driver_throttle = {
@@ -528,6 +464,6 @@ const struct nexus_driver nx_driver_throttle = {
 	.reactor_init = thr_reactor_init,
 	.reactor_fini = thr_reactor_fini,
 	.submit = thr_submit,
-	.block_status = thr_block_status,
+	.block_status = nx_shim_block_status,
 	.control = thr_control,
 };
