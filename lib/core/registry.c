@@ -64,25 +64,9 @@ static const char *kind_name(uint32_t kind)
 	return "unknown";
 }
 
-/* Driver names appear in pipelines and in plugin file names. */
-static bool valid_name(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-
-		if (n >= MAX_NAME_LEN)
-			return false;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return false;
-	}
-	return n > 0;
-}
-
-/* Option keys as the pipeline parser reads them. */
-static bool valid_key(const char *s)
+/* A non-empty string of at most MAX_NAME_LEN letters, digits, '-', '_'
+ * and the characters of @p extra. */
+static bool valid_word(const char *s, const char *extra)
 {
 	size_t n = 0;
 
@@ -93,10 +77,22 @@ static bool valid_key(const char *s)
 			return false;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		      c == '+' || c == '.'))
+		      strchr(extra, c)))
 			return false;
 	}
 	return n > 0;
+}
+
+/* Driver names appear in pipelines and in plugin file names. */
+static bool valid_name(const char *s)
+{
+	return valid_word(s, "");
+}
+
+/* Option keys as the pipeline parser reads them. */
+static bool valid_key(const char *s)
+{
+	return valid_word(s, "+.");
 }
 
 static int check_options(const struct nexus_driver *d, const char *origin)
