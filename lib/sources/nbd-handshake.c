@@ -218,17 +218,41 @@ static void put16(uint8_t *p, uint16_t v)
 	memcpy(p, &v, 2);
 }
 
+static struct nbd_option opt_header(uint32_t opt, uint32_t len)
+{
+	return (struct nbd_option){ .magic = htobe64(NBD_IHAVEOPT),
+				    .option = htobe32(opt),
+				    .length = htobe32(len) };
+}
+
 static int send_opt(struct hs *h, uint32_t opt, const void *data, uint32_t len)
 {
-	struct nbd_option o;
+	struct nbd_option o = opt_header(opt, len);
 	int rc;
 
-	o.magic = htobe64(NBD_IHAVEOPT);
-	o.option = htobe32(opt);
-	o.length = htobe32(len);
 	rc = xfer(h, &o, sizeof(o), true, "sending an option");
 	if (rc == 0 && len)
 		rc = xfer(h, (void *)data, len, true, "sending an option");
+	return rc;
+}
+
+/* Send option @p opt with the export name (32-bit length, bytes), then
+ * @p tail, as its data: how SET_META_CONTEXT and GO begin. */
+static int send_opt_named(struct hs *h, uint32_t opt, const uint8_t *tail,
+			  uint32_t tlen)
+{
+	const char *name = h->out->export_name;
+	uint32_t nlen = (uint32_t)strlen(name), dlen = 4 + nlen + tlen;
+	uint8_t *d = malloc(dlen);
+	int rc;
+
+	if (!d)
+		return nexus_error(-ENOMEM, "out of memory");
+	put32(d, nlen);
+	memcpy(d + 4, name, nlen);
+	memcpy(d + 4 + nlen, tail, tlen);
+	rc = send_opt(h, opt, d, dlen);
+	free(d);
 	return rc;
 }
 
@@ -344,21 +368,15 @@ static int opt_structured(struct hs *h)
 /* NBD_OPT_SET_META_CONTEXT base:allocation. */
 static int opt_meta(struct hs *h)
 {
-	const char *name = h->out->export_name;
-	uint32_t nlen = (uint32_t)strlen(name), qlen = sizeof(META_NAME) - 1;
-	uint32_t dlen = 4 + nlen + 4 + 4 + qlen, type, len;
-	uint8_t *d = malloc(dlen);
+	const uint32_t qlen = sizeof(META_NAME) - 1;
+	uint8_t q[4 + 4 + sizeof(META_NAME) - 1]; /* one query */
+	uint32_t type, len;
 	int rc;
 
-	if (!d)
-		return nexus_error(-ENOMEM, "out of memory");
-	put32(d, nlen);
-	memcpy(d + 4, name, nlen);
-	put32(d + 4 + nlen, 1);
-	put32(d + 8 + nlen, qlen);
-	memcpy(d + 12 + nlen, META_NAME, qlen);
-	rc = send_opt(h, NBD_OPT_SET_META_CONTEXT, d, dlen);
-	free(d);
+	put32(q, 1);
+	put32(q + 4, qlen);
+	memcpy(q + 8, META_NAME, qlen);
+	rc = send_opt_named(h, NBD_OPT_SET_META_CONTEXT, q, sizeof(q));
 	while (rc == 0) {
 		rc = read_reply(h, NBD_OPT_SET_META_CONTEXT, &type, &len);
 		if (rc)
@@ -444,21 +462,14 @@ static int go_info(struct hs *h, uint32_t len, bool *have_export)
 /* NBD_OPT_GO.  Returns 1 if the server does not know GO. */
 static int opt_go(struct hs *h)
 {
-	const char *name = h->out->export_name;
-	uint32_t nlen = (uint32_t)strlen(name), dlen = 4 + nlen + 2 + 2;
+	uint8_t q[2 + 2]; /* one information request */
 	uint32_t type, len;
 	bool have_export = false;
-	uint8_t *d = malloc(dlen);
 	int rc;
 
-	if (!d)
-		return nexus_error(-ENOMEM, "out of memory");
-	put32(d, nlen);
-	memcpy(d + 4, name, nlen);
-	put16(d + 4 + nlen, 1);
-	put16(d + 6 + nlen, NBD_INFO_BLOCK_SIZE);
-	rc = send_opt(h, NBD_OPT_GO, d, dlen);
-	free(d);
+	put16(q, 1);
+	put16(q + 2, NBD_INFO_BLOCK_SIZE);
+	rc = send_opt_named(h, NBD_OPT_GO, q, sizeof(q));
 	while (rc == 0) {
 		rc = read_reply(h, NBD_OPT_GO, &type, &len);
 		if (rc)
@@ -531,11 +542,8 @@ static int oldstyle(struct hs *h)
 /* Give up negotiating politely (NBD_OPT_ABORT), without waiting. */
 static void abort_soft(struct hs *h)
 {
-	struct nbd_option o;
+	struct nbd_option o = opt_header(NBD_OPT_ABORT, 0);
 
-	o.magic = htobe64(NBD_IHAVEOPT);
-	o.option = htobe32(NBD_OPT_ABORT);
-	o.length = 0;
 	(void)!send(h->fd, &o, sizeof(o), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
