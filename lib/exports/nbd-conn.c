@@ -675,15 +675,6 @@ static void recv_handle(struct nbd_conn *c, int res)
 	tx_process(c);
 }
 
-static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
-{
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, recv_ev);
-
-	(void)flags;
-	recv_handle(c, res);
-	maybe_free(c);
-}
-
 static void send_handle(struct nbd_conn *c, int res)
 {
 	size_t left;
@@ -738,14 +729,20 @@ static void send_handle(struct nbd_conn *c, int res)
 	check_drained(c);
 }
 
-static void send_event(struct nexus_event *ev, int res, uint32_t flags)
-{
-	struct nbd_conn *c = container_of(ev, struct nbd_conn, send_ev);
-
-	(void)flags;
-	send_handle(c, res);
-	maybe_free(c);
-}
+/* The socket's event handlers, entry points: handle the CQE, then free
+ * the connection if that dropped the last reference to it. */
+#define SOCK_EVENT(fn, member, handle)                                  \
+	static void fn(struct nexus_event *ev, int res, uint32_t flags) \
+	{                                                               \
+		struct nbd_conn *c =                                    \
+			container_of(ev, struct nbd_conn, member);      \
+		(void)flags;                                            \
+		handle(c, res);                                         \
+		maybe_free(c);                                          \
+	}
+SOCK_EVENT(recv_event, recv_ev, recv_handle)
+SOCK_EVENT(send_event, send_ev, send_handle)
+#undef SOCK_EVENT
 
 /* ---- handshake ---- */
 
