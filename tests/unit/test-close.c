@@ -306,12 +306,5 @@ static const struct unit_test tests[] = {
 
 int main(void)
 {
-	int rc;
-
-	scratch = unit_mkdtemp(NULL);
-	if (!scratch)
-		return 99;
-	rc = unit_main("close", tests);
-	unit_rmtree(scratch);
-	return rc;
+	return unit_main_scratch("close", tests, &scratch);
 }

@@ -31,18 +31,6 @@ static const char *spec(const char *fmt, const char *path)
 	return b;
 }
 
-static struct nexus_dev *open_ok(const char *text)
-{
-	struct nexus_dev *dev = NULL;
-	int rc = nexus_dev_open(ctx, text, &dev);
-
-	if (rc)
-		fprintf(stderr, "\nopen %s: %d %s\n", text, rc,
-			nexus_last_error());
-	CU_ASSERT_EQUAL_FATAL(rc, 0);
-	return dev;
-}
-
 static void make_file(const char *path, size_t size, int seed)
 {
 	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
@@ -189,7 +177,7 @@ static void test_create(void)
 	struct stat st;
 	char buf[4096];
 
-	dev = open_ok(spec("file:%s,create=on,size=3M", p));
+	dev = unit_open(ctx, spec("file:%s,create=on,size=3M", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 3u << 20);
 	CU_ASSERT_EQUAL(in.logical_block_size, 512);
@@ -204,11 +192,11 @@ static void test_create(void)
 	CU_ASSERT_EQUAL(st.st_size, 3u << 20);
 	/* again with create=on: an existing file keeps its data and a
 	 * larger size; a smaller one grows */
-	dev = open_ok(spec("file:%s,create=on,size=1M", p));
+	dev = unit_open(ctx, spec("file:%s,create=on,size=1M", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 3u << 20);
 	nexus_dev_close(dev);
-	dev = open_ok(spec("file:%s,create=on,size=5M", p));
+	dev = unit_open(ctx, spec("file:%s,create=on,size=5M", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 5u << 20);
 	{
@@ -220,13 +208,13 @@ static void test_create(void)
 	}
 	nexus_dev_close(dev);
 	/* explicit block size */
-	dev = open_ok(spec("file:%s,block-size=4096", p));
+	dev = unit_open(ctx, spec("file:%s,block-size=4096", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.logical_block_size, 4096);
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 512, 0), -EINVAL, "aligned");
 	nexus_dev_close(dev);
 	/* size suffixes */
-	dev = open_ok(spec("file:%s,create=on,size=64KiB",
+	dev = unit_open(ctx, spec("file:%s,create=on,size=64KiB",
 			   unit_join(disk, "small.img")));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 65536);
@@ -242,7 +230,7 @@ static void test_readonly(void)
 
 	make_file(p, 1 << 20, 4);
 	unit_fill(want, sizeof(want), 4);
-	dev = open_ok(spec("file:%s,readonly=on", p));
+	dev = unit_open(ctx, spec("file:%s,readonly=on", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT(in.flags & NEXUS_DEV_READ_ONLY);
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, buf, 4096, 0), 4096);
@@ -258,7 +246,7 @@ static void test_readonly(void)
 	nexus_dev_close(dev);
 	/* a read-only file (mode 0444) opens with readonly=on */
 	CU_ASSERT_EQUAL(chmod(p, 0444), 0);
-	dev = open_ok(spec("file:%s,readonly=on", p));
+	dev = unit_open(ctx, spec("file:%s,readonly=on", p));
 	nexus_dev_close(dev);
 }
 
@@ -272,7 +260,7 @@ static void test_odd_size(void)
 
 	make_file(p, 1000, 5);
 	unit_fill(want, sizeof(want), 5);
-	dev = open_ok(spec("file:%s", p));
+	dev = unit_open(ctx, spec("file:%s", p));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 1000);
 	CU_ASSERT_EQUAL(in.logical_block_size, 1);
@@ -300,7 +288,7 @@ static void test_odd_size(void)
 		   -EINVAL, "not a multiple");
 	/* an empty file is a device of size 0: every I/O is past the end */
 	make_file(unit_join(disk, "empty.img"), 0, 0);
-	dev = open_ok(spec("file:%s", unit_join(disk, "empty.img")));
+	dev = unit_open(ctx, spec("file:%s", unit_join(disk, "empty.img")));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 0);
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 1, 0), -EINVAL, "past the end");
@@ -419,7 +407,7 @@ static void holes_on(const char *dir)
 	int rc;
 
 	unlink(p);
-	dev = open_ok(spec("file:%s,create=on,size=8M", p));
+	dev = unit_open(ctx, spec("file:%s,create=on,size=8M", p));
 	unit_fill(buf, M, 7);
 	/* a new sparse file is one hole */
 	CU_ASSERT_EQUAL(flags_at(dev, 0, 8 * M, 0), HOLE);
@@ -542,7 +530,7 @@ static void test_block_device(void)
 		free(rb);
 		return;
 	}
-	dev = open_ok(spec("file:%s", path));
+	dev = unit_open(ctx, spec("file:%s", path));
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	/* geometry from the device's ioctls */
 	CU_ASSERT_EQUAL(in.dev_size, 16u << 20);
@@ -571,7 +559,7 @@ static void test_block_device(void)
 				  &d),
 		   -EINVAL, "smaller than the device's");
 	/* O_DIRECT on the device */
-	dev = open_ok(spec("file:%s,direct=on", path));
+	dev = unit_open(ctx, spec("file:%s,direct=on", path));
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, rb, 65536, 1 << 20), 65536);
 	EXPECT_ERR(nexus_dev_pread(dev, rb + 1, 4096, 0), -EINVAL,
 		   "O_DIRECT");

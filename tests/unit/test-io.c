@@ -63,23 +63,11 @@ static const char *file_spec(const char *name, const char *extra)
 	return buf;
 }
 
-static struct nexus_dev *open_dev(struct nexus_ctx *ctx, const char *spec)
-{
-	struct nexus_dev *dev = NULL;
-	int rc = nexus_dev_open(ctx, spec, &dev);
-
-	if (rc)
-		fprintf(stderr, "open %s: %d %s\n", spec, rc,
-			nexus_last_error());
-	CU_ASSERT_EQUAL_FATAL(rc, 0);
-	return dev;
-}
-
 /* ---- the async rule ---- */
 
 static void async_rule_on(struct nexus_ctx *ctx, const char *spec)
 {
-	struct nexus_dev *dev = open_dev(ctx, spec);
+	struct nexus_dev *dev = unit_open(ctx, spec);
 	struct nexus_dev_info info = NEXUS_DEV_INFO_INIT;
 	struct counter ok = { 0 }, bad = { 0 };
 	char buf[4096];
@@ -133,7 +121,7 @@ static void test_async_rule(void)
 static void sync_ops_on(struct nexus_ctx *ctx, const char *spec, bool keeps,
 			bool direct)
 {
-	struct nexus_dev *dev = open_dev(ctx, spec);
+	struct nexus_dev *dev = unit_open(ctx, spec);
 	size_t len = 64 * 1024;
 	unsigned char *w = aligned_alloc(4096, len), *r = aligned_alloc(4096, len);
 	size_t a = direct ? 512 : 100, b = direct ? 3072 : 3000;
@@ -198,7 +186,7 @@ static void test_iovec_many(void)
 	unsigned char *w = malloc(N * 512), *r = malloc(N * 512);
 
 	for (unsigned s = 0; s < 2; s++) {
-		struct nexus_dev *dev = open_dev(ctx, specs[s]);
+		struct nexus_dev *dev = unit_open(ctx, specs[s]);
 
 		unit_fill(w, N * 512, 10 + s);
 		memset(r, 0, N * 512);
@@ -229,7 +217,7 @@ static void test_iovec_many(void)
 static void test_bad_requests(void)
 {
 	struct nexus_ctx *ctx = unit_ctx(1);
-	struct nexus_dev *dev = open_dev(ctx, "mem:size=1M");
+	struct nexus_dev *dev = unit_open(ctx, "mem:size=1M");
 	struct nexus_dev *ro;
 	struct nexus_dev_info info = NEXUS_DEV_INFO_INIT;
 	struct counter c = { 0 };
@@ -299,7 +287,7 @@ static void test_bad_requests(void)
 	nexus_dev_close(dev);
 
 	/* larger than max_io_size, on a device big enough */
-	dev = open_dev(ctx, "mem:size=1G");
+	dev = unit_open(ctx, "mem:size=1G");
 	EXPECT_OK(nexus_dev_info(dev, &info));
 	huge = (size_t)info.max_io_size + 512;
 	big = calloc(1, huge);
@@ -316,14 +304,14 @@ static void test_bad_requests(void)
 	nexus_dev_close(dev);
 
 	/* writes on a read-only device */
-	dev = open_dev(ctx, file_spec("ro.img", NULL));
+	dev = unit_open(ctx, file_spec("ro.img", NULL));
 	nexus_dev_close(dev);
 	{
 		char spec[600];
 
 		snprintf(spec, sizeof(spec), "file:%s,readonly=on",
 			 unit_join(scratch, "ro.img"));
-		ro = open_dev(ctx, spec);
+		ro = unit_open(ctx, spec);
 	}
 	EXPECT_OK(nexus_dev_info(ro, &info));
 	CU_ASSERT(info.flags & NEXUS_DEV_READ_ONLY);
@@ -400,7 +388,7 @@ static void threads_on(struct nexus_ctx *ctx, const char *spec)
 	struct worker w[T];
 	pthread_t th[T];
 	unsigned n = unit_scale(10000, 50);
-	struct nexus_dev *dev = open_dev(ctx, spec);
+	struct nexus_dev *dev = unit_open(ctx, spec);
 	struct nexus_dev_stats st = NEXUS_DEV_STATS_INIT;
 
 	for (unsigned i = 0; i < T; i++) {
@@ -508,7 +496,7 @@ static void chain_cb(void *ud, int res)
 static void test_from_callback(void)
 {
 	struct nexus_ctx *ctx = unit_ctx(2);
-	struct nexus_dev *dev = open_dev(ctx, "mem:size=1M");
+	struct nexus_dev *dev = unit_open(ctx, "mem:size=1M");
 	struct in_cb s = { .dev = dev };
 	struct chain ch = { .dev = dev, .left = 1000 };
 	struct counter c = { 0 };
@@ -569,7 +557,7 @@ static void test_queue_full(void)
 	o.log_fn = unit_quiet_log;
 	EXPECT_OK(nexus_ctx_create(&o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-	dev = open_dev(ctx, "mem:size=1M");
+	dev = unit_open(ctx, "mem:size=1M");
 
 	/* hold the reactor so that nothing leaves the queue */
 	sem_init(&sem, 0, 0);
@@ -623,12 +611,5 @@ static const struct unit_test tests[] = {
 
 int main(void)
 {
-	int rc;
-
-	scratch = unit_mkdtemp(NULL);
-	if (!scratch)
-		return 99;
-	rc = unit_main("io", tests);
-	unit_rmtree(scratch);
-	return rc;
+	return unit_main_scratch("io", tests, &scratch);
 }

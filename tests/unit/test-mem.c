@@ -32,20 +32,9 @@ static uint64_t rss(void)
 	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static struct nexus_dev *open_dev(const char *spec)
-{
-	struct nexus_dev *dev = NULL;
-	int rc = nexus_dev_open(ctx, spec, &dev);
-
-	if (rc)
-		fprintf(stderr, "open %s: %s\n", spec, nexus_last_error());
-	CU_ASSERT_EQUAL_FATAL(rc, 0);
-	return dev;
-}
-
 static void test_info(void)
 {
-	struct nexus_dev *dev = open_dev(big_spec());
+	struct nexus_dev *dev = unit_open(ctx, big_spec());
 	struct nexus_dev_info in = NEXUS_DEV_INFO_INIT;
 	uint32_t all = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 		       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
@@ -64,7 +53,7 @@ static void test_info(void)
 	CU_ASSERT_STRING_EQUAL(in.name, big_spec());
 	nexus_dev_close(dev);
 
-	dev = open_dev("mem:1M,block-size=4096");
+	dev = unit_open(ctx, "mem:1M,block-size=4096");
 	EXPECT_OK(nexus_dev_info(dev, &in));
 	CU_ASSERT_EQUAL(in.logical_block_size, 4096);
 	{
@@ -104,7 +93,7 @@ static void test_sparse(void)
 	uint64_t size = big_size();
 
 	before = rss();
-	dev = open_dev(big_spec());
+	dev = unit_open(ctx, big_spec());
 	opened = rss();
 	unit_fill(buf, sizeof(buf), 5);
 	for (int i = 0; i < 16; i++)
@@ -142,7 +131,7 @@ static void test_sparse(void)
 /* TRIM and WRITE_ZEROES: zeroes, partial blocks, and memory given back. */
 static void test_trim_zeroes(void)
 {
-	struct nexus_dev *dev = open_dev("mem:size=256M");
+	struct nexus_dev *dev = unit_open(ctx, "mem:size=256M");
 	size_t big = 32u << 20;
 	char *buf = malloc(big), *rb = malloc(big);
 	uint64_t full, trimmed;
@@ -208,7 +197,7 @@ static bool extents_sane(const struct nexus_extent *e, int n, uint64_t off,
 
 static void test_block_status(void)
 {
-	struct nexus_dev *dev = open_dev("mem:size=1G");
+	struct nexus_dev *dev = unit_open(ctx, "mem:size=1G");
 	struct nexus_extent e[16];
 	char buf[4096];
 	int n;
@@ -285,7 +274,7 @@ static void test_block_status(void)
 /* A device of an odd size: the last chunk is partial. */
 static void test_odd_size(void)
 {
-	struct nexus_dev *dev = open_dev("mem:size=100K");
+	struct nexus_dev *dev = unit_open(ctx, "mem:size=100K");
 	struct nexus_extent e[4];
 	char buf[2048];
 	int n;

@@ -273,12 +273,5 @@ static const struct unit_test tests[] = {
 
 int main(void)
 {
-	int rc;
-
-	scratch = unit_mkdtemp(NULL);
-	if (!scratch)
-		return 99;
-	rc = unit_main("stats", tests);
-	unit_rmtree(scratch);
-	return rc;
+	return unit_main_scratch("stats", tests, &scratch);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared helpers of the CUnit programs in tests/unit: a runner that
- * prints CUnit's summary and turns failures into the exit status, a
- * watchdog so that a hang fails instead of blocking `make check`, and
- * assertions on a negative errno together with the message of
- * nexus_last_error(). */
+/* Shared helpers of the CUnit programs in tests/unit: a runner (with a
+ * scratch directory when the tests want one) that prints CUnit's
+ * summary and turns failures into the exit status, a watchdog so that a
+ * hang fails instead of blocking `make check`, assertions on a negative
+ * errno together with the message of nexus_last_error(), and opening a
+ * device that must open. */
 #ifndef NEXUS_TESTS_UNIT_H
 #define NEXUS_TESTS_UNIT_H
 
@@ -131,6 +132,21 @@ static UNUSED struct nexus_ctx *unit_ctx(unsigned reactors)
 	return ctx;
 }
 
+/* Open a device that must open: prints the pipeline, the errno and
+ * nexus_last_error() otherwise, and ends the test (fatal assertion). */
+static UNUSED struct nexus_dev *unit_open(struct nexus_ctx *ctx,
+					  const char *spec)
+{
+	struct nexus_dev *dev = NULL;
+	int rc = nexus_dev_open(ctx, spec, &dev);
+
+	if (rc)
+		fprintf(stderr, "\nopen %s: %d %s\n", spec, rc,
+			nexus_last_error());
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	return dev;
+}
+
 /* Fill a buffer with a pattern derived from a seed. */
 static UNUSED void unit_fill(void *buf, size_t len, uint64_t seed)
 {
@@ -225,6 +241,23 @@ static UNUSED int unit_main(const char *suite, const struct unit_test *tests)
 	printf("\n");
 	CU_cleanup_registry();
 	return failed ? 1 : 0;
+}
+
+/* unit_main() with a scratch directory: *dir names a new directory
+ * under $TMPDIR (or /var/tmp) while the tests run, removed with
+ * everything in it afterwards.  99 when it cannot be made. */
+static UNUSED int unit_main_scratch(const char *suite,
+				    const struct unit_test *tests, char **dir)
+{
+	int rc;
+
+	*dir = unit_mkdtemp(NULL);
+	if (!*dir)
+		return 99;
+	rc = unit_main(suite, tests);
+	unit_rmtree(*dir);
+	*dir = NULL;
+	return rc;
 }
 
 #endif
