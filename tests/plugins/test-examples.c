@@ -21,25 +21,15 @@
 
 #include <nexus/nexus.h>
 
+#include "check.h"
+
 #ifndef EXAMPLES_DIR
 #error EXAMPLES_DIR must name the directory of the built example plugins
 #endif
 
-static int failures;
 static char tmp[256];
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char errors[8192];
-
-#define CHECK(cond, ...)                                                    \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,       \
-				__LINE__, #cond);                           \
-			fprintf(stderr, __VA_ARGS__);                       \
-			fprintf(stderr, "\n");                              \
-			failures++;                                         \
-		}                                                           \
-	} while (0)
 
 static void log_fn(void *ud, int level, const char *msg)
 {
@@ -393,36 +383,19 @@ static void test_checksum_threads(struct nexus_ctx *ctx)
 int main(void)
 {
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
-	struct nexus_ctx *ctx = NULL;
-	const char *t = getenv("TMPDIR");
-	char cmd[300];
-	int rc;
+	struct nexus_ctx *ctx;
 
-	snprintf(tmp, sizeof(tmp), "%s/nexus-examples-XXXXXX", t ? t : "/tmp");
-	if (!mkdtemp(tmp)) {
-		perror("mkdtemp");
-		return 1;
-	}
 	o.reactors = 2;
 	o.plugin_path = EXAMPLES_DIR;
 	o.log_fn = log_fn;
 	o.log_level = NEXUS_LOG_WARN;
-	rc = nexus_ctx_create(&o, &ctx);
-	if (rc) {
-		fprintf(stderr, "nexus_ctx_create: %s\n", nexus_last_error());
-		return rc == -ENOSYS || rc == -EPERM ? 77 : 1;
-	}
+	ctx = check_ctx(&o);
+	check_scratch(tmp, sizeof(tmp), "examples");
 	test_pattern(ctx);
 	test_checksum_memory(ctx);
 	test_checksum_sidecar(ctx);
 	test_checksum_threads(ctx);
 	nexus_ctx_free(ctx);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmp);
-	if (failures)
-		fprintf(stderr, "%d failure(s)\n", failures);
-	else
-		printf("example plugins: all checks passed\n");
-	return failures ? 1 : 0;
+	check_rmtree(tmp);
+	return check_status("example plugins");
 }

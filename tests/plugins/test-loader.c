@@ -21,38 +21,21 @@
 #include <nexus/nexus.h>
 #include <nexus/nexus_driver.h>
 
+#include "check.h"
+
 #ifndef PLUGIN_DIR
 #error PLUGIN_DIR must name the directory of the test plugins
 #endif
 
-static int failures;
 static char tmpdir[256];
-
-#define CHECK(cond, ...)                                                    \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,       \
-				__LINE__, #cond);                           \
-			fprintf(stderr, __VA_ARGS__);                       \
-			fprintf(stderr, "\n");                              \
-			failures++;                                         \
-		}                                                           \
-	} while (0)
 
 static struct nexus_ctx *new_ctx(const char *plugin_path)
 {
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
-	struct nexus_ctx *ctx = NULL;
-	int rc;
 
 	o.reactors = 2;
 	o.plugin_path = plugin_path;
-	rc = nexus_ctx_create(&o, &ctx);
-	if (rc) {
-		fprintf(stderr, "nexus_ctx_create: %s\n", nexus_last_error());
-		exit(rc == -ENOSYS || rc == -EPERM ? 77 : 1);
-	}
-	return ctx;
+	return check_ctx(&o);
 }
 
 static size_t describe(struct nexus_ctx *ctx, char *buf, size_t len)
@@ -393,28 +376,11 @@ static void test_concurrent(void)
 
 int main(void)
 {
-	const char *t = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/nexus-loader-XXXXXX",
-		 t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	check_scratch(tmpdir, sizeof(tmpdir), "loader");
 	test_bad_files();
 	test_old_table();
 	test_by_name();
 	test_concurrent();
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdir);
-	}
-	if (failures)
-		fprintf(stderr, "%d failure(s)\n", failures);
-	else
-		printf("plugin loader: all checks passed\n");
-	return failures ? 1 : 0;
+	check_rmtree(tmpdir);
+	return check_status("plugin loader");
 }
