@@ -5,33 +5,13 @@
 # nbd-client-fuzz.c), and run it for a bounded time (NBD_FUZZ_TIME
 # seconds, default 20).  Skipped when clang cannot build libFuzzer
 # programs.
-: "${srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
-TIME=${NBD_FUZZ_TIME:-20}
-OUT=tests/fuzz
-BIN=$OUT/nbd-client-fuzz
-CLANG=${CLANG:-clang}
+. "$(dirname "$0")/fuzz-lib.sh"
 S=$srcdir/lib/sources
 
-command -v "$CLANG" >/dev/null 2>&1 || { echo "SKIP: no clang"; exit 77; }
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
-mkdir -p "$OUT"
-if ! "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -DNBDC_SMALL_BUFFERS \
-	-I"$srcdir/include" -I"$srcdir/lib" -I"$S" \
+fuzz_build nbd-client-fuzz -DNBDC_SMALL_BUFFERS -I"$S" \
 	"$srcdir/tests/fuzz/nbd-client-fuzz.c" "$S/nbd-conn.c" \
-	"$S/nbd-reply.c" "$S/nbd-handshake.c" -o "$BIN" \
-	2>"$OUT/nbd-client-fuzz-build.log"; then
-	if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' |
-	     "$CLANG" -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null; then
-		echo "SKIP: $CLANG cannot build libFuzzer programs"
-		exit 77
-	fi
-	cat "$OUT/nbd-client-fuzz-build.log"
-	echo "FAIL: cannot build the harness"
-	exit 1
-fi
-T=$(mktemp -d /tmp/nbd-client-fuzz.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+	"$S/nbd-reply.c" "$S/nbd-handshake.c"
 # seeds: well-formed server streams for the requests the input declares
 python3 - "$T/corpus" <<'PY'
 import os, struct, sys
@@ -67,17 +47,5 @@ seeds["hs-unsup"] = b"\xff" + hs + rep(8, 0x80000001) + rep(7, 0x80000001) + str
 for k, v in seeds.items():
     open(os.path.join(d, k), "wb").write(v)
 PY
-timeout $((TIME + 120)) "$BIN" -max_total_time="$TIME" -rss_limit_mb=512 \
-	-max_len=80000 -timeout=10 -print_final_stats=1 \
-	-artifact_prefix="$T/" "$T/corpus" >"$T/log" 2>&1
-rc=$?
-grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss)' "$T/log"
-if [ $rc -ne 0 ]; then
-	tail -n 60 "$T/log"
-	for a in "$T"/crash-* "$T"/leak-* "$T"/timeout-* "$T"/oom-*; do
-		[ -f "$a" ] && { echo "artifact:"; od -A d -t x1 "$a" | head -20; }
-	done
-	echo "FAIL: fuzzer exit status $rc"
-	exit 1
-fi
+fuzz_run 80000
 exit 0
