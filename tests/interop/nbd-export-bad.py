@@ -10,6 +10,9 @@ import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True  # checks.py is in the source tree
+from checks import check, finish  # noqa: E402
+
 PORT = int(sys.argv[1])
 NBDMAGIC = 0x4e42444d41474943
 IHAVEOPT = 0x49484156454f5054
@@ -26,15 +29,6 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
 CMD_WZ, CMD_BS = 6, 7
 EPERM, EINVAL, ENOSPC, ESHUTDOWN = 1, 22, 28, 108
 SIZE = 1 << 20
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        print("FAIL:", what)
-        failures += 1
-    return cond
 
 
 def recvall(s, n):
@@ -451,5 +445,4 @@ for name, fn in [("unknown client flags", unknown_client_flags),
                  ("reset with requests in flight", reset_mid_requests),
                  ("flood", flood_without_reading)]:
     case(name, fn)
-print("bad input checks: %d failure(s)" % failures)
-sys.exit(1 if failures else 0)
+finish("bad input checks")

@@ -10,17 +10,12 @@ import sys
 
 import nbd
 
+sys.dont_write_bytecode = True  # checks.py is in the source tree
+from checks import check, finish  # noqa: E402
+
 PORT = sys.argv[1]
 IMAGE = sys.argv[2]
 SIZE = 64 << 20
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        print("FAIL:", what)
-        failures += 1
 
 
 def expect_err(fn, code, what):
@@ -249,5 +244,4 @@ h2 = connect("vol")
 check(h2.pread(4096, 0) == data[:4096], "other clients unaffected")
 h2.shutdown()
 
-print("nbdsh checks: %d failure(s)" % failures)
-sys.exit(1 if failures else 0)
+finish("nbdsh checks")
