@@ -36,6 +36,7 @@
 #include <nexus/nexus_driver.h>
 
 #include "crypt.h"
+#include "xts.h"
 
 #define MAX_SECTOR 4096
 #define WZ_CHUNK (256u << 10) /* bytes of encrypted zeroes per write */
@@ -43,7 +44,6 @@
 
 struct crypt_dev {
 	struct nexus_dev *child;
-	EVP_CIPHER *cipher;
 	unsigned char *key; /* secure memory, key_len bytes */
 	size_t key_len;
 	uint32_t sector_size;
@@ -54,7 +54,7 @@ struct crypt_dev {
 };
 
 struct crypt_rstate {
-	EVP_CIPHER_CTX *enc, *dec;
+	struct nx_xts *xts;
 	unsigned char bounce[MAX_SECTOR] __attribute__((aligned(64)));
 };
 
@@ -103,31 +103,19 @@ static const struct nexus_option_desc crypt_options[] = {
 
 /* ---- the cipher ---- */
 
-static inline void make_iv(unsigned char iv[16], uint64_t tweak)
-{
-	for (unsigned i = 0; i < 8; i++)
-		iv[i] = (unsigned char)(tweak >> (8 * i));
-	memset(iv + 8, 0, 8);
-}
-
-/* En- or decrypt one sector; in == out is allowed. */
-static inline int xts_sector(EVP_CIPHER_CTX *c, uint64_t tweak,
-			     unsigned char *out, const unsigned char *in,
-			     uint32_t len)
-{
-	unsigned char iv[16];
-	int ol;
-
-	make_iv(iv, tweak);
-	if (!EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, -1) ||
-	    !EVP_CipherUpdate(c, out, &ol, in, (int)len) || ol != (int)len)
-		return -EIO;
-	return 0;
-}
-
 static inline uint64_t tweak_of(const struct crypt_dev *cd, uint64_t sector)
 {
 	return (sector << cd->iv_shift) + cd->iv_offset;
+}
+
+/* En- or decrypt @len bytes of whole sectors, the first being @sector;
+ * in == out is allowed. */
+static inline int xts_run(const struct crypt_dev *cd, struct crypt_rstate *rs,
+			  bool enc, uint64_t sector, unsigned char *out,
+			  const unsigned char *in, size_t len)
+{
+	return nx_xts_crypt(rs->xts, enc, out, in, len, tweak_of(cd, sector),
+			    (uint64_t)1 << cd->iv_shift);
 }
 
 /* A position in an iovec array. */
@@ -137,20 +125,29 @@ struct iov_cur {
 	size_t off;
 };
 
-/* Pointer to @len contiguous bytes at the cursor (advancing it), or NULL
- * when they straddle segments (the cursor is then left unchanged). */
-static inline unsigned char *cur_contig(struct iov_cur *c, size_t len)
+/* Pointer to the whole sectors (at most @max bytes) that lie
+ * contiguously at the cursor, their length in *@len, advancing past
+ * them; NULL when the next sector straddles segments (the cursor is
+ * then left unchanged). */
+static inline unsigned char *cur_run(struct iov_cur *c, uint32_t ss,
+				     uint64_t max, size_t *len)
 {
 	unsigned char *p;
+	size_t n;
 
 	while (c->off == c->iov[c->i].iov_len) {
 		c->i++;
 		c->off = 0;
 	}
-	if (c->iov[c->i].iov_len - c->off < len)
+	n = c->iov[c->i].iov_len - c->off;
+	if (n > max)
+		n = (size_t)max;
+	n -= n % ss;
+	if (!n)
 		return NULL;
 	p = (unsigned char *)c->iov[c->i].iov_base + c->off;
-	c->off += len;
+	c->off += n;
+	*len = n;
 	return p;
 }
 
@@ -180,7 +177,9 @@ static void cur_copy(struct iov_cur *c, unsigned char *buf, size_t len,
 	}
 }
 
-/* Encrypt the I/O's data (io->length bytes) into @out. */
+/* Encrypt the I/O's data (io->length bytes) into @out: runs of sectors
+ * that are contiguous in the caller's buffers at once, a sector that
+ * straddles segments through the bounce buffer. */
 static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 		       const struct nexus_io *io, unsigned char *out)
 {
@@ -190,17 +189,19 @@ static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 	bool bounced = false;
 	int rc = 0;
 
-	for (uint64_t pos = 0; pos < io->length; pos += ss, sector++) {
-		const unsigned char *in = cur_contig(&c, ss);
+	for (uint64_t pos = 0; pos < io->length && !rc;) {
+		size_t n;
+		const unsigned char *in = cur_run(&c, ss, io->length - pos, &n);
 
 		if (!in) {
 			cur_copy(&c, rs->bounce, ss, false);
 			in = rs->bounce;
+			n = ss;
 			bounced = true;
 		}
-		rc = xts_sector(rs->enc, tweak_of(cd, sector), out + pos, in, ss);
-		if (rc)
-			break;
+		rc = xts_run(cd, rs, true, sector, out + pos, in, n);
+		pos += n;
+		sector += n >> cd->sector_shift;
 	}
 	if (bounced) /* plaintext was in the bounce buffer */
 		OPENSSL_cleanse(rs->bounce, ss);
@@ -217,22 +218,24 @@ static int decrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 	bool bounced = false;
 	int rc = 0;
 
-	for (uint64_t pos = 0; pos < io->length; pos += ss, sector++) {
-		unsigned char *p = cur_contig(&c, ss);
+	for (uint64_t pos = 0; pos < io->length && !rc;) {
+		size_t n;
+		unsigned char *p = cur_run(&c, ss, io->length - pos, &n);
 
 		if (p) {
-			rc = xts_sector(rs->dec, tweak_of(cd, sector), p, p, ss);
+			rc = xts_run(cd, rs, false, sector, p, p, n);
 		} else {
 			struct iov_cur start = c;
 
+			n = ss;
 			cur_copy(&c, rs->bounce, ss, false);
-			rc = xts_sector(rs->dec, tweak_of(cd, sector),
-					rs->bounce, rs->bounce, ss);
+			rc = xts_run(cd, rs, false, sector, rs->bounce,
+				     rs->bounce, ss);
 			cur_copy(&start, rs->bounce, ss, true);
 			bounced = true;
 		}
-		if (rc)
-			break;
+		pos += n;
+		sector += n >> cd->sector_shift;
 	}
 	if (bounced)
 		OPENSSL_cleanse(rs->bounce, ss);
@@ -246,7 +249,6 @@ static void crypt_free(struct crypt_dev *cd)
 	if (!cd)
 		return;
 	nx_crypt_secure_free(cd->key, cd->key_len);
-	EVP_CIPHER_free(cd->cipher);
 	free(cd);
 }
 
@@ -345,14 +347,18 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 				   "are equal (IEEE 1619 forbids it for XTS; "
 				   "OpenSSL refuses it)");
 	}
-	cd->cipher = EVP_CIPHER_fetch(NULL, key_bits == 512 ? "AES-256-XTS"
-							    : "AES-128-XTS",
-				      NULL);
-	if (!cd->cipher) {
-		crypt_free(cd);
-		return nexus_error(-ENOTSUP, "crypt: OpenSSL has no %s",
-				   key_bits == 512 ? "AES-256-XTS"
-						   : "AES-128-XTS");
+	{ /* a trial set-up, so that OpenSSL's refusal is an open error */
+		struct nx_xts *x = nx_xts_new(cd->key, cd->key_len,
+					      cd->sector_size);
+
+		if (!x) {
+			crypt_free(cd);
+			return nexus_error(-ENOTSUP, "crypt: OpenSSL cannot "
+					   "set up %s with this key",
+					   key_bits == 512 ? "AES-256-XTS"
+							   : "AES-128-XTS");
+		}
+		nx_xts_free(x);
 	}
 	cd->wz_chunk = ci.max_io_size < WZ_CHUNK
 			       ? ci.max_io_size / cd->sector_size * cd->sector_size
@@ -410,13 +416,8 @@ static int crypt_reactor_init(struct nexus_dev *dev, struct nexus_reactor *r,
 	if (posix_memalign((void **)&rs, 64, sizeof(*rs)))
 		return nexus_error(-ENOMEM, "out of memory");
 	memset(rs, 0, sizeof(*rs));
-	rs->enc = EVP_CIPHER_CTX_new();
-	rs->dec = EVP_CIPHER_CTX_new();
-	if (!rs->enc || !rs->dec ||
-	    !EVP_EncryptInit_ex(rs->enc, cd->cipher, NULL, cd->key, NULL) ||
-	    !EVP_DecryptInit_ex(rs->dec, cd->cipher, NULL, cd->key, NULL)) {
-		EVP_CIPHER_CTX_free(rs->enc);
-		EVP_CIPHER_CTX_free(rs->dec);
+	rs->xts = nx_xts_new(cd->key, cd->key_len, cd->sector_size);
+	if (!rs->xts) {
 		free(rs);
 		return nexus_error(-EIO, "crypt: OpenSSL refused the key");
 	}
@@ -433,8 +434,7 @@ static void crypt_reactor_fini(struct nexus_dev *dev, struct nexus_reactor *r,
 	(void)r;
 	if (!rs)
 		return;
-	EVP_CIPHER_CTX_free(rs->enc); /* wipes the key schedule */
-	EVP_CIPHER_CTX_free(rs->dec);
+	nx_xts_free(rs->xts); /* wipes the key schedules */
 	OPENSSL_cleanse(rs->bounce, sizeof(rs->bounce));
 	free(rs);
 }
@@ -502,16 +502,14 @@ static int wz_start(struct crypt_dev *cd, struct crypt_io *cio,
 	size_t len = left < cd->wz_chunk ? (size_t)left : cd->wz_chunk;
 	uint64_t sector = cio->next >> cd->sector_shift;
 	unsigned char *buf;
-	int rc = 0;
+	int rc;
 
 	buf = nexus_buf_alloc(io->reactor, len);
 	if (!buf)
 		return nexus_error(-ENOMEM, "crypt: out of memory for "
 				   "write-zeroes");
 	memset(buf, 0, len);
-	for (size_t pos = 0; pos < len && !rc; pos += cd->sector_size, sector++)
-		rc = xts_sector(rs->enc, tweak_of(cd, sector), buf + pos,
-				buf + pos, cd->sector_size);
+	rc = xts_run(cd, rs, true, sector, buf, buf, len);
 	s->cio = cio;
 	s->iov.iov_base = buf;
 	s->iov.iov_len = len;
