@@ -208,7 +208,8 @@ struct nexus_dev_info {
 	uint32_t flags;
 	/** Driver name of the top of the stack, e.g. "file". */
 	const char *driver;
-	/** Name of the device: the pipeline text that opened it. */
+	/** Name of the device: the pipeline text that opened it, with the
+	 *  values of secret options (NEXUS_OPTF_SECRET) shown as `***`. */
 	const char *name;
 };
 
@@ -439,6 +440,8 @@ NEXUS_API struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev,
  *         stage, key and value), -ENOENT (no such stage in the stack, or
  *         the driver has no setting of that name), -EOPNOTSUPP (the
  *         driver takes no run-time settings), -ESHUTDOWN (closing).
+ *         The library's messages show the value of a setting named like
+ *         a secret option of the driver (NEXUS_OPTF_SECRET) as `***`.
  * @par Threading: any thread, including callbacks; not concurrently
  *      with closing the device.
  */
@@ -612,7 +615,8 @@ NEXUS_API void nexus_pipeline_close(struct nexus_pipeline *pl);
  * @param ctx  context whose driver registry is used
  * @param text pipeline text
  * @param buf  receives a normalised, human-readable description (may be
- *             NULL when @p len is 0)
+ *             NULL when @p len is 0); the values of secret options
+ *             (NEXUS_OPTF_SECRET) are shown as `***`
  * @param len  size of @p buf
  * @return length of the full description (like snprintf), or a negative
  *         errno with a message naming the stage and column.

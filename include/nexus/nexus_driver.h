@@ -54,6 +54,20 @@ enum nexus_opt_type {
 /** Option flag: a value given without "key=" in first position is this
  *  option (e.g. the path of `file:/tmp/a.img`). */
 #define NEXUS_OPTF_POSITIONAL (1u << 1)
+/**
+ * Option flag: the value is a secret (key material, a password, a
+ * token) and is never shown.  Wherever libnexus would print it, it prints
+ * `***` instead: nexus_pipeline_check() descriptions, device and export
+ * names (nexus_dev_info::name, which is the stage text), log messages,
+ * error messages about the value, and nexus_dev_control() messages for
+ * a setting of the same name.  The driver's own messages must not show
+ * it either.  nexus_opts_str() still returns the value.
+ *
+ * Appended after libnexus 1.0's first two flags: a library that does not
+ * know it refuses the driver table (unknown option flags) rather than
+ * show the value.
+ */
+#define NEXUS_OPTF_SECRET (1u << 2)
 
 /** @brief Description of one driver option. */
 struct nexus_option_desc {

@@ -25,7 +25,7 @@ int nexus_dev_control(struct nexus_dev *dev, const char *key,
 		      const char *value)
 {
 	struct nexus_dev *target = dev;
-	const char *name = key, *dot;
+	const char *name = key, *dot, *shown;
 	int rc;
 
 	nx_clear_error();
@@ -53,11 +53,13 @@ int nexus_dev_control(struct nexus_dev *dev, const char *key,
 	rc = target->drv->control(target, name, value);
 	if (rc > 0)
 		rc = -EIO;
+	shown = nx_option_secret(target->drv->options, name) ? NX_SECRET_SHOWN
+							      : value;
 	if (rc == 0)
 		nexus_log(dev->ctx, NEXUS_LOG_INFO, "%s: %s=%s", target->name,
-			  name, value);
+			  name, shown);
 	else if (!*nexus_last_error())
 		nexus_error(rc, "%s: cannot set %s=%s: %s", target->name, name,
-			    value, strerror(-rc));
+			    shown, strerror(-rc));
 	return rc;
 }

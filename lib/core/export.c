@@ -60,9 +60,23 @@ int nexus_export_start(struct nexus_dev *dev, const char *spec,
 		return rc;
 	if (!st->next || st->next->next ||
 	    st->next->drv->kind != NEXUS_DRIVER_EXPORT) {
+		size_t off = 0;
+
+		/* the parsed stages, not @p spec: secrets are hidden there */
+		text[0] = '\0';
+		for (struct nx_stage *s = st->next; s; s = s->next) {
+			int w = snprintf(off < sizeof(text) ? text + off : NULL,
+					 off < sizeof(text) ? sizeof(text) - off
+							    : 0,
+					 "%s%s", s == st->next ? "" : " | ",
+					 s->text);
+
+			if (w > 0)
+				off += (size_t)w;
+		}
 		nx_pipeline_free_stages(st);
 		return nexus_error(-EINVAL, "'%s' is not a single export stage",
-				   spec);
+				   text);
 	}
 	rc = nx_export_create(dev, st->next->drv, &st->next->opts,
 			      st->next->text, out);

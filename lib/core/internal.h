@@ -150,6 +150,8 @@ NX_HIDDEN int nx_registry_unknown(struct nexus_ctx *ctx, const char *name,
 struct nx_opt_kv {
 	char *key;
 	char *val;
+	/* where the value stands in the stage text (pipeline.c) */
+	size_t vstart, vend;
 };
 struct nexus_opts {
 	const struct nexus_option_desc *desc;
@@ -159,6 +161,15 @@ struct nexus_opts {
 };
 NX_HIDDEN int nx_opts_validate(const struct nexus_opts *opts,
 			       const char *where);
+/* What is printed for the value of an option flagged NEXUS_OPTF_SECRET. */
+#define NX_SECRET_SHOWN "***"
+/* Whether option @p name of a driver's option table is a secret. */
+NX_HIDDEN bool nx_option_secret(const struct nexus_option_desc *table,
+				const char *name);
+/* @p value of option @p name as messages may show it: NX_SECRET_SHOWN
+ * for a secret option, else @p value itself. */
+NX_HIDDEN const char *nx_opts_shown(const struct nexus_opts *opts,
+				    const char *name, const char *value);
 NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
 /* unsigned decimal or 0x hex; with @p size also a K, M, G, T or P suffix
  * (optionally followed by iB or B): 0, -EINVAL, or -ERANGE */

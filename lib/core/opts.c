@@ -8,13 +8,33 @@
 
 #include "internal.h"
 
-static const struct nexus_option_desc *find_desc(const struct nexus_opts *o,
-						 const char *name)
+static const struct nexus_option_desc *
+desc_in(const struct nexus_option_desc *table, const char *name)
 {
-	for (const struct nexus_option_desc *d = o->desc; d && d->name; d++)
+	for (const struct nexus_option_desc *d = table; d && d->name; d++)
 		if (!strcmp(d->name, name))
 			return d;
 	return NULL;
+}
+
+static const struct nexus_option_desc *find_desc(const struct nexus_opts *o,
+						 const char *name)
+{
+	return desc_in(o->desc, name);
+}
+
+bool nx_option_secret(const struct nexus_option_desc *table,
+		      const char *name)
+{
+	const struct nexus_option_desc *d = name ? desc_in(table, name) : NULL;
+
+	return d && (d->flags & NEXUS_OPTF_SECRET);
+}
+
+const char *nx_opts_shown(const struct nexus_opts *o, const char *name,
+			  const char *value)
+{
+	return o && nx_option_secret(o->desc, name) ? NX_SECRET_SHOWN : value;
 }
 
 static const char *given(const struct nexus_opts *o, const char *name)
@@ -81,6 +101,7 @@ int nx_parse_bool(const char *s, bool *out)
 static int check_value(const struct nexus_option_desc *d, const char *v,
 		       const char *where)
 {
+	const char *shown = d->flags & NEXUS_OPTF_SECRET ? NX_SECRET_SHOWN : v;
 	uint64_t u;
 	bool b;
 
@@ -88,7 +109,8 @@ static int check_value(const struct nexus_option_desc *d, const char *v,
 	case NEXUS_OPT_BOOL:
 		if (nx_parse_bool(v, &b))
 			return nexus_error(-EINVAL, "%s: option '%s' must be "
-					   "on/off, got '%s'", where, d->name, v);
+					   "on/off, got '%s'", where, d->name,
+					   shown);
 		break;
 	case NEXUS_OPT_UINT:
 	case NEXUS_OPT_SIZE:
@@ -98,7 +120,7 @@ static int check_value(const struct nexus_option_desc *d, const char *v,
 					   d->type == NEXUS_OPT_SIZE
 						   ? "a size like 4096, 64K or 1G"
 						   : "an unsigned number",
-					   v);
+					   shown);
 		break;
 	default:
 		break;
@@ -170,7 +192,7 @@ int nexus_opts_u64(const struct nexus_opts *o, const char *name, uint64_t *out)
 	if (nx_parse_u64(v, !d || d->type != NEXUS_OPT_UINT, out))
 		return nexus_error(-EINVAL, "%s: option '%s': '%s' is not a "
 				   "number", o->stage ? o->stage : "stage",
-				   name, v);
+				   name, nx_opts_shown(o, name, v));
 	return 0;
 }
 
@@ -183,6 +205,6 @@ int nexus_opts_bool(const struct nexus_opts *o, const char *name, bool *out)
 	if (nx_parse_bool(v, out))
 		return nexus_error(-EINVAL, "%s: option '%s': '%s' is not "
 				   "on/off", o->stage ? o->stage : "stage",
-				   name, v);
+				   name, nx_opts_shown(o, name, v));
 	return 0;
 }

@@ -31,6 +31,7 @@ struct cursor {
 	size_t i;
 	unsigned stage_no;
 	unsigned depth;
+	size_t vstart, vend; /* the last value read, quotes included */
 };
 
 static unsigned col(const struct cursor *c)
@@ -72,6 +73,8 @@ static int read_value(struct cursor *c, char **out, bool uri)
 		if (!s[c->i])
 			return syntax(c, "unterminated quoted value");
 		end = c->i++;
+		c->vstart = start - 1;
+		c->vend = c->i;
 	} else {
 		start = c->i;
 		while (s[c->i] && s[c->i] != '|' && s[c->i] != ';' &&
@@ -80,6 +83,8 @@ static int read_value(struct cursor *c, char **out, bool uri)
 		end = c->i;
 		while (end > start && isspace((unsigned char)s[end - 1]))
 			end--;
+		c->vstart = start;
+		c->vend = end;
 	}
 	*out = strndup(s + start, end - start);
 	return *out ? 0 : nexus_error(-ENOMEM, "out of memory");
@@ -94,6 +99,8 @@ static int add_kv(struct cursor *c, struct nx_stage *st, char *key, char *val)
 	}
 	st->opts.kv[st->opts.n].key = key;
 	st->opts.kv[st->opts.n].val = val;
+	st->opts.kv[st->opts.n].vstart = c->vstart;
+	st->opts.kv[st->opts.n].vend = c->vend;
 	st->opts.n++;
 	return 0;
 }
@@ -206,6 +213,8 @@ static int parse_stage(struct cursor *c, struct nx_stage **out, bool first)
 		if (rc)
 			return rc;
 		rc = add_kv(c, st, strdup(""), val);
+		if (rc == 0) /* hidden, if secret: what follows "scheme://" */
+			st->opts.kv[0].vstart = start + n + 3;
 	} else {
 		st->driver = strndup(c->s + start, c->i - start);
 		if (!st->driver)
@@ -219,6 +228,10 @@ static int parse_stage(struct cursor *c, struct nx_stage **out, bool first)
 	}
 	if (rc)
 		return rc;
+	for (unsigned i = 0; i < st->opts.n; i++) { /* relative to the text */
+		st->opts.kv[i].vstart -= start;
+		st->opts.kv[i].vend -= start;
+	}
 	st->text = strndup(c->s + start, c->i - start);
 	return st->text ? 0 : nexus_error(-ENOMEM, "out of memory");
 }
@@ -254,6 +267,36 @@ void nx_pipeline_free_stages(struct nx_stage *s)
 		free(s);
 		s = next;
 	}
+}
+
+/* The stage text names the device or export it opens (in nexus_dev_info,
+ * log and error messages): replace the values of secret options in it
+ * with NX_SECRET_SHOWN.  Options are in text order. */
+static int hide_secrets(struct nx_stage *st)
+{
+	size_t n = strlen(st->text), len = 0, from = 0;
+	char *t = NULL;
+
+	for (unsigned i = 0; i < st->opts.n; i++) {
+		const struct nx_opt_kv *kv = &st->opts.kv[i];
+
+		if (!nx_option_secret(st->opts.desc, kv->key))
+			continue;
+		if (!t && !(t = malloc(n + 1 + st->opts.n *
+					       sizeof(NX_SECRET_SHOWN))))
+			return nexus_error(-ENOMEM, "out of memory");
+		memcpy(t + len, st->text + from, kv->vstart - from);
+		len += kv->vstart - from;
+		memcpy(t + len, NX_SECRET_SHOWN, sizeof(NX_SECRET_SHOWN) - 1);
+		len += sizeof(NX_SECRET_SHOWN) - 1;
+		from = kv->vend;
+	}
+	if (!t)
+		return 0;
+	memcpy(t + len, st->text + from, n - from + 1);
+	free(st->text);
+	st->text = t;
+	return 0;
 }
 
 static void where(const struct nx_stage *st, char *buf, size_t len)
@@ -332,6 +375,8 @@ static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 		st->opts.desc = st->drv->options;
 		st->opts.stage = st->driver;
 		rc = nx_opts_validate(&st->opts, w);
+		if (rc == 0)
+			rc = hide_secrets(st);
 		if (rc)
 			return rc;
 		/* how many devices the stage gets, checked without opening
@@ -633,8 +678,10 @@ static void describe(struct outbuf *o, const struct nx_stage *head,
 		out(o, "%*s%s %s", (int)indent, "",
 		    kinds[st->drv->kind <= 3 ? st->drv->kind : 0], st->driver);
 		for (unsigned i = 0; i < st->opts.n; i++) {
-			out(o, "%s%s=", i ? "," : " ", st->opts.kv[i].key);
-			out_value(o, st->opts.kv[i].val);
+			const struct nx_opt_kv *kv = &st->opts.kv[i];
+
+			out(o, "%s%s=", i ? "," : " ", kv->key);
+			out_value(o, nx_opts_shown(&st->opts, kv->key, kv->val));
 		}
 		out(o, "\n");
 	}

@@ -40,7 +40,8 @@ extern const struct nexus_driver *const nx_builtin_drivers[] NX_HIDDEN;
 #define MAX_OPTIONS 64
 #define MAX_NAME_LEN 64
 #define MAX_PER_IO_SIZE (1u << 20)
-#define KNOWN_OPTF (NEXUS_OPTF_REQUIRED | NEXUS_OPTF_POSITIONAL)
+#define KNOWN_OPTF                                                          \
+	(NEXUS_OPTF_REQUIRED | NEXUS_OPTF_POSITIONAL | NEXUS_OPTF_SECRET)
 
 /* Serialises plugin loading (dlopen + registration) so that two threads
  * looking up the same unknown driver load it once. */
@@ -689,12 +690,16 @@ int nexus_ctx_describe_drivers(struct nexus_ctx *ctx, char *buf, size_t len)
 			    d->summary ? d->summary : "");
 			for (const struct nexus_option_desc *o = d->options;
 			     o && o->name; o++)
-				OUT("    %-14s %-6s %s%s%s%s%s\n", o->name,
+				OUT("    %-14s %-6s %s%s%s%s%s%s\n", o->name,
 				    type_name(o->type), o->help ? o->help : "",
 				    o->def ? " [default: " : "",
 				    o->def ? o->def : "", o->def ? "]" : "",
 				    (o->flags & NEXUS_OPTF_REQUIRED)
 					    ? " (required)"
+					    : "",
+				    (o->flags & NEXUS_OPTF_SECRET)
+					    ? " (secret: shown as "
+					      NX_SECRET_SHOWN ")"
 					    : "");
 		}
 	}
