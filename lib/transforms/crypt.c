@@ -89,7 +89,7 @@ static const struct nexus_option_desc crypt_options[] = {
 	  "key registered with nexus_crypt_key_register()", 0 },
 	{ "key", NEXUS_OPT_STRING, NULL,
 	  "refused: pipeline text ends up in logs; use key-file, key-env "
-	  "or key-name", 0 },
+	  "or key-name", NEXUS_OPTF_SECRET },
 	{ "sector-size", NEXUS_OPT_SIZE, "512",
 	  "encryption sector: 512 or 4096 (the logical block size)", 0 },
 	{ "iv-offset", NEXUS_OPT_UINT, "0",
