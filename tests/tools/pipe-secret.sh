@@ -1,0 +1,83 @@
+#!/bin/sh
+# Options flagged NEXUS_OPTF_SECRET: their values never appear in what
+# nexus-pipe prints (--check, log messages, device names, error
+# messages, --control replies); *** stands in their place.
+. "${srcdir:-.}/tests/tools/common.sh"
+PLUGIN=$top_builddir/tests/tools/.libs/nexus-tsecret.so
+[ -f "$PLUGIN" ] || fail "missing $PLUGIN"
+
+# no_secret FILE...: none of the secret values below is in the files
+no_secret() {
+	if grep -n 'S3CRET' "$@"; then
+		fail "a secret value was printed"
+	fi
+}
+
+# --list marks the secret option of crypt
+"$PIPE" --list > "$T/list" || fail "--list exited $?"
+grep -q '^    key  *string .*(secret' "$T/list" || fail "--list: crypt key= not marked secret"
+
+# --check: crypt's key= shows as ***, the other values as given
+"$PIPE" --check "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \
+	> "$T/check" 2>&1 || fail "--check exited $?"
+cat > "$T/want" <<END
+source mem size=1M
+transform crypt key=***,key-file=$T/k
+END
+diff -u "$T/want" "$T/check" || fail "--check output differs"
+# a quoted value with separators and spaces in it
+"$PIPE" --check "mem:size=1M | crypt: key = ' S3CRET,x; ' , key-file=$T/k" \
+	> "$T/check" 2>&1 || fail "--check of a quoted key exited $?"
+diff -u "$T/want" "$T/check" || fail "--check output of a quoted key differs"
+no_secret "$T/check"
+
+# opening: crypt refuses key=, without showing it
+if "$PIPE" -q -v "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \
+	> "$T/out" 2> "$T/err"; then
+	fail "crypt accepted key="
+fi
+grep -q "option 'key' is refused" "$T/err" || { cat "$T/err"; fail "no refusal"; }
+no_secret "$T/out" "$T/err"
+
+# a plugin's secret options: positional and by key, a URI, a bad value
+"$PIPE" -P "$PLUGIN" --check 'tsecret:tok-S3CRET,pin=1234,size=64K' \
+	> "$T/check" 2>&1 || { cat "$T/check"; fail "--check of tsecret exited $?"; }
+echo 'source tsecret token=***,pin=***,size=64K' | diff -u - "$T/check" ||
+	fail "--check output of tsecret differs"
+"$PIPE" -P "$PLUGIN" --check 'tsecret://host/S3CRET' > "$T/check" 2>&1 ||
+	fail "--check of a tsecret URI exited $?"
+echo 'source tsecret token=***' | diff -u - "$T/check" ||
+	fail "--check output of a tsecret URI differs"
+if "$PIPE" -P "$PLUGIN" --check 'tsecret:x,pin=12S3CRET' > "$T/out" 2> "$T/err"; then
+	fail "--check accepted pin=12S3CRET"
+fi
+grep -q "option 'pin' must be an unsigned number, got '\*\*\*'" "$T/err" ||
+	{ cat "$T/err"; fail "no message for a bad pin"; }
+no_secret "$T/out" "$T/err"
+
+# running: the device name in the log hides the values, and so do the
+# messages of run-time settings of the same name
+mkfifo "$T/ctl"
+"$PIPE" -v -q -C -P "$PLUGIN" "tsecret:tok-S3CRET, pin = '99', size=64K" \
+	< "$T/ctl" > "$T/out" 2> "$T/err" &
+pid=$!
+PIDS="$PIDS $pid"
+exec 3> "$T/ctl"
+wait_ready "$T/out"
+printf 'pin=4S3CRET2\npin=424242\n' >&3
+for _ in $(seq 1 50); do
+	[ "$(grep -c . "$T/out")" -ge 3 ] && break
+	sleep 0.1
+done
+kill -TERM "$pid"
+stop_wait "$pid" || fail "exit $? after SIGTERM"
+exec 3>&-
+grep -q "opened tsecret:\*\*\*, pin = \*\*\*, size=64K " "$T/err" ||
+	{ cat "$T/err"; fail "no log of the device with its values hidden"; }
+grep -q "^error: .*cannot set pin=\*\*\*" "$T/out" ||
+	{ cat "$T/out"; fail "no error for a bad run-time pin"; }
+grep -q "^ok" "$T/out" || { cat "$T/out"; fail "good run-time pin refused"; }
+grep -q "pin=\*\*\*" "$T/err" || { cat "$T/err"; fail "no log of the setting"; }
+grep -q "424242" "$T/out" "$T/err" && fail "run-time pin shown"
+no_secret "$T/out" "$T/err"
+echo ok
