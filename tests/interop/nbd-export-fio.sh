@@ -12,7 +12,7 @@ fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
 IMG=$T/disk.img
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	IMG=$(mktemp /dev/shm/nbd-export-fio.XXXXXX)
-	trap 'cleanup; rm -f "$IMG"' EXIT
+	trap 'scratch_cleanup; rm -f "$IMG"' EXIT
 fi
 truncate -s 128M "$IMG"
 start_server s "file:$IMG | nbd:listen=127.0.0.1:0"

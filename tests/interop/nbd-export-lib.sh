@@ -4,35 +4,8 @@
 
 : "${srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 SERVE=${SERVE:-./tests/interop/nbd-serve}
-T=$(mktemp -d /tmp/nbd-export-test.XXXXXX)
-SERVER_PIDS=
-
-cleanup() {
-	for p in $SERVER_PIDS; do
-		kill "$p" 2>/dev/null
-	done
-	for p in $SERVER_PIDS; do
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-skip() {
-	echo "SKIP: $*" >&2
-	exit 77
-}
-
-need() {
-	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"
-	done
-}
+. "$srcdir/tests/scratch.sh"
+scratch nbd-export
 
 # A python3 with libnbd's bindings (python3-libnbd installs them for the
 # system python, which may not be first in PATH).
@@ -55,7 +28,7 @@ start_server() {
 	[ -x "$SERVE" ] || fail "$SERVE not built"
 	"$SERVE" "$@" >"$T/$name.out" 2>"$T/$name.err" &
 	LAST_PID=$!
-	SERVER_PIDS="$SERVER_PIDS $LAST_PID"
+	PIDS="$PIDS $LAST_PID"
 	i=0
 	while ! grep -q '^READY' "$T/$name.out" 2>/dev/null; do
 		if ! kill -0 "$LAST_PID" 2>/dev/null; then
@@ -82,7 +55,7 @@ stop_server() {
 		sleep 0.1
 	done
 	wait "$1" || { st=$?; cat "$T"/*.err >&2; fail "server $1 exited with status $st"; }
-	SERVER_PIDS=$(echo "$SERVER_PIDS" | sed "s/ $1\b//")
+	PIDS=$(echo "$PIDS" | sed "s/ $1\b//")
 }
 
 # wait_line FILE PATTERN [COUNT]: wait until FILE has COUNT lines

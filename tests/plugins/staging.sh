@@ -15,17 +15,8 @@
 set -u
 : "${NX_BUILDDIR:?run tests/plugins/test-staging, not this script}"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/nexus-staging.XXXXXX")
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-skip() { echo "SKIP: $*" >&2; exit 77; }
-need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+. "$NX_SRCDIR/tests/scratch.sh"
+scratch staging
 need "$PKG_CONFIG"
 need python3
 

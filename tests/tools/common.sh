@@ -7,18 +7,8 @@ COPY=$top_builddir/examples/nexus-copy
 for p in "$PIPE" "$COPY"; do
 	[ -x "$p" ] || { echo "missing $p (run from the build directory)"; exit 1; }
 done
-T=$(mktemp -d "${TMPDIR:-/tmp}/nexus-tools.XXXXXX")
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-skip() { echo "SKIP: $*" >&2; exit 77; }
-need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed"; }
+. "${srcdir:-.}/tests/scratch.sh"
+scratch tools
 
 # has_driver KIND NAME: the driver is registered (built in or plugin)
 has_driver() { "$PIPE" --list | grep -q "^$1 $2\\( \\|\$\\)"; }
