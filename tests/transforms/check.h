@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tiny assertion helpers for the transform tests: print where and why,
- * exit 1.  Exit 77 means "skipped". */
+ * exit 1.  Exit 77 means "skipped".  Also: a context, and bad options
+ * that a stage must refuse. */
 #ifndef NEXUS_TESTS_CHECK_H
 #define NEXUS_TESTS_CHECK_H
 
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <nexus/nexus.h>
 
@@ -54,6 +56,23 @@ static inline struct nexus_ctx *test_ctx(unsigned reactors)
 		exit(rc == -ENOSYS || rc == -EPERM ? 77 : 1);
 	}
 	return ctx;
+}
+
+/* Each of the @p n pipelines in @p bad fails to open with -EINVAL and
+ * a message that names @p stage. */
+static inline void expect_refused(struct nexus_ctx *ctx,
+				  const char *const *bad, size_t n,
+				  const char *stage)
+{
+	struct nexus_dev *dev;
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = nexus_dev_open(ctx, bad[i], &dev);
+
+		printf("%-45s -> %d: %s\n", bad[i], rc, nexus_last_error());
+		CHECK(rc == -EINVAL);
+		CHECK(strstr(nexus_last_error(), stage));
+	}
 }
 
 #endif

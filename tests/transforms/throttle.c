@@ -199,6 +199,23 @@ static void test_shared(void)
 	nexus_ctx_free(ctx);
 }
 
+/* Change a limit of the running load, let the queued I/O adapt for
+ * 100 ms, then expect lo..hi operations in @p secs. */
+static void retune(struct load *l, const char *key, const char *value,
+		   double secs, const char *what, double lo, double hi)
+{
+	int rc = nexus_dev_control(l->dev, key, value);
+
+	if (rc) {
+		fprintf(stderr, "%s: nexus_dev_control(%s, %s) returned %d "
+			"(last error: %s)\n", what, key, value, rc,
+			nexus_last_error());
+		exit(1);
+	}
+	usleep(100000);
+	expect_between(what, (double)measure(l, secs), lo, hi);
+}
+
 static void test_runtime(struct nexus_ctx *ctx)
 {
 	struct nexus_dev *dev;
@@ -212,32 +229,22 @@ static void test_runtime(struct nexus_ctx *ctx)
 	n = measure(&l, 1.0);
 	expect_between("iops=100, 1 s", (double)n, 80, 125);
 	/* raising the limit applies at once, also to queued I/O */
-	CHECK_RC(nexus_dev_control(dev, "throttle.iops", "1000"), 0);
-	usleep(100000);
-	n = measure(&l, 1.0);
-	expect_between("then iops=1000, 1 s", (double)n, 850, 1150);
-	CHECK_RC(nexus_dev_control(dev, "throttle.iops", "200"), 0);
-	usleep(100000);
-	n = measure(&l, 1.0);
-	expect_between("then iops=200, 1 s", (double)n, 160, 240);
-	CHECK_RC(nexus_dev_control(dev, "throttle.bps", "400K"), 0);
-	usleep(100000);
-	n = measure(&l, 1.0);
+	retune(&l, "throttle.iops", "1000", 1.0, "then iops=1000, 1 s",
+	       850, 1150);
+	retune(&l, "throttle.iops", "200", 1.0, "then iops=200, 1 s",
+	       160, 240);
 	/* 400 KiB/s of 4 KiB = 100/s: now the tighter limit */
-	expect_between("then also bps=400K, 1 s", (double)n, 80, 125);
+	retune(&l, "throttle.bps", "400K", 1.0, "then also bps=400K, 1 s",
+	       80, 125);
 	CHECK_RC(nexus_dev_control(dev, "throttle.iops", "unlimited"), 0);
-	CHECK_RC(nexus_dev_control(dev, "throttle.bps", "unlimited"), 0);
-	usleep(100000);
-	n = measure(&l, 0.5);
-	expect_between("then unlimited, 0.5 s", (double)n, 2000, 1e12);
+	retune(&l, "throttle.bps", "unlimited", 0.5, "then unlimited, 0.5 s",
+	       2000, 1e12);
 	/* a limit of 1/s with I/O queued, then raised: the queue must not
 	 * keep waiting for the old, slow reservations */
 	CHECK_RC(nexus_dev_control(dev, "throttle.iops", "1"), 0);
 	usleep(300000);
-	CHECK_RC(nexus_dev_control(dev, "throttle.iops", "2000"), 0);
-	usleep(100000);
-	n = measure(&l, 0.5);
-	expect_between("1/s then 2000/s, 0.5 s", (double)n, 800, 1300);
+	retune(&l, "throttle.iops", "2000", 0.5, "1/s then 2000/s, 0.5 s",
+	       800, 1300);
 	stop(&l);
 
 	/* bad run-time values are refused, the old limit stays */
@@ -267,15 +274,8 @@ static void test_bad_options(struct nexus_ctx *ctx)
 		"mem:size=1M | throttle:bps=1M,burst-iops=5",
 		"mem:size=1M | throttle:iops=1,speed=3",
 	};
-	struct nexus_dev *dev;
 
-	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = nexus_dev_open(ctx, bad[i], &dev);
-
-		printf("%-45s -> %d: %s\n", bad[i], rc, nexus_last_error());
-		CHECK(rc == -EINVAL);
-		CHECK(strstr(nexus_last_error(), "throttle"));
-	}
+	expect_refused(ctx, bad, sizeof(bad) / sizeof(bad[0]), "throttle");
 }
 
 /* Everything passes through: data, all five operations, block status. */
