@@ -194,42 +194,17 @@ static void test_shutdown_during_close(void)
 
 /* ---- nexus_ctx_free() with devices and pipelines still open ---- */
 
-struct logbuf {
-	pthread_mutex_t lock;
-	char text[16384];
-	int warnings;
-};
-
-static void log_cb(void *ud, int level, const char *msg)
-{
-	struct logbuf *lb = ud;
-	size_t n;
-
-	pthread_mutex_lock(&lb->lock);
-	if (level == NEXUS_LOG_WARN)
-		lb->warnings++;
-	n = strlen(lb->text);
-	snprintf(lb->text + n, sizeof(lb->text) - n, "%s\n", msg);
-	pthread_mutex_unlock(&lb->lock);
-}
-
 static void test_ctx_free_open(void)
 {
-	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
-	struct logbuf lb = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct nexus_ctx *ctx = NULL;
+	struct unit_log lb = UNIT_LOG_INIT;
+	struct nexus_ctx *ctx;
 	struct nexus_pipeline *pl[2] = { NULL, NULL };
 	struct track *t[5];
 	char spec[600];
 	unsigned n = unit_scale(1000, 10);
 	int rc;
 
-	o.reactors = 2;
-	o.log_fn = log_cb;
-	o.log_user_data = &lb;
-	o.log_level = NEXUS_LOG_WARN;
-	EXPECT_OK(nexus_ctx_create(&o, &ctx));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	ctx = unit_ctx_log(2, NEXUS_LOG_WARN, &lb);
 	snprintf(spec, sizeof(spec), "file:%s,create=on,size=4M",
 		 unit_join(scratch, "free.img"));
 	for (int i = 0; i < 5; i++) {
@@ -271,7 +246,7 @@ static void test_ctx_free_open(void)
 		free(t[i]);
 	}
 	/* one warning per thing left open, naming it */
-	CU_ASSERT(lb.warnings >= 5);
+	CU_ASSERT(lb.count[NEXUS_LOG_WARN] >= 5);
 	CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "pipeline still open"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "'mem:size=4M' still open"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "free.img"));

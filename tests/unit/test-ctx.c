@@ -105,40 +105,13 @@ static void test_old_caller(void)
 	nexus_ctx_free(ctx);
 }
 
-struct logbuf {
-	pthread_mutex_t lock;
-	char text[8192];
-	int count[NEXUS_LOG_DEBUG + 1];
-	void *ud_seen;
-};
-
-static void log_cb(void *ud, int level, const char *msg)
-{
-	struct logbuf *lb = ud;
-	size_t n;
-
-	pthread_mutex_lock(&lb->lock);
-	lb->ud_seen = ud;
-	if (level >= 0 && level <= NEXUS_LOG_DEBUG)
-		lb->count[level]++;
-	n = strlen(lb->text);
-	snprintf(lb->text + n, sizeof(lb->text) - n, "%d:%s\n", level, msg);
-	pthread_mutex_unlock(&lb->lock);
-}
-
 static void test_log_levels(void)
 {
-	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
-	struct logbuf lb = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct nexus_ctx *ctx = NULL;
+	struct unit_log lb = UNIT_LOG_INIT;
+	struct nexus_ctx *ctx;
 	struct nexus_dev *dev = NULL;
 
-	o.reactors = 1;
-	o.log_fn = log_cb;
-	o.log_user_data = &lb;
-	o.log_level = NEXUS_LOG_INFO;
-	EXPECT_OK(nexus_ctx_create(&o, &ctx));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	ctx = unit_ctx_log(1, NEXUS_LOG_INFO, &lb);
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &dev));
 	nexus_dev_close(dev);
 	nexus_ctx_free(ctx);
@@ -152,9 +125,7 @@ static void test_log_levels(void)
 	/* ERROR only: nothing is logged for a clean open/close */
 	memset(&lb.count, 0, sizeof(lb.count));
 	lb.text[0] = '\0';
-	o.log_level = NEXUS_LOG_ERROR;
-	EXPECT_OK(nexus_ctx_create(&o, &ctx));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	ctx = unit_ctx_log(1, NEXUS_LOG_ERROR, &lb);
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &dev));
 	nexus_dev_close(dev);
 	CU_ASSERT_EQUAL(lb.count[NEXUS_LOG_ERROR], 0);

@@ -10,6 +10,7 @@
 
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,6 +130,48 @@ static UNUSED struct nexus_ctx *unit_ctx(unsigned reactors)
 			nexus_last_error());
 		CU_FAIL_FATAL("cannot create a context");
 	}
+	return ctx;
+}
+
+/* What a context logged: the messages, one a line, a count per level
+ * and the user data the callback was given.  Initialise with
+ * UNIT_LOG_INIT; unit_ctx_log() makes a context that logs into it. */
+struct unit_log {
+	pthread_mutex_t lock;
+	char text[16384];
+	int count[NEXUS_LOG_DEBUG + 1];
+	void *ud_seen;
+};
+#define UNIT_LOG_INIT { .lock = PTHREAD_MUTEX_INITIALIZER }
+
+static UNUSED void unit_log_cb(void *ud, int level, const char *msg)
+{
+	struct unit_log *lb = ud;
+	size_t n;
+
+	pthread_mutex_lock(&lb->lock);
+	lb->ud_seen = ud;
+	if (level >= 0 && level <= NEXUS_LOG_DEBUG)
+		lb->count[level]++;
+	n = strlen(lb->text);
+	snprintf(lb->text + n, sizeof(lb->text) - n, "%s\n", msg);
+	pthread_mutex_unlock(&lb->lock);
+}
+
+/* A context of @p reactors whose messages up to @p level go to @p lb;
+ * ends the test (fatal assertion) when it cannot be made. */
+static UNUSED struct nexus_ctx *unit_ctx_log(unsigned reactors, int level,
+					     struct unit_log *lb)
+{
+	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
+	struct nexus_ctx *ctx = NULL;
+
+	o.reactors = reactors;
+	o.log_fn = unit_log_cb;
+	o.log_user_data = lb;
+	o.log_level = level;
+	EXPECT_OK(nexus_ctx_create(&o, &ctx));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
 	return ctx;
 }
 
