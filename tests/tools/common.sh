@@ -59,3 +59,30 @@ start_pipe() {
 	eval "${_n}_PID=$_pid"
 	eval "${_n}_ADDR=\$(sed -n 's/^listening on //p' \"\$T/\$_n.out\" | head -n1)"
 }
+
+# start_control NAME PIPELINE [OPTIONS...]: run nexus-pipe --control in
+# the background until it is ready, its settings read from the FIFO
+# $T/NAME.ctl that fd 3 writes to (close it with `exec 3>&-` once the
+# process stopped); $NAME_PID; output in $T/NAME.out and $T/NAME.err.
+start_control() {
+	_n=$1
+	_p=$2
+	shift 2
+	mkfifo "$T/$_n.ctl"
+	"$PIPE" -C "$@" "$_p" < "$T/$_n.ctl" > "$T/$_n.out" 2> "$T/$_n.err" &
+	_pid=$!
+	PIDS="$PIDS $_pid"
+	exec 3> "$T/$_n.ctl"
+	wait_ready "$T/$_n.out"
+	eval "${_n}_PID=$_pid"
+}
+
+# wait_lines FILE PATTERN COUNT: until COUNT lines of FILE match PATTERN
+# (at most 5 s; the caller checks what it got)
+wait_lines() {
+	for _ in $(seq 1 50); do
+		[ "$(grep -c "$2" "$1")" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	return 0
+}

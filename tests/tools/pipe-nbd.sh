@@ -49,27 +49,21 @@ wait $qio 2>/dev/null
 grep -q "total: .*throttle [0-9]* ops" "$T/s.err" || fail "final totals"
 
 # Unix socket, fault stage switched on through --control
-mkfifo "$T/ctl"
-"$PIPE" -q -C "mem:size=16M | fault:enable=off,ops=read | nbd:socket=$T/sock" \
-	< "$T/ctl" > "$T/u.out" 2> "$T/u.err" &
-u=$!
-PIDS="$PIDS $u"
-exec 3> "$T/ctl"
-wait_ready "$T/u.out"
+start_control u "mem:size=16M | fault:enable=off,ops=read | nbd:socket=$T/sock" -q
 grep -q "^listening on unix:$T/sock\$" "$T/u.out" || fail "unix address"
 US="nbd+unix:///?socket=$T/sock"
 timeout 20 qemu-io -f raw -c 'read 0 4k' "$US" > /dev/null || fail "read before fault"
 echo fault.enable=on >&3
-for _ in $(seq 1 50); do grep -q '^ok' "$T/u.out" && break; sleep 0.1; done
+wait_lines "$T/u.out" '^ok' 1
 if timeout 20 qemu-io -f raw -c 'read 0 4k' "$US" 2>&1 | grep -q 'read 4096/4096'; then
 	fail "read succeeded with the fault on"
 fi
 echo fault.enable=off >&3
-for _ in $(seq 1 50); do [ "$(grep -c '^ok' "$T/u.out")" -ge 2 ] && break; sleep 0.1; done
+wait_lines "$T/u.out" '^ok' 2
 timeout 20 qemu-io -f raw -c 'read 0 4k' "$US" | grep -q 'read 4096/4096' ||
 	fail "read after the fault was switched off"
-kill -INT "$u"
-stop_wait "$u" || fail "exit $? after SIGINT"
+kill -INT "$u_PID"
+stop_wait "$u_PID" || fail "exit $? after SIGINT"
 exec 3>&-
 [ ! -e "$T/sock" ] || fail "socket left behind"
 echo ok

@@ -25,23 +25,14 @@ run_and_stop TERM
 run_and_stop INT
 
 # --control: settings from stdin, one reply per line; status line on
-mkfifo "$T/ctl"
-"$PIPE" -C -s -i 0.1 \
-	"mem:size=64M | throttle:iops=1000 | fault:enable=off" \
-	< "$T/ctl" > "$T/out" 2> "$T/err" &
-pid=$!
-PIDS="$PIDS $pid"
-exec 3> "$T/ctl"
-wait_ready "$T/out"
+start_control c "mem:size=64M | throttle:iops=1000 | fault:enable=off" \
+	-s -i 0.1
 printf 'throttle.iops=50\nfault.enable=on\nfault.errno=ENOSPC\n' >&3
 printf 'throttle.iops=0\nbogus\nnosuch.key=1\nfault.colour=red\n' >&3
-for _ in $(seq 1 50); do
-	[ "$(grep -c . "$T/out")" -ge 8 ] && break
-	sleep 0.1
-done
+wait_lines "$T/c.out" . 8
 sleep 0.3
-kill -TERM "$pid"
-stop_wait "$pid" || fail "exit $? after SIGTERM with --control"
+kill -TERM "$c_PID"
+stop_wait "$c_PID" || fail "exit $? after SIGTERM with --control"
 exec 3>&-
 cat > "$T/want" <<'END'
 ready
@@ -49,17 +40,17 @@ ok
 ok
 ok
 END
-head -4 "$T/out" | diff -u "$T/want" - || fail "control replies"
-tail -n +5 "$T/out" > "$T/errs"
-[ "$(grep -c '^error: ' "$T/errs")" -eq 4 ] || { cat "$T/out"; fail "want 4 errors"; }
+head -4 "$T/c.out" | diff -u "$T/want" - || fail "control replies"
+tail -n +5 "$T/c.out" > "$T/errs"
+[ "$(grep -c '^error: ' "$T/errs")" -eq 4 ] || { cat "$T/c.out"; fail "want 4 errors"; }
 grep -q "iops=0" "$T/errs" || fail "no message for iops=0"
 grep -q "KEY=VALUE" "$T/errs" || fail "no message for a line without '='"
 grep -q "no 'nosuch' stage" "$T/errs" || fail "no message for an unknown stage"
 grep -q "no setting 'colour'" "$T/errs" || fail "no message for an unknown key"
 # status lines name every stage, top first; a final total
-grep -q 'fault .* IOPS .*MB/s .* err | throttle .* | mem ' "$T/err" ||
-	{ cat "$T/err"; fail "no status line"; }
-grep -q 'total: fault' "$T/err" || fail "no final status"
+grep -q 'fault .* IOPS .*MB/s .* err | throttle .* | mem ' "$T/c.err" ||
+	{ cat "$T/c.err"; fail "no status line"; }
+grep -q 'total: fault' "$T/c.err" || fail "no final status"
 
 # a pipeline that cannot open: exit 1, no ready
 if timeout 10 "$PIPE" -q "file:$T/missing.img" > "$T/out" 2> "$T/err"; then

@@ -57,27 +57,19 @@ no_secret "$T/out" "$T/err"
 
 # running: the device name in the log hides the values, and so do the
 # messages of run-time settings of the same name
-mkfifo "$T/ctl"
-"$PIPE" -v -q -C -P "$PLUGIN" "tsecret:tok-S3CRET, pin = '99', size=64K" \
-	< "$T/ctl" > "$T/out" 2> "$T/err" &
-pid=$!
-PIDS="$PIDS $pid"
-exec 3> "$T/ctl"
-wait_ready "$T/out"
+start_control c "tsecret:tok-S3CRET, pin = '99', size=64K" \
+	-v -q -P "$PLUGIN"
 printf 'pin=4S3CRET2\npin=424242\n' >&3
-for _ in $(seq 1 50); do
-	[ "$(grep -c . "$T/out")" -ge 3 ] && break
-	sleep 0.1
-done
-kill -TERM "$pid"
-stop_wait "$pid" || fail "exit $? after SIGTERM"
+wait_lines "$T/c.out" . 3
+kill -TERM "$c_PID"
+stop_wait "$c_PID" || fail "exit $? after SIGTERM"
 exec 3>&-
-grep -q "opened tsecret:\*\*\*, pin = \*\*\*, size=64K " "$T/err" ||
-	{ cat "$T/err"; fail "no log of the device with its values hidden"; }
-grep -q "^error: .*cannot set pin=\*\*\*" "$T/out" ||
-	{ cat "$T/out"; fail "no error for a bad run-time pin"; }
-grep -q "^ok" "$T/out" || { cat "$T/out"; fail "good run-time pin refused"; }
-grep -q "pin=\*\*\*" "$T/err" || { cat "$T/err"; fail "no log of the setting"; }
-grep -q "424242" "$T/out" "$T/err" && fail "run-time pin shown"
-no_secret "$T/out" "$T/err"
+grep -q "opened tsecret:\*\*\*, pin = \*\*\*, size=64K " "$T/c.err" ||
+	{ cat "$T/c.err"; fail "no log of the device with its values hidden"; }
+grep -q "^error: .*cannot set pin=\*\*\*" "$T/c.out" ||
+	{ cat "$T/c.out"; fail "no error for a bad run-time pin"; }
+grep -q "^ok" "$T/c.out" || { cat "$T/c.out"; fail "good run-time pin refused"; }
+grep -q "pin=\*\*\*" "$T/c.err" || { cat "$T/c.err"; fail "no log of the setting"; }
+grep -q "424242" "$T/c.out" "$T/c.err" && fail "run-time pin shown"
+no_secret "$T/c.out" "$T/c.err"
 echo ok
