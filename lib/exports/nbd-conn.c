@@ -184,10 +184,25 @@ static void maybe_free(struct nbd_conn *c)
 	free(c);
 }
 
-static void conn_close(struct nbd_conn *c, const char *why)
+/* Remove the handshake timer if it is armed; the removal's CQE counts
+ * in c->ops like the timer's. */
+static void timer_cancel(struct nbd_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
+	if (!c->timer_armed)
+		return;
+	sqe = nexus_reactor_sqe(c->r, &c->tdel_ev);
+	if (sqe) {
+		io_uring_prep_timeout_remove(sqe,
+					     (uint64_t)(uintptr_t)&c->timer_ev,
+					     0);
+		c->ops++;
+	}
+}
+
+static void conn_close(struct nbd_conn *c, const char *why)
+{
 	if (c->closing)
 		return;
 	c->closing = true;
@@ -196,14 +211,7 @@ static void conn_close(struct nbd_conn *c, const char *why)
 			  "from %s: %s", c->peer, why);
 	/* ends the recv and send in flight */
 	shutdown(c->fd, SHUT_RDWR);
-	if (c->timer_armed) {
-		sqe = nexus_reactor_sqe(c->r, &c->tdel_ev);
-		if (sqe) {
-			io_uring_prep_timeout_remove(
-				sqe, (uint64_t)(uintptr_t)&c->timer_ev, 0);
-			c->ops++;
-		}
-	}
+	timer_cancel(c);
 	/* freed by the event handler that called us, at its end */
 }
 
@@ -799,7 +807,6 @@ static void enter_tx(struct nbd_conn *c)
 {
 	struct nbd_export *ex = c->ex;
 	struct nbds_hs *hs = c->hs;
-	struct io_uring_sqe *sqe;
 
 	c->phase = PHASE_TX;
 	c->dev = ex->dev;
@@ -812,14 +819,7 @@ static void enter_tx(struct nbd_conn *c)
 	free(c->hs);
 	c->hs = NULL;
 	nbds_out_free(&c->hout);
-	if (c->timer_armed) {
-		sqe = nexus_reactor_sqe(c->r, &c->tdel_ev);
-		if (sqe) {
-			io_uring_prep_timeout_remove(
-				sqe, (uint64_t)(uintptr_t)&c->timer_ev, 0);
-			c->ops++;
-		}
-	}
+	timer_cancel(c);
 	c->nslots = ex->max_inflight;
 	c->slots = calloc(c->nslots, sizeof(*c->slots));
 	if (!c->slots) {
