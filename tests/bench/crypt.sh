@@ -19,7 +19,9 @@
 # Part 2 -- encrypted export: `file | crypt | nbd` (examples/nexus-pipe)
 #   against nbdkit's luks filter over a LUKS image of the same size
 #   (qemu-img create -f luks), both on tmpfs, driven by fio's nbd engine:
-#   4k randread QD32, 4k randwrite QD32, 1M sequential read QD8.
+#   4k randread QD32, 4k randwrite QD32, 1M sequential read QD8; then the
+#   same driven by nexus-bench's nbd:// client (fio's nbd engine spends a
+#   core per connection, so with one connection it measures itself).
 #   Goal: libnexus >= 2x nbdkit+luks.  Skipped (with a message) when the
 #   NBD export, nexus-pipe, nbdkit's luks filter, qemu-img or fio's nbd
 #   engine is missing.
@@ -206,6 +208,18 @@ print("%.0f %.1f" % (r["iops"] + w["iops"], (r["bw_bytes"] + w["bw_bytes"]) / 1e
 		{ echo "fio failed: $(tail -3 "$W/fio.err")" >&2; echo "0 0"; }
 }
 
+# nexus-bench through the libnexus NBD client (one connection) against
+# nbd://127.0.0.1:PORT: prints IOPS and MB/s.  fio's nbd engine spends a
+# core per connection, so this shows what the servers themselves do.
+nbc_run() { # port rw bs qd
+	"$BENCH" -j -w "$2" -b "$3" -q "$4" -t "$T" -r 1 "nbd://127.0.0.1:$1/" \
+		2>"$W/nbc.err" | python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+print("%.0f %.1f" % (j["iops"], j["mbps"]))' ||
+		{ echo "nexus-bench failed: $(tail -3 "$W/nbc.err")" >&2; echo "0 0"; }
+}
+
 PASS=nexus-bench-pass
 rm -f "$W/plain.img"
 truncate -s "${SIZE_MB}M" "$W/raw.img"
@@ -241,19 +255,27 @@ for run in $(seq "$RUNS"); do
 		set -- $job
 		fio_run "$NPORT" "$1" "$2" "$3" >> "$W/fio.nexus.$1.$2"
 		fio_run "$KPORT" "$1" "$2" "$3" >> "$W/fio.nbdkit.$1.$2"
+		nbc_run "$NPORT" "$1" "$2" "$3" >> "$W/nbc.nexus.$1.$2"
+		nbc_run "$KPORT" "$1" "$2" "$3" >> "$W/nbc.nbdkit.$1.$2"
 	done
 done
 stop "$NPID"
 stop "$KPID"
 PIDS=
 
+for client in fio nbc; do
+case $client in
+fio) echo "   client: fio's nbd engine (libnbd), one connection" ;;
+nbc) echo "   client: nexus-bench on nbd:// (the libnexus NBD client), one connection" ;;
+esac
 printf '%-18s %16s %16s %7s\n' job "libnexus" "nbdkit+luks" ratio
 for job in "randread 4k 32 iops" "randwrite 4k 32 iops" "read 1M 8 mbps"; do
 	set -- $job
 	col=1; unit=IOPS
 	[ "$4" = mbps ] && { col=2; unit=MB/s; }
-	a=$(median $(awk -v c=$col '{ print $c }' "$W/fio.nexus.$1.$2"))
-	b=$(median $(awk -v c=$col '{ print $c }' "$W/fio.nbdkit.$1.$2"))
+	a=$(median $(awk -v c=$col '{ print $c }' "$W/$client.nexus.$1.$2"))
+	b=$(median $(awk -v c=$col '{ print $c }' "$W/$client.nbdkit.$1.$2"))
 	printf '%-18s %11s %4s %11s %4s %7s\n' "$1 $2 QD$3" "$a" $unit "$b" $unit "$(ratio "$a" "$b")"
+done
 done
 echo "   goal: ratio >= 2.0 on all three"
