@@ -349,7 +349,7 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	}
 	{ /* a trial set-up, so that OpenSSL's refusal is an open error */
 		struct nx_xts *x = nx_xts_new(cd->key, cd->key_len,
-					      cd->sector_size);
+					      cd->sector_size, true);
 
 		if (!x) {
 			crypt_free(cd);
@@ -416,7 +416,7 @@ static int crypt_reactor_init(struct nexus_dev *dev, struct nexus_reactor *r,
 	if (posix_memalign((void **)&rs, 64, sizeof(*rs)))
 		return nexus_error(-ENOMEM, "out of memory");
 	memset(rs, 0, sizeof(*rs));
-	rs->xts = nx_xts_new(cd->key, cd->key_len, cd->sector_size);
+	rs->xts = nx_xts_new(cd->key, cd->key_len, cd->sector_size, true);
 	if (!rs->xts) {
 		free(rs);
 		return nexus_error(-EIO, "crypt: OpenSSL refused the key");

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Private to the crypt stage: AES-XTS (IEEE 1619) over runs of whole
- * sectors, through OpenSSL.  Not part of the ABI.
+ * sectors, with OpenSSL.  Not part of the ABI.
  *
- * One struct nx_xts belongs to one reactor (it holds scratch space and
- * cipher contexts that are not thread-safe). */
+ * One struct nx_xts belongs to one reactor (its cipher contexts are not
+ * thread-safe). */
 #ifndef NEXUS_TRANSFORMS_XTS_H
 #define NEXUS_TRANSFORMS_XTS_H
 
@@ -14,10 +14,15 @@
 struct nx_xts;
 
 /* Set up AES-XTS with @key (64 bytes: AES-256-XTS, or 32: AES-128-XTS)
- * for sectors of @sector_size bytes (a multiple of 16, at most 4096).
- * Returns NULL when OpenSSL refuses the key or memory runs out. */
+ * for sectors of @sector_size bytes (a multiple of 16, at most 1 MiB).
+ * @direct: call the provider's cipher functions directly where it
+ * offers them (false: always through EVP; for tests).  Returns NULL
+ * when OpenSSL refuses the key or memory runs out. */
 struct nx_xts *nx_xts_new(const unsigned char *key, size_t key_len,
-			  uint32_t sector_size);
+			  uint32_t sector_size, bool direct);
+
+/* Whether @x calls the provider directly (not through EVP). */
+bool nx_xts_direct(const struct nx_xts *x);
 
 /* Free it; OpenSSL wipes the key schedules and the scratch is wiped. */
 void nx_xts_free(struct nx_xts *x);
