@@ -43,27 +43,31 @@ case $("$PKG_CONFIG" --variable=plugindir libnexus) in
 esac
 
 # ---- build the examples out of tree -----------------------------------
-for p in pattern checksum; do
+for p in Makefile pattern checksum; do
 	cp -R "$NX_SRCDIR/examples/plugins/$p" "$T/$p"
-	chmod -R u+w "$T/$p"
-	rm -f "$T/$p"/*.o "$T/$p"/*.so "$T/$p"/*.lo
-	(
-		unset MAKEFLAGS MFLAGS MAKELEVEL
-		cd "$T/$p" && $MAKE CC="$CC" PKG_CONFIG="$PKG_CONFIG"
-	) > "$T/$p.log" 2>&1 || { cat "$T/$p.log"; fail "building $p out of tree"; }
+done
+chmod -R u+w "$T"
+rm -f "$T"/*/*.o "$T"/*/*.so "$T"/*/*.lo
+(
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	cd "$T" && $MAKE CC="$CC" PKG_CONFIG="$PKG_CONFIG"
+) > "$T/plugins.log" 2>&1 || { cat "$T/plugins.log"; fail "building the plugins out of tree"; }
+# make install puts them in pkg-config's plugindir
+(
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	cd "$T" && $MAKE PKG_CONFIG="$PKG_CONFIG" install DESTDIR="$T/pinst"
+) > "$T/plugins-install.log" 2>&1 || { cat "$T/plugins-install.log"; fail "make install of the plugins"; }
+for p in pattern checksum; do
 	[ -f "$T/$p/nexus-$p.so" ] || fail "no nexus-$p.so"
 	# the headers came from the staging install, not from the tree
-	grep -q -- "-I$stage" "$T/$p.log" || { cat "$T/$p.log"; fail "$p: not built against the staging headers"; }
-	grep -q -- "$NX_SRCDIR/include" "$T/$p.log" && fail "$p: used the source tree's headers"
-	grep -q -- "-fPIC -shared" "$T/$p.log" || fail "$p: not -fPIC -shared"
-	# make install puts it in pkg-config's plugindir
-	(
-		unset MAKEFLAGS MFLAGS MAKELEVEL
-		cd "$T/$p" && $MAKE PKG_CONFIG="$PKG_CONFIG" install DESTDIR="$T/pinst"
-	) > "$T/$p-install.log" 2>&1 || { cat "$T/$p-install.log"; fail "make install of $p"; }
+	grep -- "nexus-$p.so" "$T/plugins.log" | grep -q -- "-I$stage" ||
+		{ cat "$T/plugins.log"; fail "$p: not built against the staging headers"; }
+	grep -- "nexus-$p.so" "$T/plugins.log" | grep -q -- "-fPIC -shared" ||
+		fail "$p: not -fPIC -shared"
 	find "$T/pinst" -name "nexus-$p.so" -path '*/nexus/plugins/*' | grep -q . ||
 		fail "$p not installed into plugindir"
 done
+grep -q -- "$NX_SRCDIR/include" "$T/plugins.log" && fail "used the source tree's headers"
 
 # ---- the staged tools load them ---------------------------------------
 LD_LIBRARY_PATH=$stage$NX_LIBDIR
