@@ -126,14 +126,20 @@ cpu_ticks() {
 	awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# wl_spec WORKLOAD: sets rw, bs and qd
+wl_spec() {
+	case $1 in
+	rr4k*) rw=randread bs=4k qd=32 ;;
+	rw4k*) rw=randwrite bs=4k qd=32 ;;
+	sr1m*) rw=read bs=1M qd=8 ;;
+	esac
+}
+
 # run_fio SERVER WORKLOAD RUN
 run_fio() {
 	eval "port=\$PORT_$1 pid=\$PID_$1"
-	case $2 in
-	rr4k*) args="--rw=randread --bs=4k --iodepth=32" ;;
-	rw4k*) args="--rw=randwrite --bs=4k --iodepth=32" ;;
-	sr1m*) args="--rw=read --bs=1M --iodepth=8" ;;
-	esac
+	wl_spec "$2"
+	args="--rw=$rw --bs=$bs --iodepth=$qd"
 	case $2 in
 	*-x4) args="$args --numjobs=4" ;;
 	esac
@@ -179,13 +185,8 @@ done
 # run_nb SERVER WORKLOAD RUN
 run_nb() {
 	eval "port=\$PORT_$1"
-	case $2 in
-	rr4k) args="-w randread -b 4k -q 32" ;;
-	rw4k) args="-w randwrite -b 4k -q 32" ;;
-	sr1m) args="-w read -b 1M -q 8" ;;
-	esac
-	# shellcheck disable=SC2086
-	out=$(timeout $((T * 3 + 60)) "$BENCH" -j $args -t "$T" -r 1 \
+	wl_spec "$2"
+	out=$(timeout $((T * 3 + 60)) "$BENCH" -j -w "$rw" -b "$bs" -q "$qd" -t "$T" -r 1 \
 		"nbd://127.0.0.1:$port/" 2>"$W/bench.err")
 	echo "$out" | python3 -c '
 import json, sys
