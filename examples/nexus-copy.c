@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <nexus/nexus.h>
+#include <nexus/nexus_driver.h> /* nexus_reactor_post */
 
 #define MAX_REQUESTS 256
 #define ZERO_CHUNK (1ull << 30) /* largest WRITE_ZEROES/TRIM request */
@@ -72,6 +73,7 @@ struct slot {
 };
 
 struct copy {
+	struct nexus_ctx *ctx;
 	struct nexus_dev *src, *dst;
 	struct nexus_dev_info si, di;
 	uint64_t size, align, block;
@@ -596,6 +598,31 @@ static bool next_job(struct copy *cp, struct job *j)
 	return cp->verify ? next_verify_job(cp, j) : next_copy_job(cp, j);
 }
 
+static void slot_start_here(void *arg)
+{
+	struct slot *s = arg;
+	int rc = submit_job(s->cp, s);
+
+	if (rc < 0)
+		slot_done(s, rc, s->kind == JOB_ZERO ? (int)s->cp->zero_op
+						     : NEXUS_OP_READ);
+}
+
+/* Start a slot's job on the reactor its index gives: its later jobs
+ * start from its completions on that reactor, so the slots keep every
+ * reactor busy (I/O submitted from this thread would all go to one). */
+static void start_slot(struct copy *cp, struct slot *s)
+{
+	int n = nexus_ctx_reactor_count(cp->ctx);
+	struct nexus_reactor *r =
+		n > 0 ? nexus_ctx_reactor(cp->ctx, (unsigned)(s - cp->slots) %
+							   (unsigned)n)
+		      : NULL;
+
+	if (!r || nexus_reactor_post(r, slot_start_here, s) < 0)
+		slot_start_here(s);
+}
+
 /* Run a phase: plan jobs ahead, start idle slots, until all is done. */
 static int run(struct copy *cp, bool verify)
 {
@@ -637,15 +664,10 @@ static int run(struct copy *cp, bool verify)
 		pthread_mutex_lock(&cp->lock);
 		while (cp->nidle && cp->qlen && !stopping(cp)) {
 			struct slot *s = cp->idle[--cp->nidle];
-			int rc;
 
 			take_job(cp, s);
 			pthread_mutex_unlock(&cp->lock);
-			rc = submit_job(cp, s);
-			if (rc < 0)
-				slot_done(s, rc, s->kind == JOB_ZERO
-							 ? (int)cp->zero_op
-							 : NEXUS_OP_READ);
+			start_slot(cp, s);
 			pthread_mutex_lock(&cp->lock);
 		}
 		if (!cp->inflight &&
@@ -862,6 +884,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nexus-copy: %s\n", nexus_last_error());
 		return 1;
 	}
+	cp.ctx = ctx;
 	pthread_mutex_init(&cp.lock, NULL);
 	pthread_cond_init(&cp.cond, NULL);
 	if (open_dev(ctx, argv[optind], &cp.src, &cp.si, "SRC") < 0)
