@@ -168,14 +168,20 @@ PY
 	tail -n1 "$W/results" | awk '{ printf "  %-7s %-8s run %s: %9.0f IOPS %8.1f MB/s  server CPU %.2f s%s\n", $1, $2, $3, $4, $5, $6, ($7 != 0 ? "  (fio error " $7 ")" : "") }'
 }
 
-echo "servers: $SERVERS; workloads: $WORKLOADS; $RUNS runs of $T s"
-for r in $(seq 1 "$RUNS"); do
-	for wl in $WORKLOADS; do
-		for s in $SERVERS; do
-			run_fio "$s" "$wl" "$r"
+# each_run FN WORKLOADS: FN SERVER WORKLOAD RUN for every run, workload
+# and server, interleaved (run 1 of all, then run 2, ...)
+each_run() {
+	for r in $(seq 1 "$RUNS"); do
+		for wl in $2; do
+			for s in $SERVERS; do
+				"$1" "$s" "$wl" "$r"
+			done
 		done
 	done
-done
+}
+
+echo "servers: $SERVERS; workloads: $WORKLOADS; $RUNS runs of $T s"
+each_run run_fio "$WORKLOADS"
 
 # The same one-connection workloads driven by nexus-bench through the
 # libnexus NBD client (nbd:// source), against every server: fio's nbd
@@ -204,15 +210,7 @@ NB_WLS=
 for wl in rr4k rw4k sr1m; do
 	case " $WORKLOADS " in *" $wl "*) NB_WLS="$NB_WLS $wl" ;; esac
 done
-if [ -x "$BENCH" ]; then
-	for r in $(seq 1 "$RUNS"); do
-		for wl in $NB_WLS; do
-			for s in $SERVERS; do
-				run_nb "$s" "$wl" "$r"
-			done
-		done
-	done
-fi
+[ -x "$BENCH" ] && each_run run_nb "$NB_WLS"
 
 python3 - "$W/results" "$SERVERS" "$WORKLOADS" <<'PY'
 import statistics, sys
