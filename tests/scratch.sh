@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Sourced by the shell tests (tools, plugins staging, nbd-export):
-# fail/skip/need, and `scratch NAME`: a scratch directory $T
+# fail/skip/need, free_port/wait_port, and `scratch NAME`: a scratch directory $T
 # ($TMPDIR/nexus-NAME.XXXXXX) removed at exit, after the background
 # processes listed in $PIDS are killed and reaped.
 
@@ -12,6 +12,25 @@ need() {
 	for _t in "$@"; do
 		command -v "$_t" >/dev/null 2>&1 || skip "$_t not installed"
 	done
+}
+
+# free_port: a TCP port free on 127.0.0.1 right now
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# wait_port PORT [PID]: until 127.0.0.1:PORT accepts (30 s at most);
+# fails at once when PID is given and has exited
+wait_port() {
+	for _ in $(seq 300); do
+		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 1
+		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 scratch() {

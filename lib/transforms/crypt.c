@@ -177,40 +177,12 @@ static void cur_copy(struct iov_cur *c, unsigned char *buf, size_t len,
 	}
 }
 
-/* Encrypt the I/O's data (io->length bytes) into @out: runs of sectors
- * that are contiguous in the caller's buffers at once, a sector that
- * straddles segments through the bounce buffer. */
-static int encrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
-		       const struct nexus_io *io, unsigned char *out)
-{
-	struct iov_cur c = { io->iov, 0, 0 };
-	uint32_t ss = cd->sector_size;
-	uint64_t sector = io->offset >> cd->sector_shift;
-	bool bounced = false;
-	int rc = 0;
-
-	for (uint64_t pos = 0; pos < io->length && !rc;) {
-		size_t n;
-		const unsigned char *in = cur_run(&c, ss, io->length - pos, &n);
-
-		if (!in) {
-			cur_copy(&c, rs->bounce, ss, false);
-			in = rs->bounce;
-			n = ss;
-			bounced = true;
-		}
-		rc = xts_run(cd, rs, true, sector, out + pos, in, n);
-		pos += n;
-		sector += n >> cd->sector_shift;
-	}
-	if (bounced) /* plaintext was in the bounce buffer */
-		OPENSSL_cleanse(rs->bounce, ss);
-	return rc;
-}
-
-/* Decrypt the I/O's data in place. */
-static int decrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
-		       const struct nexus_io *io)
+/* En- or decrypt the I/O's data (io->length bytes): into @out, or in
+ * place in the caller's buffers when @out is NULL.  Runs of sectors that
+ * are contiguous in those buffers go at once; a sector that straddles
+ * segments goes through the bounce buffer. */
+static int crypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
+		     const struct nexus_io *io, bool enc, unsigned char *out)
 {
 	struct iov_cur c = { io->iov, 0, 0 };
 	uint32_t ss = cd->sector_size;
@@ -223,21 +195,24 @@ static int decrypt_iov(const struct crypt_dev *cd, struct crypt_rstate *rs,
 		unsigned char *p = cur_run(&c, ss, io->length - pos, &n);
 
 		if (p) {
-			rc = xts_run(cd, rs, false, sector, p, p, n);
+			rc = xts_run(cd, rs, enc, sector, out ? out + pos : p, p,
+				     n);
 		} else {
 			struct iov_cur start = c;
 
 			n = ss;
 			cur_copy(&c, rs->bounce, ss, false);
-			rc = xts_run(cd, rs, false, sector, rs->bounce,
-				     rs->bounce, ss);
-			cur_copy(&start, rs->bounce, ss, true);
+			rc = xts_run(cd, rs, enc, sector,
+				     out ? out + pos : rs->bounce, rs->bounce,
+				     ss);
+			if (!out)
+				cur_copy(&start, rs->bounce, ss, true);
 			bounced = true;
 		}
 		pos += n;
 		sector += n >> cd->sector_shift;
 	}
-	if (bounced)
+	if (bounced) /* plaintext was in the bounce buffer */
 		OPENSSL_cleanse(rs->bounce, ss);
 	return rc;
 }
@@ -446,7 +421,8 @@ static void read_done(void *ud, int res)
 	struct nexus_io *io = ud;
 
 	if (res >= 0)
-		res = decrypt_iov(nexus_dev_private(io->dev), io->rstate, io);
+		res = crypt_iov(nexus_dev_private(io->dev), io->rstate, io,
+				false, NULL);
 	nexus_io_complete(io, res < 0 ? res : 0);
 }
 
@@ -480,7 +456,7 @@ static int submit_write(struct crypt_dev *cd, struct crypt_io *cio)
 	s->iov.iov_base = buf;
 	s->iov.iov_len = (size_t)io->length;
 	s->buf_len = (size_t)io->length;
-	rc = encrypt_iov(cd, io->rstate, io, buf);
+	rc = crypt_iov(cd, io->rstate, io, true, buf);
 	if (rc == 0)
 		rc = nexus_dev_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
 				      io->offset, 0, io->flags & NEXUS_IO_FUA,

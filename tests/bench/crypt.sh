@@ -183,17 +183,7 @@ if [ -n "$why" ]; then
 	exit 0
 fi
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # port pid
-	for _ in $(seq 300); do
-		kill -0 "$2" 2>/dev/null || return 1
-		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+. "$(dirname "$0")/../scratch.sh" # free_port, wait_port
 # fio against nbd://127.0.0.1:PORT: prints IOPS and MB/s
 fio_run() { # port rw bs qd
 	fio --name=b --ioengine=nbd --uri="nbd://127.0.0.1:$1" --rw="$2" \

@@ -79,21 +79,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_port() {
-	i=0
-	while ! python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1).close()" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || { echo "server on port $1 did not start" >&2; exit 1; }
-		sleep 0.1
-	done
-}
+. "$(dirname "$0")/../scratch.sh" # free_port, wait_port
 
 echo "filling $SIZE_MB MiB in $F ..."
 head -c "${SIZE_MB}M" /dev/urandom >"$F" || exit 1
@@ -115,7 +101,7 @@ start_server() {
 	pid=$!
 	PIDS="$PIDS $pid"
 	eval "PORT_$1=$p PID_$1=$pid"
-	wait_port "$p"
+	wait_port "$p" || { echo "server on port $p did not start" >&2; exit 1; }
 }
 
 for s in $SERVERS; do

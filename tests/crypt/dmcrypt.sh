@@ -37,17 +37,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 umask 077
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # port pid
-	for _ in $(seq 300); do
-		kill -0 "$2" 2>/dev/null || return 1
-		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+. "${srcdir:-.}/tests/scratch.sh" # free_port, wait_port
 
 # Export the raw file with libnexus if this build has the NBD export.
 SERVER=nbdkit

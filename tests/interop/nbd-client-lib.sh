@@ -31,9 +31,7 @@ newsock() {
 	S=$tmp/s$nsock.sock
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "${srcdir:-.}/tests/scratch.sh" # free_port
 
 # wait_for PATH|PORT: until a socket file exists or a TCP port accepts
 wait_for() {

@@ -70,10 +70,3 @@ wait_line() {
 	done
 }
 
-# free_port: print a TCP port that is free on 127.0.0.1 right now.
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
