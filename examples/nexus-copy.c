@@ -101,6 +101,7 @@ struct copy {
 	uint64_t mismatch_off;
 	bool mismatch;
 	int error;
+	uint64_t error_off; /* of the reported error: the lowest */
 	char errmsg[512];
 	double t0, last_draw;
 	const char *phase;
@@ -523,6 +524,7 @@ static void fail(struct copy *cp, const struct slot *s)
 							  : "SRC";
 
 	cp->error = s->result;
+	cp->error_off = s->off;
 	snprintf(cp->errmsg, sizeof(cp->errmsg),
 		 "%s of %" PRIu64 " bytes at offset %" PRIu64 " on %s: %s",
 		 op_name(s->failed_op), s->len, s->off, who,
@@ -559,7 +561,10 @@ static void slot_done(struct slot *s, int result, int op)
 		pthread_mutex_lock(&cp->lock);
 		cp->inflight--;
 		if (s->result < 0) {
-			if (!cp->error)
+			/* slots run on several reactors: of the errors of
+			 * the slots in flight, report the lowest offset (jobs
+			 * are taken in order, so it is the first one) */
+			if (!cp->error || s->off < cp->error_off)
 				fail(cp, s);
 		} else if (!same) {
 			/* jobs are taken in order: the lowest offset of all
