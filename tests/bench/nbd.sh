@@ -11,6 +11,9 @@
 #   nexus   libnexus `file:F | nbd:listen=...` (examples/nexus-pipe)
 #   nbdkit  nbdkit's file plugin
 #   qemu    qemu-nbd (raw, --shared=8)
+#   null    libnexus `null | nbd`: a server that does no I/O at all; its
+#           row is the most fio's nbd engine can take from any server on
+#           this machine (the client's own ceiling), not a peer
 # and driven by fio's nbd engine (libnbd):
 #   rr4k    4k random read,  QD32, one connection
 #   rw4k    4k random write, QD32, one connection
@@ -19,9 +22,9 @@
 # Runs are interleaved (run 1 of every server and workload, then run 2,
 # ...) so that noise from other processes hits every side alike; the
 # table shows medians of RUNS runs and the ratios libnexus/peer.  The
-# second table is throughput per CPU-second of the server process
-# (IOPS / (user+system seconds)): on a shared, noisy machine it shows
-# the cost of each server independent of how much CPU it was given.
+# second table is I/Os (or MB) served per CPU-second of the server
+# process (user+system): on a shared, noisy machine it shows the cost
+# of each server independent of how much CPU it was given.
 # Goal (issue 3): >= 1.5x nbdkit on rr4k and rw4k, >= 1.3x on sr1m.
 #
 # Last, the one-connection workloads again, driven by `nexus-bench` on
@@ -34,7 +37,7 @@ T=10
 RUNS=3
 B=
 SIZE_MB=1024
-SERVERS="nexus nbdkit qemu"
+SERVERS="nexus nbdkit qemu null"
 WORKLOADS="rr4k rw4k sr1m rr4k-x4 rw4k-x4 sr1m-x4"
 while getopts t:n:B:s:S:w: opt; do
 	case $opt in
@@ -96,6 +99,9 @@ start_server() {
 		;;
 	qemu)
 		qemu-nbd -f raw -b 127.0.0.1 -p "$p" -e 8 -t "$F" >"$W/qemu.log" 2>&1 &
+		;;
+	null)
+		"$PIPE" -q "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/null.log" 2>&1 &
 		;;
 	esac
 	pid=$!
@@ -198,7 +204,7 @@ for wl in rr4k rw4k sr1m; do
 done
 [ -x "$BENCH" ] && each_run run_nb "$NB_WLS"
 
-python3 - "$W/results" "$SERVERS" "$WORKLOADS" <<'PY'
+python3 - "$W/results" "$SERVERS" "$WORKLOADS" "$T" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 servers, wls = sys.argv[2].split(), sys.argv[3].split()
@@ -206,14 +212,17 @@ def med(server, wl, col):
     v = [float(r[col]) for r in rows if r[0] == server and r[1] == wl]
     return statistics.median(v) if v else 0.0
 def eff(server, wl):
-    v = [float(r[3]) / float(r[5]) for r in rows
+    # I/Os (MB for sequential workloads) per CPU-second of the server
+    col = 4 if wl.startswith("sr") else 3
+    t = float(sys.argv[4])
+    v = [float(r[col]) * t / float(r[5]) for r in rows
          if r[0] == server and r[1] == wl and float(r[5]) > 0]
     return statistics.median(v) if v else 0.0
 def unit(wl):
     return "MB/s" if wl.startswith("sr") else "IOPS"
 def val(server, wl):
     return med(server, wl, 4 if wl.startswith("sr") else 3)
-peers = [s for s in servers if s != "nexus"]
+peers = [s for s in servers if s not in ("nexus", "null")]
 print()
 print("median throughput (fio nbd engine)")
 hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
@@ -228,10 +237,10 @@ for wl in wls:
             line += "%13.2fx" % (val("nexus", wl) / b) if b else "%14s" % "-"
     print(line)
 print()
-print("IOPS per CPU-second of the server process")
+print("served per CPU-second of the server process (I/Os, or MB for sr1m)")
 print(hdr)
 for wl in wls:
-    line = "%-9s %5s" % (wl, "IO/s")
+    line = "%-9s %5s" % (wl, "MB" if wl.startswith("sr") else "I/Os")
     line += "".join("%11.0f" % eff(s, wl) for s in servers)
     if "nexus" in servers:
         for p in peers:
@@ -254,5 +263,10 @@ if nbw:
                          else "%14s" % "-")
         print(line)
 print()
+if "null" in servers:
+    print()
+    print("the null column: fio's nbd engine against a server that does no")
+    print("I/O, i.e. what the client itself can do on this machine; a peer")
+    print("near it leaves no room for a ratio, whatever the server")
 print("goal: nexus >= 1.5x nbdkit on rr4k and rw4k, >= 1.3x on sr1m")
 PY
