@@ -13,6 +13,7 @@
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
 
+#include "clock.h"
 #include "mpsc.h"
 
 #define NX_HIDDEN __attribute__((visibility("hidden")))
@@ -182,7 +183,7 @@ struct nx_io_impl {
 	struct nx_io_impl *next; /* free list / deferred list */
 	nexus_io_cb cb;
 	void *user_data;
-	uint64_t start_ns;
+	uint64_t start_ns; /* nx_stamp_ns() */
 	int result;
 	uint32_t pool_owner; /* reactor index */
 	struct nexus_io io;  /* public part; driver ctx follows */
@@ -241,12 +242,6 @@ NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
 
 /* ---- stats (stats.c) ---- */
 NX_HIDDEN unsigned nx_lat_bucket(uint64_t ns);
-static inline uint64_t nx_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 /* Single-writer counter update, readable from other threads. */
 static inline void nx_count(uint64_t *c, uint64_t n)
 {

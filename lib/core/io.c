@@ -144,7 +144,7 @@ int nx_io_start(struct nexus_reactor *r, const struct nx_req *req)
 	impl->cb = req->cb;
 	impl->user_data = req->user_data;
 	impl->result = 0;
-	impl->start_ns = nx_now_ns();
+	impl->start_ns = nx_stamp_ns();
 	io = &impl->io;
 	io->dev = dev;
 	io->reactor = r;
@@ -297,7 +297,9 @@ static void finish(struct nx_io_impl *impl)
 	struct nexus_dev *dev = io->dev;
 	struct nx_dev_reactor *pr = &dev->per_reactor[impl->pool_owner];
 	struct nx_dev_counters *c = &pr->c;
-	uint64_t lat = nx_now_ns() - impl->start_ns;
+	uint64_t end = nx_stamp_ns();
+	/* 0, not 2^64, if the CPUs' clocks disagree by a few ns */
+	uint64_t lat = end > impl->start_ns ? end - impl->start_ns : 0;
 	int res = impl->result;
 	nexus_io_cb cb = impl->cb;
 	void *ud = impl->user_data;
