@@ -91,6 +91,12 @@ struct nexus_reactor {
 	atomic_int wake_pending;
 	/* reactor-local */
 	struct nx_io_impl *done_head, *done_tail; /* deferred completions */
+	/* Latency stamps shared along a synchronous call chain (io.c):
+	 * the start stamp of the I/O whose submit() is running, the end
+	 * stamp of the I/O whose completion callback is running (0: none),
+	 * and where an I/O completed by that callback joins done_head. */
+	uint64_t submit_stamp, done_stamp;
+	struct nx_io_impl **done_nest;
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
 	unsigned sqe_pending;
@@ -184,6 +190,7 @@ struct nx_io_impl {
 	nexus_io_cb cb;
 	void *user_data;
 	uint64_t start_ns; /* nx_stamp_ns() */
+	uint64_t end_ns;   /* set by nexus_io_complete() when shared, or 0 */
 	int result;
 	uint32_t pool_owner; /* reactor index */
 	struct nexus_io io;  /* public part; driver ctx follows */
