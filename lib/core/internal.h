@@ -248,7 +248,19 @@ NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
 NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
 
 /* ---- stats (stats.c) ---- */
-NX_HIDDEN unsigned nx_lat_bucket(uint64_t ns);
+#define NX_LAT_SUB 4 /* latency buckets per octave of nanoseconds */
+/* The latency bucket of @p ns (inline: it runs for every I/O). */
+static inline unsigned nx_lat_bucket(uint64_t ns)
+{
+	unsigned msb, sub, b;
+
+	if (ns < NX_LAT_SUB)
+		return (unsigned)ns;
+	msb = 63u - (unsigned)__builtin_clzll(ns);
+	sub = (unsigned)(ns >> (msb - 2)) & (NX_LAT_SUB - 1);
+	b = (msb - 1) * NX_LAT_SUB + sub;
+	return b < NEXUS_LAT_BUCKETS ? b : NEXUS_LAT_BUCKETS - 1;
+}
 /* Single-writer counter update, readable from other threads. */
 static inline void nx_count(uint64_t *c, uint64_t n)
 {
