@@ -13,6 +13,7 @@
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
 
+#include "clock.h"
 #include "mpsc.h"
 
 #define NX_HIDDEN __attribute__((visibility("hidden")))
@@ -90,6 +91,12 @@ struct nexus_reactor {
 	atomic_int wake_pending;
 	/* reactor-local */
 	struct nx_io_impl *done_head, *done_tail; /* deferred completions */
+	/* Latency stamps shared along a synchronous call chain (io.c):
+	 * the start stamp of the I/O whose submit() is running, the end
+	 * stamp of the I/O whose completion callback is running (0: none),
+	 * and where an I/O completed by that callback joins done_head. */
+	uint64_t submit_stamp, done_stamp;
+	struct nx_io_impl **done_nest;
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
 	unsigned sqe_pending;
@@ -182,7 +189,8 @@ struct nx_io_impl {
 	struct nx_io_impl *next; /* free list / deferred list */
 	nexus_io_cb cb;
 	void *user_data;
-	uint64_t start_ns;
+	uint64_t start_ns; /* nx_stamp_ns() */
+	uint64_t end_ns;   /* set by nexus_io_complete() when shared, or 0 */
 	int result;
 	uint32_t pool_owner; /* reactor index */
 	struct nexus_io io;  /* public part; driver ctx follows */
@@ -240,12 +248,18 @@ NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
 NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
 
 /* ---- stats (stats.c) ---- */
-NX_HIDDEN unsigned nx_lat_bucket(uint64_t ns);
-static inline uint64_t nx_now_ns(void)
+#define NX_LAT_SUB 4 /* latency buckets per octave of nanoseconds */
+/* The latency bucket of @p ns (inline: it runs for every I/O). */
+static inline unsigned nx_lat_bucket(uint64_t ns)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	unsigned msb, sub, b;
+
+	if (ns < NX_LAT_SUB)
+		return (unsigned)ns;
+	msb = 63u - (unsigned)__builtin_clzll(ns);
+	sub = (unsigned)(ns >> (msb - 2)) & (NX_LAT_SUB - 1);
+	b = (msb - 1) * NX_LAT_SUB + sub;
+	return b < NEXUS_LAT_BUCKETS ? b : NEXUS_LAT_BUCKETS - 1;
 }
 /* Single-writer counter update, readable from other threads. */
 static inline void nx_count(uint64_t *c, uint64_t n)

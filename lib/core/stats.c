@@ -1,20 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Latency histogram: 4 buckets per power of two of nanoseconds. */
+/* Latency histogram: 4 buckets per power of two of nanoseconds (the
+ * bucket of a sample: nx_lat_bucket(), inline in internal.h). */
 #include "internal.h"
 
-#define SUB 4 /* buckets per octave */
-
-unsigned nx_lat_bucket(uint64_t ns)
-{
-	unsigned msb, sub, b;
-
-	if (ns < SUB)
-		return (unsigned)ns;
-	msb = 63u - (unsigned)__builtin_clzll(ns);
-	sub = (unsigned)(ns >> (msb - 2)) & (SUB - 1);
-	b = (msb - 1) * SUB + sub;
-	return b < NEXUS_LAT_BUCKETS ? b : NEXUS_LAT_BUCKETS - 1;
-}
+#define SUB NX_LAT_SUB
 
 uint64_t nexus_lat_bucket_floor(unsigned i)
 {
