@@ -30,6 +30,7 @@
 #include <liburing.h>
 
 #include "internal.h" /* nx_reactor_flush() */
+#include "tcp.h"
 #include "nbd-int.h"
 
 /* Extents asked of the device per BLOCK_STATUS request. */
@@ -810,6 +811,7 @@ static void enter_tx(struct nbd_conn *c)
 
 	c->phase = PHASE_TX;
 	c->dev = ex->dev;
+	nx_tcp_congestion(c->fd, ex->congestion);
 	c->tx.size = hs->chosen.size;
 	c->tx.tflags = hs->tflags;
 	c->tx.min_block = hs->chosen.min_block;

@@ -39,6 +39,7 @@ struct nbd_export {
 	char *description;
 	struct nbds_export desc; /* handshake view (points to the above) */
 	unsigned max_inflight;	 /* per connection */
+	char congestion[16];	 /* congestion= (lib/core/tcp.h) */
 	struct nbd_conn **rconns; /* per-reactor connection lists */
 	unsigned nconns;	  /* bound connections (nbd_lock) */
 	bool detached;		  /* removed from its listener (nbd_lock) */

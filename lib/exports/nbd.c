@@ -24,6 +24,7 @@
 #include <liburing.h>
 
 #include "nbd-int.h"
+#include "tcp.h"
 
 pthread_mutex_t nbd_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t nbd_cond = PTHREAD_COND_INITIALIZER;
@@ -47,6 +48,11 @@ static const struct nexus_option_desc nbd_options[] = {
 	  0 },
 	{ "max-inflight", NEXUS_OPT_UINT, "128",
 	  "requests in flight per connection (1-4096)", 0 },
+	{ "congestion", NEXUS_OPT_STRING, "auto",
+	  "TCP congestion control of the connections: auto (on loopback, "
+	  "cubic or reno instead of a pacing one such as bbr, which halves "
+	  "what one connection carries there), system, or an algorithm",
+	  0 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -464,6 +470,7 @@ static int nbd_export_start(struct nexus_export *exp,
 	const char *sock = nexus_opts_str(opts, "socket");
 	const char *name = nexus_opts_str(opts, "name");
 	const char *desc = nexus_opts_str(opts, "description");
+	const char *cc = nexus_opts_str(opts, "congestion");
 	unsigned nr = (unsigned)nexus_ctx_reactor_count(ctx);
 	struct nbd_listener *l = NULL, *nl = NULL;
 	struct addrinfo *res = NULL;
@@ -493,6 +500,9 @@ static int nbd_export_start(struct nexus_export *exp,
 	if (tmo > 86400)
 		return nexus_error(-EINVAL, "nbd: handshake-timeout=%llu is "
 				   "more than a day", (unsigned long long)tmo);
+	rc = nx_tcp_congestion_check("nbd", cc);
+	if (rc)
+		return rc;
 	ex = calloc(1, sizeof(*ex));
 	if (!ex || !(ex->name = strdup(name)) ||
 	    (desc && !(ex->description = strdup(desc))) ||
@@ -504,6 +514,8 @@ static int nbd_export_start(struct nexus_export *exp,
 	ex->dev = dev;
 	ex->ctx = ctx;
 	ex->max_inflight = (unsigned)maxinf;
+	snprintf(ex->congestion, sizeof(ex->congestion), "%s",
+		 cc ? cc : "auto");
 	rc = describe(ex, ro);
 	if (rc) {
 		export_free(ex);

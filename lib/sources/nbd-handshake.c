@@ -26,6 +26,7 @@
 #include <endian.h>
 
 #include "nbd-client.h"
+#include "tcp.h"
 
 #define MAX_OPT_REPLY 65536u /* longest option reply payload accepted */
 #define META_NAME "base:allocation"
@@ -84,8 +85,10 @@ static int connect_one(int family, const struct sockaddr *sa, socklen_t len,
 			return rc;
 		}
 	}
-	if (family != AF_UNIX)
+	if (family != AF_UNIX) {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		nx_tcp_congestion(fd, "auto"); /* no pacing on loopback */
+	}
 	return fd;
 }
 
