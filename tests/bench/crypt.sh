@@ -23,8 +23,9 @@
 #   against nbdkit's luks filter over a LUKS image of the same size
 #   (qemu-img create -f luks), both on tmpfs, driven by fio's nbd engine:
 #   4k randread QD32, 4k randwrite QD32, 1M sequential read QD8; then the
-#   same driven by nexus-bench's nbd:// client (fio's nbd engine spends a
-#   core per connection, so with one connection it measures itself).
+#   same with 4 connections (fio numjobs=4), and driven by nexus-bench's
+#   nbd:// client (fio's nbd engine spends a core per connection, so with
+#   one connection it measures itself).
 #   Goal: libnexus >= 2x nbdkit+luks.  Skipped (with a message) when the
 #   NBD export, nexus-pipe, nbdkit's luks filter, qemu-img or fio's nbd
 #   engine is missing.
@@ -201,9 +202,10 @@ fi
 
 . "$(dirname "$0")/../scratch.sh" # free_port, wait_port
 # fio against nbd://127.0.0.1:PORT: prints IOPS and MB/s
-fio_run() { # port rw bs qd
+fio_run() { # port rw bs qd [connections]
 	fio --name=b --ioengine=nbd --uri="nbd://127.0.0.1:$1" --rw="$2" \
-		--bs="$3" --iodepth="$4" --runtime="$T" --time_based \
+		--bs="$3" --iodepth="$4" --numjobs="${5:-1}" --group_reporting \
+		--runtime="$T" --time_based \
 		--size="${SIZE_MB}M" --output-format=json 2>"$W/fio.err" |
 		python3 -c '
 import json, sys
@@ -261,6 +263,8 @@ for run in $(seq "$RUNS"); do
 		set -- $job
 		fio_run "$NPORT" "$1" "$2" "$3" >> "$W/fio.nexus.$1.$2"
 		fio_run "$KPORT" "$1" "$2" "$3" >> "$W/fio.nbdkit.$1.$2"
+		fio_run "$NPORT" "$1" "$2" "$3" 4 >> "$W/fio4.nexus.$1.$2"
+		fio_run "$KPORT" "$1" "$2" "$3" 4 >> "$W/fio4.nbdkit.$1.$2"
 		nbc_run "$NPORT" "$1" "$2" "$3" >> "$W/nbc.nexus.$1.$2"
 		nbc_run "$KPORT" "$1" "$2" "$3" >> "$W/nbc.nbdkit.$1.$2"
 	done
@@ -269,9 +273,10 @@ stop "$NPID"
 stop "$KPID"
 PIDS=
 
-for client in fio nbc; do
+for client in fio fio4 nbc; do
 case $client in
 fio) echo "   client: fio's nbd engine (libnbd), one connection" ;;
+fio4) echo "   client: fio's nbd engine, 4 connections (numjobs=4)" ;;
 nbc) echo "   client: nexus-bench on nbd:// (the libnexus NBD client), one connection" ;;
 esac
 printf '%-18s %16s %16s %7s\n' job "libnexus" "nbdkit+luks" ratio
