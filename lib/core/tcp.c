@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* TCP socket settings shared by the network drivers (tcp.h). */
-#include "config.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
