@@ -76,9 +76,10 @@ struct crypt_io {
 };
 
 static const struct nexus_option_desc crypt_options[] = {
+	/* secret: `crypt:KEY` puts a key here; it must not be printed */
 	{ "cipher", NEXUS_OPT_STRING, "aes-xts-plain64",
 	  "cipher, as dm-crypt names it (only aes-xts-plain64)",
-	  NEXUS_OPTF_POSITIONAL },
+	  NEXUS_OPTF_POSITIONAL | NEXUS_OPTF_SECRET },
 	{ "key-size", NEXUS_OPT_UINT, "512",
 	  "key bits: 512 (AES-256-XTS) or 256 (AES-128-XTS)", 0 },
 	{ "key-file", NEXUS_OPT_STRING, NULL,
@@ -237,6 +238,23 @@ static int looks_like_key(const char *s)
 	return n >= 32;
 }
 
+/* Whether a cipher= value names a cipher (so that an error may show it):
+ * it starts as dm-crypt's cipher specs do.  Anything else may be a key
+ * given as crypt:KEY, and is never shown. */
+static bool names_a_cipher(const char *s)
+{
+	static const char *const fam[] = { "aes", "serpent", "twofish",
+					   "camellia", "cast", "blowfish",
+					   "des", "sm4", "capi:", NULL };
+
+	if (strlen(s) > 64 || !strchr(s, '-'))
+		return false;
+	for (unsigned i = 0; fam[i]; i++)
+		if (!strncmp(s, fam[i], strlen(fam[i])))
+			return true;
+	return false;
+}
+
 static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
 	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
@@ -260,9 +278,15 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 					   "a key looks like a key, and keys "
 					   "are refused in pipeline text: use "
 					   "key-file=, key-env= or key-name=");
-		return nexus_error(-EINVAL, "crypt: cipher '%.40s' is not "
-				   "supported (only aes-xts-plain64)",
-				   cipher ? cipher : "");
+		if (cipher && names_a_cipher(cipher))
+			return nexus_error(-EINVAL, "crypt: cipher '%s' is not "
+					   "supported (only aes-xts-plain64)",
+					   cipher);
+		return nexus_error(-EINVAL, "crypt: cipher=*** is not "
+				   "supported (only aes-xts-plain64; the value "
+				   "is not shown, as a key given as crypt:KEY "
+				   "lands there: keys go in key-file=, key-env= "
+				   "or key-name=)");
 	}
 	if ((rc = nexus_opts_u64(opts, "key-size", &key_bits)) ||
 	    (rc = nexus_opts_u64(opts, "sector-size", &ss)) ||

@@ -31,6 +31,19 @@ diff -u "$T/want" "$T/check" || fail "--check output differs"
 diff -u "$T/want" "$T/check" || fail "--check output of a quoted key differs"
 no_secret "$T/check"
 
+# a key given as crypt's positional value (cipher=) is not shown either,
+# and opening refuses it without showing it
+"$PIPE" --check "mem:size=1M | crypt:00112233445566778899aabbccddeeffS3CRET" \
+	> "$T/check" 2>&1 || fail "--check of a positional key exited $?"
+echo 'source mem size=1M
+transform crypt cipher=***' | diff -u - "$T/check" ||
+	fail "--check output of a positional key differs"
+if "$PIPE" -q "mem:size=1M | crypt:00112233445566778899aabbccddeeffS3CRET" \
+	> "$T/out" 2> "$T/err"; then
+	fail "crypt accepted a key as its cipher"
+fi
+no_secret "$T/check" "$T/out" "$T/err"
+
 # opening: crypt refuses key=, without showing it
 if "$PIPE" -q -v "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \
 	> "$T/out" 2> "$T/err"; then
