@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define NX_CLOCK_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 static inline uint64_t nx_now_ns(void)
 {
@@ -40,13 +40,13 @@ struct nx_clock {
 	_Atomic int mode;
 	uint64_t tsc0, ns0, mult;
 };
-extern struct nx_clock nx_clock NX_CLOCK_HIDDEN;
+extern struct nx_clock nx_clock NX_HIDDEN;
 
 /* Every stamp until the TSC is calibrated, and always without one. */
-NX_CLOCK_HIDDEN uint64_t nx_stamp_slow(void);
+NX_HIDDEN uint64_t nx_stamp_slow(void);
 /* Name of what nx_stamp_ns() reads now: "tsc", "monotonic" or
  * "calibrating" (for tests and logs). */
-NX_CLOCK_HIDDEN const char *nx_clock_source(void);
+NX_HIDDEN const char *nx_clock_source(void);
 
 #if defined(__x86_64__)
 static inline uint64_t nx_rdtsc(void)

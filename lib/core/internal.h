@@ -16,7 +16,7 @@
 #include "clock.h"
 #include "mpsc.h"
 
-#define NX_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

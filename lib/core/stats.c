@@ -3,7 +3,6 @@
  * bucket of a sample: nx_lat_bucket(), inline in internal.h). */
 #include "internal.h"
 
-#define SUB NX_LAT_SUB
 
 uint64_t nexus_lat_bucket_floor(unsigned i)
 {
@@ -11,11 +10,11 @@ uint64_t nexus_lat_bucket_floor(unsigned i)
 
 	if (i >= NEXUS_LAT_BUCKETS)
 		return UINT64_MAX;
-	if (i < SUB)
+	if (i < NX_LAT_SUB)
 		return i;
-	msb = i / SUB + 1;
-	sub = i % SUB;
-	return ((uint64_t)(SUB + sub)) << (msb - 2);
+	msb = i / NX_LAT_SUB + 1;
+	sub = i % NX_LAT_SUB;
+	return ((uint64_t)(NX_LAT_SUB + sub)) << (msb - 2);
 }
 
 uint64_t nexus_lat_percentile(const uint64_t *hist, double pct)

@@ -6,17 +6,17 @@
 
 #include <stdbool.h>
 
-#define NX_TCP_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Whether the connected socket @fd talks to this host through loopback
  * (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104). */
-NX_TCP_HIDDEN bool nx_tcp_is_loopback(int fd);
+NX_HIDDEN bool nx_tcp_is_loopback(int fd);
 
 /* Check a congestion= option value: "auto", "system", or the name of an
  * algorithm this process may set.  Returns 0, or -EINVAL with a message
  * naming @stage. */
-NX_TCP_HIDDEN int nx_tcp_congestion_check(const char *stage,
-					  const char *algo);
+NX_HIDDEN int nx_tcp_congestion_check(const char *stage,
+				      const char *algo);
 
 /* Apply a checked congestion= value to the connected TCP socket @fd:
  *  - "system": leave the kernel's default;
@@ -27,6 +27,6 @@ NX_TCP_HIDDEN int nx_tcp_congestion_check(const char *stage,
  *    one stream at less than half of what loopback carries;
  *  - a name: that algorithm.
  * Best effort: a failure leaves the kernel's default. */
-NX_TCP_HIDDEN void nx_tcp_congestion(int fd, const char *algo);
+NX_HIDDEN void nx_tcp_congestion(int fd, const char *algo);
 
 #endif
