@@ -50,7 +50,7 @@ static const struct nexus_option_desc nbd_options[] = {
 	  "requests in flight per connection (1-4096)", 0 },
 	{ "congestion", NEXUS_OPT_STRING, "auto",
 	  "TCP congestion control of the connections: auto (on loopback, "
-	  "cubic or reno instead of a pacing one such as bbr, which halves "
+	  "cubic or reno instead of a pacing one such as bbr, which caps "
 	  "what one connection carries there), system, or an algorithm",
 	  0 },
 	{ NULL, 0, NULL, NULL, 0 },

@@ -11,6 +11,9 @@
 #   nexus   libnexus `file:F | nbd:listen=...` (examples/nexus-pipe)
 #   nbdkit  nbdkit's file plugin
 #   qemu    qemu-nbd (raw, --shared=8)
+#   nexus_sys  the same as nexus with congestion=system: the kernel's
+#           default TCP congestion control (bbr on many machines) on the
+#           loopback connections, to show what congestion=auto changes
 #   null    libnexus `null | nbd`: a server that does no I/O at all; its
 #           row is the most fio's nbd engine can take from any server on
 #           this machine (the client's own ceiling), not a peer
@@ -37,7 +40,7 @@ T=10
 RUNS=3
 B=
 SIZE_MB=1024
-SERVERS="nexus nbdkit qemu null"
+SERVERS="nexus nbdkit qemu nexus_sys null"
 WORKLOADS="rr4k rw4k sr1m rr4k-x4 rw4k-x4 sr1m-x4"
 while getopts t:n:B:s:S:w: opt; do
 	case $opt in
@@ -99,6 +102,9 @@ start_server() {
 		;;
 	qemu)
 		qemu-nbd -f raw -b 127.0.0.1 -p "$p" -e 8 -t "$F" >"$W/qemu.log" 2>&1 &
+		;;
+	nexus_sys)
+		"$PIPE" -q "file:$F | nbd:listen=127.0.0.1:$p,congestion=system" >"$W/nexus_sys.log" 2>&1 &
 		;;
 	null)
 		"$PIPE" -q "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/null.log" 2>&1 &
@@ -226,7 +232,11 @@ peers = [s for s in servers if s not in ("nexus", "null")]
 print()
 print("median throughput (fio nbd engine)")
 hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
-hdr += "".join("%14s" % ("nexus/" + p) for p in peers if "nexus" in servers)
+# ratio columns: wide enough for their header
+W = {p: max(14, len("nexus/" + p) + 2) for p in peers}
+def rcol(a, b, p):
+    return "%*.2fx" % (W[p] - 1, a / b) if b else "%*s" % (W[p], "-")
+hdr += "".join("%*s" % (W[p], "nexus/" + p) for p in peers if "nexus" in servers)
 print(hdr)
 for wl in wls:
     line = "%-9s %5s" % (wl, unit(wl))
@@ -234,7 +244,7 @@ for wl in wls:
     if "nexus" in servers:
         for p in peers:
             b = val(p, wl)
-            line += "%13.2fx" % (val("nexus", wl) / b) if b else "%14s" % "-"
+            line += rcol(val("nexus", wl), b, p)
     print(line)
 print()
 print("served per CPU-second of the server process (I/Os, or MB for sr1m)")
@@ -245,7 +255,7 @@ for wl in wls:
     if "nexus" in servers:
         for p in peers:
             b = eff(p, wl)
-            line += "%13.2fx" % (eff("nexus", wl) / b) if b else "%14s" % "-"
+            line += rcol(eff("nexus", wl), b, p)
     print(line)
 nbw = [wl for wl in wls if any(r[0].startswith("nb-") and r[1] == wl
                                for r in rows)]
@@ -259,8 +269,7 @@ if nbw:
         if "nexus" in servers:
             for p in peers:
                 b = val("nb-" + p, wl)
-                line += ("%13.2fx" % (val("nb-nexus", wl) / b) if b
-                         else "%14s" % "-")
+                line += rcol(val("nb-nexus", wl), b, p)
         print(line)
 print()
 if "null" in servers:
