@@ -877,7 +877,7 @@ typedef void (*nexus_copy_unlock_fn)(void *user_data, uint64_t offset,
  *                  names the operation, offset and side.
  * @par Threading: runs once on the job's own thread, after every request
  *      of the job finished; as nexus_copy_progress_fn for what it may
- *      call.
+ *      call, and it may also nexus_copy_destroy() the job.
  */
 typedef void (*nexus_copy_done_fn)(void *user_data, int result);
 
@@ -896,8 +896,8 @@ struct nexus_copy_opts {
 	uint32_t block_size;
 	/** NEXUS_COPY_* flags. */
 	uint32_t flags;
-	/** Rate limit in bytes per second of data read and written (zero
-	 *  ranges zeroed or skipped do not count); 0 means none.  Changed
+	/** Rate limit: bytes of data copied (or verified) per second; zero
+	 *  ranges zeroed or skipped do not count.  0 means none.  Changed
 	 *  at run time with nexus_copy_set_rate(). */
 	uint64_t rate_limit;
 	/** Ranges to copy instead of the whole source (copied by
@@ -1037,9 +1037,13 @@ NEXUS_API void nexus_copy_chunk_locked(struct nexus_copy_chunk *chunk,
 /**
  * @brief Destroy a job: a running job is cancelled and waited for first.
  *        Runs nexus_copy_opts::user_free.  NULL is a no-op.
- * @return 0, or -EDEADLK (called from a reactor or from the job's own
- *         callbacks: nothing is done).
- * @par Threading: any application thread.
+ *
+ * From the job's done callback it is allowed (a job that cleans up after
+ * itself, e.g. a rebuild): the job is freed when the callback returns,
+ * so nobody may be in nexus_copy_wait() on it.
+ * @return 0, or -EDEADLK (called from a reactor, or from the job's
+ *         progress, range or lock callbacks: nothing is done).
+ * @par Threading: any application thread; the job's done callback.
  */
 NEXUS_API int nexus_copy_destroy(struct nexus_copy *job);
 

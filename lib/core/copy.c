@@ -220,6 +220,8 @@ static int run_phase(struct nexus_copy *cp, int phase)
 	return cp->error;
 }
 
+static void destroy_now(struct nexus_copy *cp);
+
 static void *job_main(void *arg)
 {
 	struct nexus_copy *cp = arg;
@@ -247,7 +249,15 @@ static void *job_main(void *arg)
 	pthread_mutex_unlock(&cp->lock);
 	if (rc < 0)
 		nexus_error(rc, "%s", cp->errmsg);
+	cp->in_done = true;
 	cp->done_fn(cp->done_ud, rc);
+	cp->in_done = false;
+	if (cp->destroy_in_done) {
+		/* nexus_copy_destroy() from the done callback: nobody joins */
+		pthread_detach(cp->thread);
+		destroy_now(cp);
+		return NULL;
+	}
 	pthread_mutex_lock(&cp->lock);
 	cp->cb_returned = true;
 	pthread_cond_broadcast(&cp->cond);
@@ -607,12 +617,23 @@ int nexus_copy_get_progress(struct nexus_copy *cp,
 	return 0;
 }
 
+static void destroy_now(struct nexus_copy *cp)
+{
+	if (cp->user_free)
+		cp->user_free(cp->user_data);
+	job_free(cp);
+}
+
 int nexus_copy_destroy(struct nexus_copy *cp)
 {
 	int rc;
 
 	if (!cp)
 		return 0;
+	if (on_job_thread(cp) && cp->in_done) {
+		cp->destroy_in_done = true; /* once the callback returns */
+		return 0;
+	}
 	rc = check_waiter(cp, "nexus_copy_destroy");
 	if (rc)
 		return rc;
@@ -620,8 +641,6 @@ int nexus_copy_destroy(struct nexus_copy *cp)
 		nexus_copy_cancel(cp); /* no-op once finished */
 		pthread_join(cp->thread, NULL);
 	}
-	if (cp->user_free)
-		cp->user_free(cp->user_data);
-	job_free(cp);
+	destroy_now(cp);
 	return 0;
 }

@@ -111,6 +111,8 @@ struct nexus_copy {
 	char errmsg[512];
 	int result;
 	pthread_t thread;
+	bool in_done;	      /* the job's thread runs done_fn */
+	bool destroy_in_done; /* done_fn destroyed the job */
 	nexus_copy_done_fn done_fn;
 	void *done_ud;
 };

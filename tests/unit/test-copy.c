@@ -696,6 +696,46 @@ static void count_free(void *ud)
 	free_calls++;
 }
 
+/* A job that destroys itself from its done callback. */
+struct self {
+	struct nexus_copy *job;
+	int destroy_rc;
+	sem_t done;
+};
+
+static void self_done(void *ud, int result)
+{
+	struct self *s = ud;
+
+	(void)result;
+	s->destroy_rc = nexus_copy_destroy(s->job);
+	sem_post(&s->done);
+}
+
+static void test_self_destroy(void)
+{
+	struct nexus_copy_opts o = NEXUS_COPY_OPTS_INIT;
+	struct self st = { NULL, 1, { { 0 } } };
+	struct pair p;
+	int before = free_calls;
+
+	make_src("s.img");
+	make_dst("d.img", -1);
+	sem_init(&st.done, 0, 0);
+	p = open_pair("s.img", "d.img");
+	o.user_free = count_free;
+	EXPECT_OK(nexus_copy_create(p.src, p.dst, &o, &st.job));
+	EXPECT_OK(nexus_copy_start(st.job, self_done, &st));
+	sem_wait(&st.done);
+	CU_ASSERT_EQUAL(st.destroy_rc, 0);
+	for (int i = 0; i < 500 && free_calls == before; i++)
+		unit_sleep_ms(2); /* freed once the callback returned */
+	CU_ASSERT_EQUAL(free_calls, before + 1);
+	close_pair(&p);
+	sem_destroy(&st.done);
+	CU_ASSERT_EQUAL(differ("s.img", "d.img", 0, SIZE), -1);
+}
+
 static void test_misuse(void)
 {
 	struct nexus_copy_opts o = NEXUS_COPY_OPTS_INIT;
@@ -705,7 +745,7 @@ static void test_misuse(void)
 	struct nexus_dev *small, *ro;
 	struct rec r;
 	struct pair p;
-	int fd;
+	int fd, before;
 
 	make_src("s.img");
 	make_dst("d.img", -1);
@@ -786,9 +826,9 @@ static void test_misuse(void)
 	EXPECT_ERR(nexus_copy_start(job, on_done, &r), -EALREADY, "once");
 	EXPECT_OK(nexus_copy_wait(job));
 	EXPECT_OK(nexus_copy_wait(job)); /* again: the same result */
-	CU_ASSERT_EQUAL(free_calls, 0);
+	before = free_calls;
 	CU_ASSERT_EQUAL(nexus_copy_destroy(job), 0);
-	CU_ASSERT_EQUAL(free_calls, 1);
+	CU_ASSERT_EQUAL(free_calls, before + 1);
 	CU_ASSERT_EQUAL(r.done_calls, 1);
 	rec_fini(&r);
 	nexus_dev_close(ro);
@@ -804,6 +844,7 @@ static const struct unit_test tests[] = {
 	{ "pause and resume", test_pause },
 	{ "cancel", test_cancel },
 	{ "verify finds a difference", test_verify_mismatch },
+	{ "destroy from the done callback", test_self_destroy },
 	{ "misuse", test_misuse },
 	{ NULL, NULL },
 };
