@@ -335,8 +335,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nexus-copy: %s\n", nexus_last_error());
 		goto out;
 	}
-	nexus_dev_info(src, &si);
-	nexus_dev_info(dst, &di);
+	nexus_dev_get_info(src, &si);
+	nexus_dev_get_info(dst, &di);
 	if (di.dev_size > si.dev_size && !cfg.quiet)
 		fprintf(stderr, "nexus-copy: note: DST is larger than SRC; "
 			"its last %" PRIu64 " bytes are left as they are\n",
@@ -355,6 +355,6 @@ out:
 	nexus_copy_destroy(job);
 	nexus_dev_close(dst);
 	nexus_dev_close(src);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

@@ -37,8 +37,16 @@ static const char *op_name(int op)
 static int submit(struct nexus_dev *dev, int op, struct iovec *iov,
 		  uint64_t off, uint64_t len, nexus_io_cb cb, void *ud)
 {
-	return nexus_dev_submit(dev, op, iov, iov ? 1 : 0, off, len, 0, cb,
-				ud);
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = (uint32_t)op;
+	req.iov = iov;
+	req.iovcnt = iov ? 1 : 0;
+	req.offset = off;
+	req.length = len;
+	req.cb = cb;
+	req.user_data = ud;
+	return nexus_dev_submit(dev, &req);
 }
 
 static bool all_zero(const void *p, size_t len)

@@ -858,7 +858,7 @@ int main(void)
 		return 99;
 	ctx = unit_ctx(2);
 	rc = unit_main("copy", tests);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	unit_rmtree(dir);
 	return rc;
 }
