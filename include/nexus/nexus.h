@@ -1367,6 +1367,101 @@ NEXUS_API int nexus_copy_destroy(struct nexus_copy *job);
 
 /**@}*/
 
+/* ------------------------------------------------------------------ */
+/** @name Mirror
+ *
+ * The `mirror` transform keeps a device on several children (replicas):
+ * `( file:/a.img ; file:/b.img ) | mirror:state=/var/lib/vol.state`.
+ * Its children are changed with nexus_dev_control() on the mirror (or
+ * any device above it): `"mirror.child.N"` = `"offline"`, `"fault"` or
+ * `"online"` (which starts a rebuild), `"mirror.rate"` = bytes per
+ * second of rebuild, `"mirror.rebuild"` = `"pause"`, `"resume"`,
+ * `"cancel"`.  The calls below list the children and the rebuild.
+ * doc/mirror.md is the guide. */
+/**@{*/
+
+/** @brief One child of a mirror.  Size-stamped, append-only. */
+struct nexus_mirror_child {
+	/** sizeof(struct nexus_mirror_child) as compiled by the caller. */
+	size_t size;
+	/** The child's device (valid while the mirror is open). */
+	struct nexus_dev *dev;
+	/** enum nexus_dev_state: ONLINE (in sync, a read source), FAULTED,
+	 *  OFFLINE or REBUILDING. */
+	int state;
+	/** enum nexus_reason of the last state change. */
+	uint32_t reason;
+	/** Negative errno of the I/O that faulted it, or 0. */
+	int error;
+	/** Whether a rebuild of this child would be partial (its
+	 *  dirty-region map covers everything it missed). */
+	int partial_ok;
+	/** Reads sent to the child. */
+	uint64_t reads;
+	/** Writes, TRIMs, WRITE_ZEROES and FLUSHes sent to the child. */
+	uint64_t writes;
+	/** Requests of the child that failed. */
+	uint64_t errors;
+	/** Requests of the child that did not answer in time. */
+	uint64_t timeouts;
+	/** Requests in flight on the child. */
+	uint64_t in_flight;
+	/** Bytes of the regions marked dirty (missed writes). */
+	uint64_t dirty_bytes;
+};
+
+/** Designated initialiser for struct nexus_mirror_child. */
+#define NEXUS_MIRROR_CHILD_INIT { .size = sizeof(struct nexus_mirror_child) }
+
+/**
+ * @brief Describe child @p i of the mirror in @p dev's stack.
+ * @param dev a mirror, or a device stacked on one (the first mirror
+ *            going down through single-child stages is used)
+ * @param i   child index, from 0 (the order of the pipeline group)
+ * @param out caller's struct with `size` set (NEXUS_MIRROR_CHILD_INIT)
+ * @return the number of children, or -EINVAL (NULL, `size` too small),
+ *         -ENOENT (no mirror in the stack, or @p i out of range).
+ * @par Threading: any thread while the device is open.
+ */
+NEXUS_API int nexus_mirror_get_child(struct nexus_dev *dev, unsigned i,
+				     struct nexus_mirror_child *out);
+
+/** @brief The rebuild of a mirror.  Size-stamped, append-only. */
+struct nexus_mirror_rebuild {
+	/** sizeof(struct nexus_mirror_rebuild) as compiled by the caller. */
+	size_t size;
+	/** Child being rebuilt, or -1 when none is. */
+	int child;
+	/** Whether the current (or last) rebuild is partial (dirty regions
+	 *  only) rather than full. */
+	int partial;
+	/** Rebuilds finished successfully since open. */
+	uint64_t completed;
+	/** Result of the last finished rebuild: 0 or a negative errno. */
+	int last_result;
+	/** The copy's progress: of the running rebuild, else the final one
+	 *  of the last (bytes_done, bytes_total, data_bytes, rate, ...). */
+	struct nexus_copy_progress progress;
+};
+
+/** Designated initialiser for struct nexus_mirror_rebuild. */
+#define NEXUS_MIRROR_REBUILD_INIT                                          \
+	{ .size = sizeof(struct nexus_mirror_rebuild),                     \
+	  .progress = NEXUS_COPY_PROGRESS_INIT }
+
+/**
+ * @brief The rebuild of the mirror in @p dev's stack.
+ * @param dev a mirror, or a device stacked on one
+ * @param out caller's struct with `size` and `progress.size` set
+ *            (NEXUS_MIRROR_REBUILD_INIT)
+ * @return 0, -EINVAL (NULL, a `size` too small), -ENOENT (no mirror).
+ * @par Threading: any application thread while the device is open.
+ */
+NEXUS_API int nexus_mirror_get_rebuild(struct nexus_dev *dev,
+				       struct nexus_mirror_rebuild *out);
+
+/**@}*/
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@ const struct nexus_driver *const nx_builtin_drivers[] = {
 	&nx_driver_throttle,
 	&nx_driver_fault,
 	&nx_driver_crypt,
+	&nx_driver_mirror,
 	&nx_driver_nbd_export,
 	&nx_driver_nbd,
 	NULL,

@@ -363,6 +363,7 @@ extern const struct nexus_driver nx_driver_file NX_HIDDEN;
 extern const struct nexus_driver nx_driver_throttle NX_HIDDEN;
 extern const struct nexus_driver nx_driver_fault NX_HIDDEN;
 extern const struct nexus_driver nx_driver_crypt NX_HIDDEN;
+extern const struct nexus_driver nx_driver_mirror NX_HIDDEN;
 /* ---- secrets (secret.c) ---- */
 struct nx_secret;
 NX_HIDDEN void nx_secrets_forget(struct nexus_ctx *ctx);

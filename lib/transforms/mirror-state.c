@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/* mirror: child and mirror states, and the durable record of which
+ * children are in sync.
+ *
+ * Every change that takes a child out of the in-sync set, or brings one
+ * in, bumps the record's generation.  A thread of the mirror writes the
+ * record (store.h) whenever its generation is behind; a write, TRIM or
+ * WRITE_ZEROES is acknowledged only once the record is at least as new
+ * as the states it was completed under.  So a write that faulted a
+ * child, or that skipped a faulted or offline child, is never
+ * acknowledged while the record on disk still calls that child in sync:
+ * after a crash, the record never names a child that lacks an
+ * acknowledged write.  When the record cannot be written, the writes
+ * that wait for it fail (-EIO or the store's error) instead of being
+ * acknowledged, and the thread retries every second. */
+#include "config.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mirror.h"
+
+#define RECORD_MAGIC "nexus-mirror-state 1"
+
+unsigned mirror_in_sync_count(struct mirror *m)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < m->n; i++)
+		k += mirror_in_sync(m, i);
+	return k;
+}
+
+void mirror_report(struct mirror *m, int child, int old_state, int new_state,
+		   uint32_t reason, int error)
+{
+	/* The event stream (nexus.h "Events") is not in the core yet: the
+	 * log carries the change; nx_event_emit() joins here. */
+	if (child < 0)
+		nexus_log(m->ctx, NEXUS_LOG_INFO, "%s: %s -> %s",
+			  m->dev->name, nexus_dev_state_name(old_state),
+			  nexus_dev_state_name(new_state));
+	else
+		nexus_log(m->ctx, new_state == NEXUS_DEV_STATE_FAULTED
+					  ? NEXUS_LOG_WARN
+					  : NEXUS_LOG_INFO,
+			  "%s: child %d (%s): %s -> %s (%s%s%s)", m->dev->name,
+			  child, m->c[child].dev->name,
+			  nexus_dev_state_name(old_state),
+			  nexus_dev_state_name(new_state),
+			  nexus_reason_name(reason), error ? ": " : "",
+			  error ? strerror(-error) : "");
+}
+
+/* The mirror's own state from its children's (m->lock held). */
+static void update_mirror_state(struct mirror *m)
+{
+	unsigned k = mirror_in_sync_count(m);
+	int want = k == m->n ? NEXUS_DEV_STATE_ONLINE
+		   : k	     ? NEXUS_DEV_STATE_DEGRADED
+			     : NEXUS_DEV_STATE_FAULTED;
+	int old = atomic_exchange(&m->dev->state, want);
+
+	if (old != want)
+		mirror_report(m, -1, old, want, NEXUS_REASON_NONE, 0);
+}
+
+bool mirror_set_child(struct mirror *m, unsigned i, int state,
+		      uint32_t reason, int error, bool force)
+{
+	struct mirror_child *c = &m->c[i];
+	int old;
+
+	pthread_mutex_lock(&m->lock);
+	old = atomic_load(&c->state);
+	if (old == state) {
+		pthread_mutex_unlock(&m->lock);
+		return true;
+	}
+	if (old == NEXUS_DEV_STATE_ONLINE && !force &&
+	    mirror_in_sync_count(m) == 1) {
+		pthread_mutex_unlock(&m->lock);
+		return false;
+	}
+	if (old == NEXUS_DEV_STATE_ONLINE || state == NEXUS_DEV_STATE_ONLINE)
+		atomic_fetch_add(&m->gen_want, 1); /* before the state: see
+						    * mirror_complete_durable */
+	atomic_store(&c->reason, reason);
+	atomic_store(&c->error, error);
+	atomic_store(&c->state, state);
+	if ((int)i == m->rebuild_child && m->job &&
+	    state != NEXUS_DEV_STATE_REBUILDING &&
+	    state != NEXUS_DEV_STATE_ONLINE)
+		nexus_copy_cancel(m->job);
+	update_mirror_state(m);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	mirror_report(m, (int)i, old, state, reason, error);
+	return true;
+}
+
+bool mirror_fault_child(struct mirror *m, unsigned i, int err, bool timeout)
+{
+	uint32_t reason = timeout	    ? NEXUS_REASON_TIMEOUT
+			  : err == -ENOSPC ? NEXUS_REASON_NO_SPACE
+					   : NEXUS_REASON_IO_ERROR;
+
+	if (!mirror_writable(m, i))
+		return true; /* already out */
+	return mirror_set_child(m, i, NEXUS_DEV_STATE_FAULTED, reason, err,
+				false);
+}
+
+/* ---- the record ---- */
+
+static size_t encode(struct mirror *m, uint64_t gen, char *buf, size_t cap)
+{
+	size_t len = (size_t)snprintf(buf, cap,
+				      RECORD_MAGIC "\ngeneration %llu\n"
+				      "children %u\n",
+				      (unsigned long long)gen, m->n);
+
+	for (unsigned i = 0; i < m->n && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "child %u %s %s\n",
+					i, mirror_in_sync(m, i) ? "in-sync"
+								: "out-of-sync",
+					m->c[i].dev->name);
+	return len < cap ? len : cap;
+}
+
+/* Parse a record: the in-sync children as a mask, its generation. */
+static int decode(struct mirror *m, char *buf, uint32_t *mask, uint64_t *gen)
+{
+	const char *where = m->store->where;
+	unsigned long long g;
+	unsigned n, i, seen = 0;
+	char word[16];
+	char *line, *save = NULL;
+
+	line = strtok_r(buf, "\n", &save);
+	if (!line || strcmp(line, RECORD_MAGIC))
+		return nexus_error(-EINVAL, "mirror: %s is not a mirror state "
+				   "record", where);
+	line = strtok_r(NULL, "\n", &save);
+	if (!line || sscanf(line, "generation %llu", &g) != 1)
+		return nexus_error(-EINVAL, "mirror: %s: no generation", where);
+	line = strtok_r(NULL, "\n", &save);
+	if (!line || sscanf(line, "children %u", &n) != 1)
+		return nexus_error(-EINVAL, "mirror: %s: no children", where);
+	if (n != m->n)
+		return nexus_error(-EINVAL, "mirror: %s records %u children, "
+				   "the pipeline has %u: give source=N to "
+				   "start over from child N", where, n, m->n);
+	*mask = 0;
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		if (sscanf(line, "child %u %15s", &i, word) != 2 || i >= n)
+			return nexus_error(-EINVAL, "mirror: %s: bad line '%s'",
+					   where, line);
+		seen |= 1u << i;
+		if (!strcmp(word, "in-sync"))
+			*mask |= 1u << i;
+		else if (strcmp(word, "out-of-sync"))
+			return nexus_error(-EINVAL, "mirror: %s: bad line '%s'",
+					   where, line);
+	}
+	if (seen != (n == 32 ? UINT32_MAX : (1u << n) - 1))
+		return nexus_error(-EINVAL, "mirror: %s lacks a child", where);
+	*gen = g;
+	return 0;
+}
+
+int mirror_state_load(struct mirror *m, int source, bool clean)
+{
+	uint32_t mask = 0, all = (1u << m->n) - 1;
+	uint64_t gen = 0;
+	bool have = false;
+	int rc;
+
+	if (m->store) {
+		char *buf = malloc(NX_STORE_MAX);
+
+		if (!buf)
+			return nexus_error(-ENOMEM, "out of memory");
+		rc = nx_store_get(m->store, buf, NX_STORE_MAX);
+		if (rc > 0) {
+			buf[rc] = 0;
+			rc = decode(m, buf, &mask, &gen);
+			have = rc == 0;
+		}
+		free(buf);
+		if (rc < 0 && source < 0)
+			return rc;
+	}
+	if (source >= 0) {
+		if ((unsigned)source >= m->n)
+			return nexus_error(-EINVAL, "mirror: source=%d: there "
+					   "are %u children", source, m->n);
+		mask = 1u << source;
+	} else if (clean) {
+		mask = all;
+	} else if (have) {
+		if (!mask)
+			return nexus_error(-EIO, "mirror: %s names no child in "
+					   "sync: give source=N to pick one",
+					   m->store->where);
+	} else if (m->n == 1) {
+		mask = all;
+	} else {
+		return nexus_error(-EINVAL, "mirror: the children may differ "
+				   "and %s: give source=N (the child to copy "
+				   "to the others) or, for new identical "
+				   "children, assume-clean=on",
+				   m->store ? "the state record is empty"
+					    : "there is no state= record");
+	}
+	for (unsigned i = 0; i < m->n; i++) {
+		bool in = mask & (1u << i);
+
+		atomic_store(&m->c[i].state, in ? NEXUS_DEV_STATE_ONLINE
+						: NEXUS_DEV_STATE_FAULTED);
+		/* a child out of sync at open missed writes nobody saw */
+		atomic_store(&m->c[i].dirty_valid, in);
+	}
+	atomic_store(&m->gen_want, gen + 1);
+	atomic_store(&m->gen_done, gen);
+	atomic_store(&m->dev->state, mask == all ? NEXUS_DEV_STATE_ONLINE
+						 : NEXUS_DEV_STATE_DEGRADED);
+	return 0;
+}
+
+/* ---- the record's thread ---- */
+
+static void complete_fn(void *arg)
+{
+	struct mirror_io *mio = arg;
+
+	nexus_io_complete(mio->io, mio->err);
+}
+
+/* Give the waiters up to generation @p gen back to their reactors with
+ * their result, or with @p err (m->lock held; dropped meanwhile). */
+static void release(struct mirror *m, uint64_t gen, int err)
+{
+	struct mirror_io **pp = &m->waiters, *done = NULL;
+
+	while (*pp) {
+		struct mirror_io *w = *pp;
+
+		if (w->gen <= gen) {
+			*pp = w->next;
+			w->next = done;
+			done = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	while (done) {
+		struct mirror_io *w = done;
+
+		done = w->next;
+		if (err)
+			w->err = err;
+		for (int t = 0; nexus_reactor_post(w->io->reactor, complete_fn,
+						   w) < 0; t++) {
+			if (t == 1000) {
+				nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: cannot "
+					  "complete an I/O: out of memory",
+					  m->dev->name);
+				break;
+			}
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		}
+	}
+	pthread_mutex_lock(&m->lock);
+}
+
+static int put_record(struct mirror *m, uint64_t gen)
+{
+	char buf[4096];
+	size_t len = encode(m, gen, buf, sizeof(buf));
+
+	return nx_store_put(m->store, buf, len);
+}
+
+static void *store_main(void *arg)
+{
+	struct mirror *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		uint64_t g = atomic_load(&m->gen_want);
+		int rc;
+
+		if (atomic_load(&m->gen_done) >= g) {
+			if (m->stop)
+				break;
+			pthread_cond_wait(&m->cond, &m->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&m->lock);
+		rc = put_record(m, g);
+		pthread_mutex_lock(&m->lock);
+		if (!rc) {
+			atomic_store(&m->gen_done, g);
+			m->store_err = 0;
+			release(m, g, 0);
+		} else {
+			struct timespec ts;
+
+			nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: cannot record "
+				  "the children's states: %s", m->dev->name,
+				  nexus_last_error());
+			m->store_err = rc;
+			m->gen_failed = g;
+			release(m, g, rc);
+			if (m->stop)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+		}
+		pthread_cond_broadcast(&m->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int mirror_state_start(struct mirror *m)
+{
+	uint64_t g = atomic_load(&m->gen_want);
+	int rc;
+
+	if (!m->store)
+		return 0;
+	rc = put_record(m, g);
+	if (rc)
+		return rc;
+	atomic_store(&m->gen_done, g);
+	rc = pthread_create(&m->store_thread, NULL, store_main, m);
+	if (rc)
+		return nexus_error(-rc, "mirror: cannot start a thread: %s",
+				   strerror(rc));
+	m->store_running = true;
+	return 0;
+}
+
+void mirror_state_stop(struct mirror *m)
+{
+	if (!m->store_running)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->store_thread, NULL);
+	m->store_running = false;
+}
+
+void mirror_complete_durable(struct mirror *m, struct mirror_io *mio,
+			     int result)
+{
+	uint64_t g;
+
+	if (!m->store || atomic_load(&m->gen_done) >= atomic_load(&m->gen_want)) {
+		nexus_io_complete(mio->io, result);
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	g = atomic_load(&m->gen_want);
+	if (atomic_load(&m->gen_done) >= g) {
+		pthread_mutex_unlock(&m->lock);
+		nexus_io_complete(mio->io, result);
+		return;
+	}
+	mio->gen = g;
+	mio->err = result;
+	mio->next = m->waiters;
+	m->waiters = mio;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int mirror_wait_durable(struct mirror *m)
+{
+	uint64_t g;
+	int rc = 0;
+
+	if (!m->store)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	g = atomic_load(&m->gen_want);
+	pthread_cond_broadcast(&m->cond);
+	while (atomic_load(&m->gen_done) < g && m->gen_failed < g)
+		pthread_cond_wait(&m->cond, &m->lock);
+	if (atomic_load(&m->gen_done) < g)
+		rc = m->store_err;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
