@@ -11,7 +11,8 @@
 static struct mirror *find(struct nexus_dev *dev, const char *fn)
 {
 	for (unsigned depth = 0; dev && depth < 4096; depth++) {
-		if (dev->drv == &nx_driver_mirror && nexus_dev_private(dev))
+		/* the registry keeps a copy of the table: compare an op */
+		if (dev->drv->submit == mirror_submit && nexus_dev_private(dev))
 			return nexus_dev_private(dev);
 		if (nexus_dev_child_count(dev) != 1)
 			break;
@@ -78,6 +79,7 @@ int nexus_mirror_get_rebuild(struct nexus_dev *dev,
 	out->last_result = m->rebuild_result;
 	job = m->rebuild_child >= 0 ? m->job : NULL;
 	p = m->last;
+	p.size = sizeof(p);
 	if (job)
 		nexus_copy_get_progress(job, &p);
 	pthread_mutex_unlock(&m->lock);

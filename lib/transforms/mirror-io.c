@@ -125,7 +125,7 @@ static void timer_fn(struct nexus_cqe_handler *ev, int res, uint32_t fl)
 		return;
 	}
 	limit = atomic_load(&rs->m->timeout_ns);
-	while (limit && rs->thead && now - rs->thead->start_ns >= limit) {
+	while (limit && rs->thead && rs->thead->start_ns + limit <= now) {
 		struct mirror_io *mio = rs->thead;
 
 		timed_del(rs, mio);

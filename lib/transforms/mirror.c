@@ -72,6 +72,14 @@ static int mirror_check(const struct nexus_opts *opts)
 	if (!nexus_opts_u64(opts, "region-size", &r) && (r & (r - 1)))
 		return nexus_error(-EINVAL, "mirror: region-size=%llu is not a "
 				   "power of two", (unsigned long long)r);
+	if (policy_of(nexus_opts_str(opts, "read-policy")) < 0)
+		return nexus_error(-EINVAL, "mirror: read-policy=%s: expected "
+				   "round-robin, least-pending or prefer",
+				   nexus_opts_str(opts, "read-policy"));
+	if (strcmp(nexus_opts_str(opts, "rebuild"), "auto") &&
+	    strcmp(nexus_opts_str(opts, "rebuild"), "manual"))
+		return nexus_error(-EINVAL, "mirror: rebuild=%s: expected auto "
+				   "or manual", nexus_opts_str(opts, "rebuild"));
 	if (nexus_opts_given(opts, "source") &&
 	    nexus_opts_given(opts, "assume-clean"))
 		return nexus_error(-EINVAL, "mirror: source= and assume-clean= "
@@ -154,6 +162,11 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	int source = -1, rc;
 	bool clean = false;
 
+	/* the core runs check() at parse time too, once it calls it */
+	if ((rc = mirror_check(opts))) {
+		free(m);
+		return rc;
+	}
 	if (!m)
 		return nexus_error(-ENOMEM, "out of memory");
 	m->dev = dev;
