@@ -19,6 +19,7 @@
  * event_free runs exactly once: after the last delivery when the
  * context is destroyed, or when nexus_ctx_create() fails after reading
  * the options. */
+#include "config.h" /* before the system headers: pthread_setname_np */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,7 +27,6 @@
 #include <time.h>
 
 #include "internal.h"
-#include "event.h"
 
 struct nx_event_entry {
 	struct nx_event_entry *next;
@@ -53,65 +53,6 @@ struct nx_events {
 };
 
 static __thread const struct nx_events *tl_delivering;
-
-static const char *const kind_names[] = {
-	[NEXUS_EVENT_DEV_STATE] = "dev-state",
-	[NEXUS_EVENT_CHILD_ATTACHED] = "child-attached",
-	[NEXUS_EVENT_CHILD_DETACHED] = "child-detached",
-	[NEXUS_EVENT_EXPORT_STARTED] = "export-started",
-	[NEXUS_EVENT_EXPORT_STOPPED] = "export-stopped",
-	[NEXUS_EVENT_EXPORT_DEV_ADDED] = "export-dev-added",
-	[NEXUS_EVENT_EXPORT_DEV_REMOVED] = "export-dev-removed",
-	[NEXUS_EVENT_CONN_OPENED] = "conn-opened",
-	[NEXUS_EVENT_CONN_CLOSED] = "conn-closed",
-	[NEXUS_EVENT_CLIENT_ERROR] = "client-error",
-	[NEXUS_EVENT_IO_TIMEOUT] = "io-timeout",
-	[NEXUS_EVENT_COPY_DONE] = "copy-done",
-	[NEXUS_EVENT_LOST] = "lost",
-};
-
-static const char *const state_names[] = {
-	[NEXUS_DEV_STATE_ONLINE] = "online",
-	[NEXUS_DEV_STATE_DEGRADED] = "degraded",
-	[NEXUS_DEV_STATE_FAULTED] = "faulted",
-	[NEXUS_DEV_STATE_OFFLINE] = "offline",
-	[NEXUS_DEV_STATE_REBUILDING] = "rebuilding",
-	[NEXUS_DEV_STATE_CLOSING] = "closing",
-};
-
-static const char *const reason_names[] = {
-	[NEXUS_REASON_NONE] = "none",
-	[NEXUS_REASON_IO_ERROR] = "io-error",
-	[NEXUS_REASON_TIMEOUT] = "timeout",
-	[NEXUS_REASON_CANT_OPEN] = "cannot-open",
-	[NEXUS_REASON_NO_SPACE] = "no-space",
-	[NEXUS_REASON_USER] = "user",
-	[NEXUS_REASON_REBUILD_FAILED] = "rebuild-failed",
-	[NEXUS_REASON_PEER_CLOSED] = "peer-closed",
-	[NEXUS_REASON_PROTOCOL] = "protocol",
-	[NEXUS_REASON_LIMIT] = "limit",
-	[NEXUS_REASON_SHUTDOWN] = "shutdown",
-};
-
-static const char *name_of(const char *const *names, size_t n, long long v)
-{
-	return v >= 0 && (size_t)v < n && names[v] ? names[v] : "unknown";
-}
-
-const char *nexus_event_kind_name(uint32_t kind)
-{
-	return name_of(kind_names, NX_ARRAY_SIZE(kind_names), kind);
-}
-
-const char *nexus_dev_state_name(int state)
-{
-	return name_of(state_names, NX_ARRAY_SIZE(state_names), state);
-}
-
-const char *nexus_reason_name(uint32_t reason)
-{
-	return name_of(reason_names, NX_ARRAY_SIZE(reason_names), reason);
-}
 
 /* ---- delivery ---- */
 
@@ -187,7 +128,7 @@ int nx_events_start(struct nexus_ctx *ctx, const struct nexus_ctx_opts *o,
 	int rc;
 
 	*out = NULL;
-	if (!o->event_fn)
+	if (!o->event_fn && !o->event_free)
 		return 0;
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
@@ -199,8 +140,12 @@ int nx_events_start(struct nexus_ctx *ctx, const struct nexus_ctx_opts *o,
 	ev->next_seq = 1;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
+	*out = ev;
+	if (!ev->fn) /* only event_free: it runs at destroy, nothing else */
+		return 0;
 	rc = -pthread_create(&ev->thread, NULL, event_thread, ev);
 	if (rc) {
+		*out = NULL;
 		pthread_mutex_destroy(&ev->lock);
 		pthread_cond_destroy(&ev->cond);
 		free(ev);
@@ -208,7 +153,6 @@ int nx_events_start(struct nexus_ctx *ctx, const struct nexus_ctx_opts *o,
 				   strerror(-rc));
 	}
 	pthread_setname_np(ev->thread, "nexus-events");
-	*out = ev;
 	return 0;
 }
 
@@ -220,7 +164,8 @@ void nx_events_stop(struct nx_events *ev)
 	ev->stop = true;
 	pthread_cond_signal(&ev->cond);
 	pthread_mutex_unlock(&ev->lock);
-	pthread_join(ev->thread, NULL);
+	if (ev->fn)
+		pthread_join(ev->thread, NULL);
 	if (ev->free_fn)
 		ev->free_fn(ev->ud);
 	pthread_mutex_destroy(&ev->lock);
@@ -230,7 +175,7 @@ void nx_events_stop(struct nx_events *ev)
 
 bool nx_event_enabled(const struct nx_events *ev)
 {
-	return ev != NULL;
+	return ev && ev->fn;
 }
 
 bool nx_event_on_thread(const struct nx_events *ev)
@@ -265,7 +210,7 @@ void nx_event_emit(struct nexus_ctx *ctx, const struct nexus_event_info *in)
 	struct timespec ts;
 	char *pos;
 
-	if (!ev || !in || in->size < sizeof(size_t))
+	if (!nx_event_enabled(ev) || !in || in->size < sizeof(size_t))
 		return;
 	have = in->size < sizeof(*in) ? in->size : sizeof(*in);
 	/* cheap refusal first: no allocation when the queue is full */

@@ -22,7 +22,7 @@ struct nx_events;
 /* Read the event fields of @p o (already normalised to the library's
  * size) and, when event_fn is set, start the delivery thread.  Returns
  * 0, -ENOMEM or the errno of pthread_create, message set; *out is NULL
- * when no events were asked for.  On failure event_free has not run:
+ * when neither event_fn nor event_free was given.  On failure event_free has not run:
  * the caller runs it (nexus_ctx_create() promises it runs once). */
 NX_HIDDEN int nx_events_start(struct nexus_ctx *ctx,
 			      const struct nexus_ctx_opts *o,

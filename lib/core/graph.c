@@ -301,14 +301,7 @@ out:
 	return rc;
 }
 
-/* ---- device state ---- */
-
-int nexus_dev_get_state(const struct nexus_dev *dev)
-{
-	if (!dev)
-		return nexus_error(-EINVAL, "nexus_dev_get_state: NULL device");
-	return atomic_load(&((struct nexus_dev *)dev)->state);
-}
+/* ---- device state (read with nexus_dev_get_state(), names.c) ---- */
 
 int nexus_dev_set_state(struct nexus_dev *dev, int state, uint32_t reason,
 			const char *msg)
