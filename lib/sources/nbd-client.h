@@ -173,6 +173,10 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res);
  * (conn reactor). */
 void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t flags);
 
+/* A connection died (not closed by us) with @p err: the device's state
+ * and events follow (degraded / faulted, io-timeout).  Its reactor. */
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why);
+
 /* Map an NBD wire error to a negative errno. */
 int nx_nbdc_errno(uint32_t nbd_err);
 

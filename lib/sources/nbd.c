@@ -36,6 +36,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "event.h" /* nx_event_emit() */
 #include "nbd-client.h"
 
 #define MAX_CONNS 64
@@ -445,6 +446,49 @@ static int bs_prepare(struct nbdc_dev *d, struct nbdc_req *req)
 	req->bs_pos = aoff;
 	req->bs_n = 0;
 	return 0;
+}
+
+/* ---- state and events ---- */
+
+static uint32_t reason_of(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT: return NEXUS_REASON_TIMEOUT;
+	case -ECONNRESET: return NEXUS_REASON_PEER_CLOSED;
+	case -EPROTO: return NEXUS_REASON_PROTOCOL;
+	case -ESHUTDOWN: return NEXUS_REASON_SHUTDOWN;
+	default: return NEXUS_REASON_IO_ERROR;
+	}
+}
+
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+{
+	unsigned alive = 0;
+	char msg[400];
+
+	for (unsigned i = 0; i < d->nconns; i++)
+		alive += nx_nbdc_conn_usable(d->conns[i]);
+	snprintf(msg, sizeof(msg), "%s: %s%s", d->server, why,
+		 alive ? "" : "; no connection left");
+	if (err == -ETIMEDOUT) {
+		struct nexus_event_info ev = {
+			.size = sizeof(ev),
+			.kind = NEXUS_EVENT_IO_TIMEOUT,
+			.reason = NEXUS_REASON_TIMEOUT,
+			.dev = d->dev,
+			.object = nexus_dev_info_mut(d->dev)->name,
+			.error = -ETIMEDOUT,
+			.old_state = nexus_dev_get_state(d->dev),
+			.new_state = nexus_dev_get_state(d->dev),
+			.peer = d->server,
+			.message = msg,
+		};
+
+		nx_event_emit(d->ctx, &ev);
+	}
+	nexus_dev_set_state(d->dev, alive ? NEXUS_DEV_STATE_DEGRADED
+					  : NEXUS_DEV_STATE_FAULTED,
+			    reason_of(err), msg);
 }
 
 /* ---- crossing reactors ---- */

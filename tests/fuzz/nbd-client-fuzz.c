@@ -105,6 +105,13 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res)
 	abort(); /* a request that was never queued */
 }
 
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+{
+	(void)d;
+	(void)err;
+	(void)why;
+}
+
 void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t flags)
 {
 	bool ok = false;
