@@ -98,8 +98,10 @@ void nexus_ctx_destroy(struct nexus_ctx *ctx)
 	if (!ctx)
 		return;
 	if (nexus_reactor_current()) {
+		nexus_error(-EDEADLK, "nexus_ctx_destroy from a callback would "
+			    "deadlock: refused");
 		nexus_log(ctx, NEXUS_LOG_ERROR,
-			  "nexus_ctx_destroy called from a callback: ignored");
+			  "nexus_ctx_destroy called from a callback: refused");
 		return;
 	}
 	for (;;) {
