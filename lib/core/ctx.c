@@ -115,14 +115,15 @@ void nexus_ctx_destroy(struct nexus_ctx *ctx)
 	if (!ctx)
 		return;
 	if (nexus_reactor_current()) {
-		nexus_error(-EDEADLK, "nexus_ctx_destroy called from a "
-			    "callback: ignored");
-		nexus_log(ctx, NEXUS_LOG_ERROR, "%s", nexus_last_error());
+		nexus_error(-EDEADLK, "nexus_ctx_destroy from a callback would "
+			    "deadlock: refused");
+		nexus_log(ctx, NEXUS_LOG_ERROR,
+			  "nexus_ctx_destroy called from a callback: refused");
 		return;
 	}
 	if (nx_event_on_thread(ctx->events)) {
 		nexus_error(-EDEADLK, "nexus_ctx_destroy called from the "
-			    "context's own event callback: ignored (it waits "
+			    "context's own event callback: refused (it waits "
 			    "for that callback to return)");
 		nexus_log(ctx, NEXUS_LOG_ERROR, "%s", nexus_last_error());
 		return;
