@@ -806,6 +806,66 @@ NEXUS_API int nexus_dev_get_state(const struct nexus_dev *dev);
 
 /**@}*/
 /* ------------------------------------------------------------------ */
+/** @name Live device graphs
+ *
+ * The children of a transform that supports it (a mirror's replicas) can
+ * be attached and detached while I/O runs.  A change is atomic for the
+ * data path: an I/O the parent starts sees the old list or the new one,
+ * never a mix.  A detached child receives no new I/O from its parent,
+ * and detaching waits for the I/O the parent already started on it, so
+ * nothing in flight is lost or touches a device that is gone.
+ * nexus_dev_child() and nexus_dev_child_count() then describe the list
+ * as it is at the time of the call. */
+/**@{*/
+
+/**
+ * @brief Attach an open device as a new child of a running transform.
+ *
+ * @p child must be a top-level device of the same context (opened with
+ * nexus_dev_open(), not served by an export, not part of another stack).
+ * On success its ownership passes to @p parent: it is closed with the
+ * parent, and nexus_dev_close() refuses it (-EBUSY) until it is
+ * detached.  The parent's driver decides what the new child gets (a
+ * mirror starts a rebuild); NEXUS_EVENT_CHILD_ATTACHED is raised.
+ * @param parent a transform whose driver supports attaching
+ * @param child  the device to attach (last in the child list)
+ * @return 0, or -EINVAL (NULL argument, other context, @p parent is
+ *         @p child or below it), -EOPNOTSUPP (the parent's driver cannot
+ *         attach while open), -ENOSPC (the driver's max_children is
+ *         reached), -EBUSY (@p child is not the caller's to give: served
+ *         by an export or owned by a stack), -ESHUTDOWN (@p parent is
+ *         closing), -EDEADLK (called from a reactor thread), -ENOMEM, or
+ *         the driver's refusal (e.g. -EINVAL for a child too small).  On
+ *         error @p child stays the caller's, open and unchanged.
+ * @par Threading: any application thread, including the event callback;
+ *      not from an I/O callback (it waits for every reactor); not
+ *      concurrently with closing @p parent.
+ */
+NEXUS_API int nexus_dev_attach_child(struct nexus_dev *parent,
+				     struct nexus_dev *child);
+
+/**
+ * @brief Detach a child from a running transform and give it back.
+ *
+ * Once it returns 0, @p parent no longer sends I/O to @p child, and the
+ * I/O it sent before has completed.  @p child is a top-level device of
+ * the caller again: close it with nexus_dev_close() or attach it
+ * elsewhere.  NEXUS_EVENT_CHILD_DETACHED is raised.
+ * @param parent a transform whose driver supports detaching
+ * @param child  one of its children
+ * @return 0, or -EINVAL (NULL argument, other context), -ENOENT (not a
+ *         child of @p parent), -EOPNOTSUPP (the driver cannot detach
+ *         while open), -EBUSY (the last child, or one of the driver's
+ *         min_children; or the driver refuses, e.g. the only replica in
+ *         sync), -ESHUTDOWN (@p parent is closing), -EDEADLK (called
+ *         from a reactor thread), -ENOMEM.  On error nothing changed.
+ * @par Threading: as nexus_dev_attach_child().
+ */
+NEXUS_API int nexus_dev_detach_child(struct nexus_dev *parent,
+				     struct nexus_dev *child);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
 /** @name Exports and pipelines */
 /**@{*/
 
