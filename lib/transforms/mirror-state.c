@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "event.h"
 #include "mirror.h"
 
 #define RECORD_MAGIC "nexus-mirror-state 1"
@@ -36,35 +37,52 @@ unsigned mirror_in_sync_count(struct mirror *m)
 void mirror_report(struct mirror *m, int child, int old_state, int new_state,
 		   uint32_t reason, int error)
 {
-	/* The event stream (nexus.h "Events") is not in the core yet: the
-	 * log carries the change; nx_event_emit() joins here. */
-	if (child < 0)
-		nexus_log(m->ctx, NEXUS_LOG_INFO, "%s: %s -> %s",
+	struct nexus_event_info ev = { .size = sizeof(ev) };
+	char msg[160];
+
+	if (child < 0) {
+		snprintf(msg, sizeof(msg), "%u of %u children in sync",
+			 mirror_in_sync_count(m), m->n);
+		/* raises the mirror's DEV_STATE event */
+		nexus_dev_set_state(m->dev, new_state, reason, msg);
+		nexus_log(m->ctx, NEXUS_LOG_INFO, "%s: %s -> %s (%s)",
 			  m->dev->name, nexus_dev_state_name(old_state),
-			  nexus_dev_state_name(new_state));
-	else
-		nexus_log(m->ctx, new_state == NEXUS_DEV_STATE_FAULTED
-					  ? NEXUS_LOG_WARN
-					  : NEXUS_LOG_INFO,
-			  "%s: child %d (%s): %s -> %s (%s%s%s)", m->dev->name,
-			  child, m->c[child].dev->name,
-			  nexus_dev_state_name(old_state),
-			  nexus_dev_state_name(new_state),
-			  nexus_reason_name(reason), error ? ": " : "",
-			  error ? strerror(-error) : "");
+			  nexus_dev_state_name(new_state), msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "child %d: %s -> %s (%s%s%s)", child,
+		 nexus_dev_state_name(old_state),
+		 nexus_dev_state_name(new_state), nexus_reason_name(reason),
+		 error ? ": " : "", error ? strerror(-error) : "");
+	/* a child's state in the mirror: dev is the mirror, child the
+	 * child (its own device state is its driver's) */
+	ev.kind = NEXUS_EVENT_DEV_STATE;
+	ev.reason = reason;
+	ev.dev = m->dev;
+	ev.child = m->c[child].dev;
+	ev.object = m->c[child].dev->name;
+	ev.old_state = old_state;
+	ev.new_state = new_state;
+	ev.error = error;
+	ev.message = msg;
+	nx_event_emit(m->ctx, &ev);
+	nexus_log(m->ctx, new_state == NEXUS_DEV_STATE_FAULTED
+				  ? NEXUS_LOG_WARN
+				  : NEXUS_LOG_INFO,
+		  "%s: %s %s", m->dev->name, m->c[child].dev->name, msg);
 }
 
 /* The mirror's own state from its children's (m->lock held). */
-static void update_mirror_state(struct mirror *m)
+static void update_mirror_state(struct mirror *m, uint32_t reason)
 {
 	unsigned k = mirror_in_sync_count(m);
 	int want = k == m->n ? NEXUS_DEV_STATE_ONLINE
 		   : k	     ? NEXUS_DEV_STATE_DEGRADED
 			     : NEXUS_DEV_STATE_FAULTED;
-	int old = atomic_exchange(&m->dev->state, want);
+	int old = nexus_dev_get_state(m->dev);
 
 	if (old != want)
-		mirror_report(m, -1, old, want, NEXUS_REASON_NONE, 0);
+		mirror_report(m, -1, old, want, reason, 0);
 }
 
 bool mirror_set_child(struct mirror *m, unsigned i, int state,
@@ -94,7 +112,7 @@ bool mirror_set_child(struct mirror *m, unsigned i, int state,
 	    state != NEXUS_DEV_STATE_REBUILDING &&
 	    state != NEXUS_DEV_STATE_ONLINE)
 		nexus_copy_cancel(m->job);
-	update_mirror_state(m);
+	update_mirror_state(m, reason);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	mirror_report(m, (int)i, old, state, reason, error);
@@ -225,8 +243,10 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 	}
 	atomic_store(&m->gen_want, gen + 1);
 	atomic_store(&m->gen_done, gen);
-	atomic_store(&m->dev->state, mask == all ? NEXUS_DEV_STATE_ONLINE
-						 : NEXUS_DEV_STATE_DEGRADED);
+	if (mask != all)
+		nexus_dev_set_state(m->dev, NEXUS_DEV_STATE_DEGRADED,
+				    NEXUS_REASON_NONE,
+				    "children out of sync at open");
 	return 0;
 }
 

@@ -257,13 +257,77 @@ static void test_control(struct nexus_ctx *ctx)
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
+struct seen {
+	pthread_mutex_t lock;
+	int child_faulted, mirror_degraded, child_online, mirror_online;
+};
+
+static void on_event(void *ud, const struct nexus_event_info *ev)
+{
+	struct seen *s = ud;
+
+	if (ev->kind != NEXUS_EVENT_DEV_STATE)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (ev->child && ev->new_state == NEXUS_DEV_STATE_FAULTED &&
+	    ev->reason == NEXUS_REASON_IO_ERROR && ev->error == -EIO)
+		s->child_faulted++;
+	if (ev->child && ev->new_state == NEXUS_DEV_STATE_ONLINE &&
+	    ev->old_state == NEXUS_DEV_STATE_REBUILDING)
+		s->child_online++;
+	if (!ev->child && ev->new_state == NEXUS_DEV_STATE_DEGRADED)
+		s->mirror_degraded++;
+	if (!ev->child && ev->new_state == NEXUS_DEV_STATE_ONLINE &&
+	    ev->old_state == NEXUS_DEV_STATE_DEGRADED)
+		s->mirror_online++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A fault and a rebuild raise the child's and the mirror's DEV_STATE
+ * events, each once. */
+static void test_events(struct nexus_ctx *unused)
+{
+	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
+	static struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0 };
+	struct nexus_ctx *ctx;
+	struct nexus_dev *dev;
+	struct nexus_mirror_rebuild rb = NEXUS_MIRROR_REBUILD_INIT;
+
+	(void)unused;
+	o.reactors = 1;
+	o.event_fn = on_event;
+	o.event_user_data = &s;
+	CHECK_RC(nexus_ctx_create(&o, &ctx), 0);
+	CHECK_RC(nexus_dev_open(ctx, "( mem:size=4M | fault:enable=off ; "
+				"mem:size=4M ) | mirror:assume-clean=on", &dev),
+		 0);
+	CHECK_RC(nexus_dev_control(dev, "fault.enable", "on"), 0);
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 0, 0), 4096);
+	CHECK_RC(nexus_dev_control(dev, "fault.enable", "off"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.0", "online"), 0);
+	for (int i = 0; i < 1000; i++) {
+		CHECK_RC(nexus_mirror_get_rebuild(dev, &rb), 0);
+		if (rb.completed)
+			break;
+		usleep(10000);
+	}
+	CHECK(rb.completed == 1);
+	CHECK_RC(nexus_dev_close(dev), 0);
+	nexus_ctx_destroy(ctx); /* delivers what is queued */
+	printf("events: child faulted %d, degraded %d, child online %d, "
+	       "mirror online %d\n", s.child_faulted, s.mirror_degraded,
+	       s.child_online, s.mirror_online);
+	CHECK(s.child_faulted == 1 && s.mirror_degraded == 1);
+	CHECK(s.child_online == 1 && s.mirror_online == 1);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct nexus_ctx *);
 } tests[] = {
 	{ "open", test_open },	     { "fanout", test_fanout },
 	{ "fault", test_fault },     { "timeout", test_timeout },
-	{ "control", test_control },
+	{ "control", test_control }, { "events", test_events },
 };
 
 int main(int argc, char **argv)
