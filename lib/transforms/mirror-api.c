@@ -28,6 +28,8 @@ int nexus_mirror_get_child(struct nexus_dev *dev, unsigned i,
 	struct nexus_mirror_child c = { .size = sizeof(c) };
 	struct mirror *m;
 	struct mirror_child *mc;
+	unsigned n;
+	int slot;
 
 	if (!dev || !out)
 		return nexus_error(-EINVAL, "nexus_mirror_get_child: NULL "
@@ -38,10 +40,14 @@ int nexus_mirror_get_child(struct nexus_dev *dev, unsigned i,
 				   "set (use NEXUS_MIRROR_CHILD_INIT)");
 	if (!(m = find(dev, "nexus_mirror_get_child")))
 		return -ENOENT;
-	if (i >= m->n)
+	pthread_mutex_lock(&m->lock);
+	slot = mirror_slot(m, i);
+	n = m->active;
+	pthread_mutex_unlock(&m->lock);
+	if (slot < 0)
 		return nexus_error(-ENOENT, "nexus_mirror_get_child: child %u: "
-				   "the mirror has %u", i, m->n);
-	mc = &m->c[i];
+				   "the mirror has %u", i, n);
+	mc = &m->c[slot];
 	c.dev = mc->dev;
 	c.state = atomic_load(&mc->state);
 	c.reason = atomic_load(&mc->reason);
@@ -52,9 +58,9 @@ int nexus_mirror_get_child(struct nexus_dev *dev, unsigned i,
 	c.errors = atomic_load(&mc->errors);
 	c.timeouts = atomic_load(&mc->timeouts);
 	c.in_flight = atomic_load(&mc->in_flight);
-	c.dirty_bytes = mirror_dirty_bytes(m, i);
+	c.dirty_bytes = mirror_dirty_bytes(m, (unsigned)slot);
 	memcpy(out, &c, sizeof(c));
-	return (int)m->n;
+	return (int)n;
 }
 
 int nexus_mirror_get_rebuild(struct nexus_dev *dev,
@@ -73,7 +79,9 @@ int nexus_mirror_get_rebuild(struct nexus_dev *dev,
 	if (!(m = find(dev, "nexus_mirror_get_rebuild")))
 		return -ENOENT;
 	pthread_mutex_lock(&m->lock);
-	out->child = m->rebuild_child;
+	out->child = m->rebuild_child < 0
+			     ? -1
+			     : (int)mirror_rank(m, (unsigned)m->rebuild_child);
 	out->partial = m->rebuild_partial;
 	out->completed = m->rebuilds_done;
 	out->last_result = m->rebuild_result;

@@ -129,7 +129,7 @@ static void timer_fn(struct nexus_cqe_handler *ev, int res, uint32_t fl)
 		struct mirror_io *mio = rs->thead;
 
 		timed_del(rs, mio);
-		for (unsigned c = 0; c < rs->m->n && mio; c++) {
+		for (unsigned c = 0; c < mirror_slots(rs->m) && mio; c++) {
 			struct mirror_leg *leg = mio->legs[c];
 			bool last = mio->io->op == NEXUS_OP_READ ||
 				    mio->pending == 1;
@@ -312,19 +312,19 @@ static int pick_reader(struct mirror *m, uint32_t tried)
 {
 	int policy = atomic_load_explicit(&m->read_policy,
 					  memory_order_relaxed);
-	unsigned start, best = m->n;
+	unsigned n = mirror_slots(m), start, best = n;
 	uint64_t least = UINT64_MAX;
 
 	if (policy == MIRROR_READ_PREFER) {
 		unsigned p = atomic_load_explicit(&m->prefer,
 						  memory_order_relaxed);
 
-		if (p < m->n && !(tried & (1u << p)) && mirror_in_sync(m, p))
+		if (p < n && !(tried & (1u << p)) && mirror_in_sync(m, p))
 			return (int)p;
 	}
 	start = atomic_fetch_add_explicit(&m->rr, 1, memory_order_relaxed);
-	for (unsigned k = 0; k < m->n; k++) {
-		unsigned c = (start + k) % m->n;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned c = (start + k) % n;
 		uint64_t f;
 
 		if ((tried & (1u << c)) || !mirror_in_sync(m, c))
@@ -338,7 +338,7 @@ static int pick_reader(struct mirror *m, uint32_t tried)
 			best = c;
 		}
 	}
-	return best < m->n ? (int)best : -1;
+	return best < n ? (int)best : -1;
 }
 
 /* Read from an in-sync child not tried yet; with none left, fail with
@@ -353,7 +353,7 @@ static void read_next(struct mirror_io *mio)
 		mio->start_ns = nx_now_ns();
 		timed_add(mio->io->rstate, mio);
 	}
-	for (unsigned tries = 0; tries < m->n; tries++) {
+	for (unsigned tries = 0; tries < MIRROR_SLOTS; tries++) {
 		c = pick_reader(m, mio->tried);
 		if (c < 0)
 			break;
@@ -374,22 +374,24 @@ void mirror_write_start(struct mirror_io *mio)
 	struct nexus_io *io = mio->io;
 	struct mirror *m = ((struct mirror_rstate *)io->rstate)->m;
 	uint32_t targets = 0;
+	unsigned n = mirror_slots(m);
 	int err;
 
 	if (atomic_load_explicit(&m->timeout_ns, memory_order_relaxed)) {
 		mio->start_ns = nx_now_ns();
 		timed_add(io->rstate, mio);
 	}
-	for (unsigned c = 0; c < m->n; c++) {
+	for (unsigned c = 0; c < n; c++) {
 		if (mirror_writable(m, c))
 			targets |= 1u << c;
-		else if (ranged(io))
+		else if (ranged(io) &&
+			 atomic_load(&m->c[c].state) != MIRROR_REMOVED)
 			mirror_dirty_mark(m, c, io->offset, io->length);
 	}
 	/* one extra count while the legs are started: none can finish the
 	 * I/O before the last is out */
 	mio->pending = 1;
-	for (unsigned c = 0; c < m->n; c++) {
+	for (unsigned c = 0; c < n; c++) {
 		if (!(targets & (1u << c)))
 			continue;
 		mio->pending++;

@@ -327,6 +327,11 @@ static void done_fn(void *ud, int result)
 		mirror_set_child(m, i, NEXUS_DEV_STATE_FAULTED,
 				 NEXUS_REASON_REBUILD_FAILED, m->rebuild_result,
 				 true);
+	/* finished means recorded: the child is in sync in the record too */
+	if (mirror_wait_durable(m))
+		nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: cannot record the "
+			  "end of the rebuild: %s", m->dev->name,
+			  nexus_last_error());
 	pthread_mutex_lock(&m->lock);
 	m->rebuild_child = -1;
 	pthread_cond_broadcast(&m->cond);
@@ -353,6 +358,9 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 
 	if (s == NEXUS_DEV_STATE_ONLINE || s == NEXUS_DEV_STATE_REBUILDING)
 		return 0;
+	if (s == MIRROR_REMOVED)
+		return nexus_error(-ENOENT, "%s: that child was detached",
+				   m->dev->name);
 	if (nexus_reactor_current())
 		return nexus_error(-EDEADLK, "%s: a rebuild starts from an "
 				   "application thread", m->dev->name);

@@ -42,7 +42,7 @@ void mirror_report(struct mirror *m, int child, int old_state, int new_state,
 
 	if (child < 0) {
 		snprintf(msg, sizeof(msg), "%u of %u children in sync",
-			 mirror_in_sync_count(m), m->n);
+			 mirror_in_sync_count(m), m->active);
 		/* raises the mirror's DEV_STATE event */
 		nexus_dev_set_state(m->dev, new_state, reason, msg);
 		nexus_log(m->ctx, NEXUS_LOG_INFO, "%s: %s -> %s (%s)",
@@ -50,7 +50,8 @@ void mirror_report(struct mirror *m, int child, int old_state, int new_state,
 			  nexus_dev_state_name(new_state), msg);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "child %d: %s -> %s (%s%s%s)", child,
+	snprintf(msg, sizeof(msg), "child %u: %s -> %s (%s%s%s)",
+		 mirror_rank(m, (unsigned)child),
 		 nexus_dev_state_name(old_state),
 		 nexus_dev_state_name(new_state), nexus_reason_name(reason),
 		 error ? ": " : "", error ? strerror(-error) : "");
@@ -72,11 +73,10 @@ void mirror_report(struct mirror *m, int child, int old_state, int new_state,
 		  "%s: %s %s", m->dev->name, m->c[child].dev->name, msg);
 }
 
-/* The mirror's own state from its children's (m->lock held). */
-static void update_mirror_state(struct mirror *m, uint32_t reason)
+void mirror_update_state(struct mirror *m, uint32_t reason)
 {
 	unsigned k = mirror_in_sync_count(m);
-	int want = k == m->n ? NEXUS_DEV_STATE_ONLINE
+	int want = k == m->active ? NEXUS_DEV_STATE_ONLINE
 		   : k	     ? NEXUS_DEV_STATE_DEGRADED
 			     : NEXUS_DEV_STATE_FAULTED;
 	int old = nexus_dev_get_state(m->dev);
@@ -112,7 +112,7 @@ bool mirror_set_child(struct mirror *m, unsigned i, int state,
 	    state != NEXUS_DEV_STATE_REBUILDING &&
 	    state != NEXUS_DEV_STATE_ONLINE)
 		nexus_copy_cancel(m->job);
-	update_mirror_state(m, reason);
+	mirror_update_state(m, reason);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	mirror_report(m, (int)i, old, state, reason, error);
@@ -138,13 +138,15 @@ static size_t encode(struct mirror *m, uint64_t gen, char *buf, size_t cap)
 	size_t len = (size_t)snprintf(buf, cap,
 				      RECORD_MAGIC "\ngeneration %llu\n"
 				      "children %u\n",
-				      (unsigned long long)gen, m->n);
+				      (unsigned long long)gen, m->active);
 
-	for (unsigned i = 0; i < m->n && len < cap; i++)
+	for (unsigned r = 0, i; r < m->active && len < cap; r++) {
+		i = (unsigned)mirror_slot(m, r);
 		len += (size_t)snprintf(buf + len, cap - len, "child %u %s %s\n",
-					i, mirror_in_sync(m, i) ? "in-sync"
+					r, mirror_in_sync(m, i) ? "in-sync"
 								: "out-of-sync",
 					m->c[i].dev->name);
+	}
 	return len < cap ? len : cap;
 }
 
@@ -297,12 +299,21 @@ static void release(struct mirror *m, uint64_t gen, int err)
 	pthread_mutex_lock(&m->lock);
 }
 
-static int put_record(struct mirror *m, uint64_t gen)
+/* Encode the current states (m->lock held, or no other thread yet)
+ * into m->recbuf; its length, or 0 when it does not fit. */
+static size_t encode_now(struct mirror *m, uint64_t gen)
 {
-	char buf[4096];
-	size_t len = encode(m, gen, buf, sizeof(buf));
+	size_t len = encode(m, gen, m->recbuf, NX_STORE_MAX);
 
-	return nx_store_put(m->store, buf, len);
+	return len < NX_STORE_MAX ? len : 0;
+}
+
+static int put_encoded(struct mirror *m, size_t len)
+{
+	if (!len)
+		return nexus_error(-EFBIG, "%s: the state record is larger "
+				   "than %d bytes", m->dev->name, NX_STORE_MAX);
+	return nx_store_put(m->store, m->recbuf, len);
 }
 
 static void *store_main(void *arg)
@@ -312,6 +323,7 @@ static void *store_main(void *arg)
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
 		uint64_t g = atomic_load(&m->gen_want);
+		size_t len;
 		int rc;
 
 		if (atomic_load(&m->gen_done) >= g) {
@@ -320,8 +332,9 @@ static void *store_main(void *arg)
 			pthread_cond_wait(&m->cond, &m->lock);
 			continue;
 		}
+		len = encode_now(m, g); /* the states under the lock */
 		pthread_mutex_unlock(&m->lock);
-		rc = put_record(m, g);
+		rc = put_encoded(m, len);
 		pthread_mutex_lock(&m->lock);
 		if (!rc) {
 			atomic_store(&m->gen_done, g);
@@ -355,7 +368,10 @@ int mirror_state_start(struct mirror *m)
 
 	if (!m->store)
 		return 0;
-	rc = put_record(m, g);
+	m->recbuf = malloc(NX_STORE_MAX);
+	if (!m->recbuf)
+		return nexus_error(-ENOMEM, "out of memory");
+	rc = put_encoded(m, encode_now(m, g));
 	if (rc)
 		return rc;
 	atomic_store(&m->gen_done, g);

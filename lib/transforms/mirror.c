@@ -128,6 +128,7 @@ static void inherit(struct nexus_dev *dev, struct mirror *m)
 static void mirror_free(struct mirror *m)
 {
 	nx_store_close(m->store);
+	free(m->recbuf);
 	mirror_dirty_free(m);
 	free(m->rstates);
 	pthread_mutex_destroy(&m->lock);
@@ -171,7 +172,7 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		return nexus_error(-ENOMEM, "out of memory");
 	m->dev = dev;
 	m->ctx = nexus_dev_ctx(dev);
-	m->n = nexus_dev_child_count(dev);
+	m->n = m->active = nexus_dev_child_count(dev);
 	m->rebuild_child = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
@@ -224,28 +225,32 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 static int control_child(struct mirror *m, const char *num, const char *v)
 {
 	char *end;
-	unsigned long i = strtoul(num, &end, 10);
-	int rc;
+	unsigned long rank = strtoul(num, &end, 10);
+	int rc, i;
 
-	if (!*num || *end || i >= m->n)
+	pthread_mutex_lock(&m->lock);
+	i = *num && !*end && rank < MIRROR_SLOTS ? mirror_slot(m, (unsigned)rank)
+						 : -1;
+	pthread_mutex_unlock(&m->lock);
+	if (i < 0)
 		return nexus_error(-ENOENT, "%s: no child '%s' (0..%u)",
-				   m->dev->name, num, m->n - 1);
+				   m->dev->name, num, m->active - 1);
 	if (!strcmp(v, "online"))
 		return mirror_rebuild_start(m, (unsigned)i);
 	if (strcmp(v, "offline") && strcmp(v, "fault"))
 		return nexus_error(-EINVAL, "%s: child.%lu=%s: expected "
-				   "online, offline or fault", m->dev->name, i,
-				   v);
+				   "online, offline or fault", m->dev->name,
+				   rank, v);
 	if (!mirror_set_child(m, (unsigned)i,
 			      !strcmp(v, "offline") ? NEXUS_DEV_STATE_OFFLINE
 						    : NEXUS_DEV_STATE_FAULTED,
 			      NEXUS_REASON_USER, 0, false))
 		return nexus_error(-EBUSY, "%s: child %lu is the last one in "
-				   "sync", m->dev->name, i);
+				   "sync", m->dev->name, rank);
 	rc = mirror_wait_durable(m);
 	return rc ? nexus_error(rc, "%s: child %lu is %s, but the state "
 				"record could not be written", m->dev->name,
-				i, v)
+				rank, v)
 		  : 0;
 }
 
@@ -284,12 +289,20 @@ static int mirror_control(struct nexus_dev *dev, const char *key,
 	if (!strcmp(key, "prefer") || !strcmp(key, "timeout-ms")) {
 		bool pref = !strcmp(key, "prefer");
 
+		int slot = -1;
+
+		if (!nx_parse_u64(value, false, &u) && pref &&
+		    u < MIRROR_SLOTS) {
+			pthread_mutex_lock(&m->lock);
+			slot = mirror_slot(m, (unsigned)u);
+			pthread_mutex_unlock(&m->lock);
+		}
 		if (nx_parse_u64(value, false, &u) ||
-		    (pref ? u >= m->n : u > 3600000))
+		    (pref ? slot < 0 : u > 3600000))
 			return nexus_error(-EINVAL, "%s: %s=%s: out of range",
 					   dev->name, key, value);
 		if (pref)
-			atomic_store(&m->prefer, (unsigned)u);
+			atomic_store(&m->prefer, (unsigned)slot);
 		else
 			atomic_store(&m->timeout_ns, u * 1000000);
 		return 0;
@@ -317,4 +330,6 @@ const struct nexus_driver nx_driver_mirror = {
 	.reactor_fini = mirror_reactor_fini,
 	.submit = mirror_submit,
 	.control = mirror_control,
+	.child_attach = mirror_child_attach,
+	.child_detach = mirror_child_detach,
 };

@@ -17,6 +17,12 @@ struct mirror_io;
 struct mirror_rstate;
 struct mirror_chunk;
 
+/* Slots of children: attached children take new slots, detached ones
+ * keep theirs (state MIRROR_REMOVED), so up to twice the core's limit. */
+#define MIRROR_SLOTS (2 * NX_MAX_CHILDREN)
+/* State of a slot whose child was detached. */
+#define MIRROR_REMOVED (-1)
+
 enum mirror_read_policy {
 	MIRROR_READ_RR = 0,	 /* round robin over in-sync children */
 	MIRROR_READ_LEAST = 1,	 /* fewest requests in flight */
@@ -47,8 +53,9 @@ struct mirror_range {
 struct mirror {
 	struct nexus_dev *dev;
 	struct nexus_ctx *ctx;
-	unsigned n;
-	struct mirror_child c[NX_MAX_CHILDREN];
+	unsigned n;	 /* slots used; only grows (release store) */
+	unsigned active; /* slots not removed (m->lock) */
+	struct mirror_child c[MIRROR_SLOTS];
 	uint64_t size;
 	unsigned region_shift;
 	uint64_t nregions;
@@ -65,6 +72,7 @@ struct mirror {
 
 	/* durable record (mirror-state.c) */
 	struct nx_store *store;
+	char *recbuf;		    /* NX_STORE_MAX bytes, the record's */
 	_Atomic uint64_t gen_want;  /* generation of the current states */
 	uint64_t gen_failed;	    /* generation whose put failed */
 	_Atomic uint64_t gen_done;  /* generation known durable */
@@ -106,10 +114,27 @@ struct mirror_io {
 	unsigned pending;  /* legs outstanding */
 	unsigned ok_insync;
 	int err;
-	uint32_t tried;	   /* reads: children tried */
+	uint32_t tried;	   /* reads: slots tried */
 	bool timed, tracked, failed_child;
 	struct mirror_leg *legs[NX_MAX_CHILDREN];
 };
+
+/* Slots in use, for the data path (an attach may add one). */
+static inline unsigned mirror_slots(struct mirror *m)
+{
+	return __atomic_load_n(&m->n, __ATOMIC_ACQUIRE);
+}
+
+/* ---- mirror-graph.c ---- */
+/* Slot of the child at @p rank among those not removed (the order of
+ * the core's child list, of the record and of the listing), or -1. */
+NX_HIDDEN int mirror_slot(struct mirror *m, unsigned rank);
+/* Rank of slot @p slot (see mirror_slot()). */
+NX_HIDDEN unsigned mirror_rank(struct mirror *m, unsigned slot);
+NX_HIDDEN int mirror_child_attach(struct nexus_dev *dev,
+				  struct nexus_dev *child);
+NX_HIDDEN int mirror_child_detach(struct nexus_dev *dev,
+				  struct nexus_dev *child);
 
 /* ---- mirror-state.c ---- */
 /* Child @p i is in sync (a read source) now. */
@@ -126,6 +151,9 @@ static inline bool mirror_writable(struct mirror *m, unsigned i)
 	return s == NEXUS_DEV_STATE_ONLINE || s == NEXUS_DEV_STATE_REBUILDING;
 }
 NX_HIDDEN unsigned mirror_in_sync_count(struct mirror *m);
+/* The mirror's own state from its children's, with an event when it
+ * changes (m->lock held). */
+NX_HIDDEN void mirror_update_state(struct mirror *m, uint32_t reason);
 /* Change child @p i's state (m->lock held by the caller when @p locked).
  * Leaving or joining the in-sync set bumps the record's generation.
  * Refuses (false) to take the last in-sync child out unless @p force. */

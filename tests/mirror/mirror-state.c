@@ -351,13 +351,78 @@ static void test_concurrent(struct nexus_ctx *ctx)
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
+/* Children @p a and @p b (listing order) hold the same @p size bytes. */
+static void same_pair(struct nexus_dev *dev, unsigned a, unsigned b,
+		      uint64_t size)
+{
+	struct nexus_dev *da = child(dev, a).dev, *db = child(dev, b).dev;
+
+	for (uint64_t off = 0; off < size; off += sizeof(buf)) {
+		CHECK_RC(nexus_dev_pread(da, buf, sizeof(buf), off),
+			 sizeof(buf));
+		CHECK_RC(nexus_dev_pread(db, back, sizeof(back), off),
+			 sizeof(back));
+		CHECK(!memcmp(buf, back, sizeof(buf)));
+	}
+}
+
+/* A child attached while open is rebuilt fully and joins the record; a
+ * detached one leaves it; the only child in sync stays. */
+static void test_attach(struct nexus_ctx *ctx)
+{
+	struct nexus_dev *dev, *x, *small, *first;
+	struct nexus_mirror_rebuild rb;
+
+	dev = open_pl(ctx, "( mem:size=8M ; mem:size=8M ) | mirror:"
+		      "assume-clean=on,state=@/rec5", 0);
+	for (uint64_t off = 0; off < 8 * MB; off += sizeof(buf)) {
+		fill(buf, sizeof(buf), (unsigned)(off >> 18) + 40);
+		CHECK_RC(nexus_dev_pwrite(dev, buf, sizeof(buf), off, 0),
+			 sizeof(buf));
+	}
+	CHECK_RC(nexus_dev_open(ctx, "mem:size=4M", &small), 0);
+	CHECK_RC(nexus_dev_attach_child(dev, small), -EINVAL);
+	CHECK(strstr(nexus_last_error(), "smaller"));
+	CHECK_RC(nexus_dev_close(small), 0);
+	CHECK_RC(nexus_dev_open(ctx, "mem:size=16M", &x), 0);
+	CHECK_RC(nexus_dev_attach_child(dev, x), 0);
+	CHECK(nexus_mirror_get_child(dev, 2, &(struct nexus_mirror_child)
+				     NEXUS_MIRROR_CHILD_INIT) == 3);
+	CHECK(child(dev, 2).dev == x);
+	rb = wait_rebuild(dev, 1);
+	CHECK(!rb.partial && rb.progress.bytes_total == 8 * MB);
+	CHECK(child(dev, 2).state == NEXUS_DEV_STATE_ONLINE);
+	CHECK(strstr(slurp(path("rec5")), "children 3\n"));
+	CHECK(strstr(slurp(path("rec5")), "child 2 in-sync mem:size=16M"));
+	same_pair(dev, 0, 2, 8 * MB);
+	/* detach the first: the others move up */
+	first = child(dev, 0).dev;
+	CHECK_RC(nexus_dev_detach_child(dev, first), 0);
+	CHECK(nexus_mirror_get_child(dev, 0, &(struct nexus_mirror_child)
+				     NEXUS_MIRROR_CHILD_INIT) == 2);
+	CHECK(child(dev, 1).dev == x);
+	CHECK(strstr(slurp(path("rec5")), "children 2\n"));
+	CHECK(strstr(slurp(path("rec5")), "child 1 in-sync mem:size=16M"));
+	CHECK_RC(nexus_dev_get_state(dev), NEXUS_DEV_STATE_ONLINE);
+	CHECK_RC(nexus_dev_close(first), 0);
+	for (int i = 0; i < 20; i++) {
+		fill(buf, 65536, 40);
+		CHECK_RC(nexus_dev_pread(dev, back, 65536, 0), 65536);
+		CHECK(!memcmp(back, buf, 65536));
+	}
+	/* the only child in sync cannot go */
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.0", "offline"), 0);
+	CHECK_RC(nexus_dev_detach_child(dev, x), -EBUSY);
+	CHECK_RC(nexus_dev_close(dev), 0);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct nexus_ctx *);
 } tests[] = {
 	{ "record", test_record },   { "fault-recorded", test_fault_recorded },
 	{ "full", test_full },	     { "partial", test_partial },
-	{ "concurrent", test_concurrent },
+	{ "concurrent", test_concurrent }, { "attach", test_attach },
 };
 
 static void cleanup(void)
