@@ -1502,6 +1502,9 @@ struct nexus_mirror_rebuild {
 	/** The copy's progress: of the running rebuild, else the final one
 	 *  of the last (bytes_done, bytes_total, data_bytes, rate, ...). */
 	struct nexus_copy_progress progress;
+	/** Running rebuild: estimated milliseconds left at its average
+	 *  rate (UINT64_MAX while unknown); else 0. */
+	uint64_t eta_ms;
 };
 
 /** Designated initialiser for struct nexus_mirror_rebuild. */

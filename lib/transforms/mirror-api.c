@@ -93,5 +93,10 @@ int nexus_mirror_get_rebuild(struct nexus_dev *dev,
 	pthread_mutex_unlock(&m->lock);
 	out->progress = p;
 	out->progress.size = sizeof(p);
+	out->eta_ms = 0;
+	if (job)
+		out->eta_ms = !p.rate ? UINT64_MAX
+			      : (uint64_t)((double)(p.bytes_total - p.bytes_done) *
+					   1000.0 / (double)p.rate);
 	return 0;
 }

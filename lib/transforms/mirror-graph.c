@@ -150,7 +150,7 @@ int mirror_child_detach(struct nexus_dev *dev, struct nexus_dev *child)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	mirror_report(m, slot, old, NEXUS_DEV_STATE_OFFLINE, NEXUS_REASON_USER,
-		      0);
+		      0, NULL);
 	rc = mirror_wait_durable(m);
 	if (rc)
 		nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: %s detached, but the "

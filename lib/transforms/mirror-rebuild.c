@@ -22,6 +22,7 @@
  * sync at open): its rebuild is then full, and the log says why. */
 #include "config.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -322,11 +323,11 @@ static void done_fn(void *ud, int result)
 		  (unsigned long long)p.zero_bytes, (double)p.elapsed_ns / 1e9);
 	if (ok)
 		mirror_set_child(m, i, NEXUS_DEV_STATE_ONLINE,
-				 NEXUS_REASON_NONE, 0, true);
+				 NEXUS_REASON_NONE, 0, true, NULL);
 	else if (atomic_load(&m->c[i].state) == NEXUS_DEV_STATE_REBUILDING)
 		mirror_set_child(m, i, NEXUS_DEV_STATE_FAULTED,
 				 NEXUS_REASON_REBUILD_FAILED, m->rebuild_result,
-				 true);
+				 true, NULL);
 	/* finished means recorded: the child is in sync in the record too */
 	if (mirror_wait_durable(m))
 		nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: cannot record the "
@@ -354,6 +355,7 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 	struct nexus_copy_opts o = NEXUS_COPY_OPTS_INIT;
 	struct nexus_copy *job;
 	int s = atomic_load(&m->c[i].state), rc;
+	char note[160];
 	bool partial;
 
 	if (s == NEXUS_DEV_STATE_ONLINE || s == NEXUS_DEV_STATE_REBUILDING)
@@ -382,11 +384,13 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 	nexus_copy_destroy(m->job); /* the previous, finished one */
 	m->job = NULL;
 	partial = atomic_load(&m->c[i].dirty_valid);
-	if (!partial)
-		nexus_log(m->ctx, NEXUS_LOG_WARN, "%s: child %u: full rebuild: "
-			  "%s", m->dev->name, i,
-			  "its dirty-region map does not cover what it missed "
-			  "(out of sync at open, or a failed flush)");
+	if (partial)
+		snprintf(note, sizeof(note), "partial rebuild of %llu bytes",
+			 (unsigned long long)mirror_dirty_bytes(m, i));
+	else
+		snprintf(note, sizeof(note), "full rebuild: no dirty-region "
+			 "map covers what it missed (out of sync at open, "
+			 "newly attached, or a failed flush)");
 	m->rebuild_partial = partial;
 	m->rebuild_next = 0;
 	o.rate_limit = atomic_load(&m->rate);
@@ -398,14 +402,14 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 	if (!rc) {
 		/* from here the child gets every write, under range locks */
 		mirror_set_child(m, i, NEXUS_DEV_STATE_REBUILDING,
-				 NEXUS_REASON_USER, 0, true);
+				 NEXUS_REASON_USER, 0, true, note);
 		atomic_store(&m->tracking, true);
 		m->job = job;
 		rc = nexus_copy_start(job, done_fn, m);
 		if (rc) {
 			atomic_store(&m->tracking, false);
 			mirror_set_child(m, i, NEXUS_DEV_STATE_FAULTED,
-					 NEXUS_REASON_REBUILD_FAILED, rc, true);
+					 NEXUS_REASON_REBUILD_FAILED, rc, true, NULL);
 		}
 	}
 	if (rc) {

@@ -35,10 +35,10 @@ unsigned mirror_in_sync_count(struct mirror *m)
 }
 
 void mirror_report(struct mirror *m, int child, int old_state, int new_state,
-		   uint32_t reason, int error)
+		   uint32_t reason, int error, const char *note)
 {
 	struct nexus_event_info ev = { .size = sizeof(ev) };
-	char msg[160];
+	char msg[320];
 
 	if (child < 0) {
 		snprintf(msg, sizeof(msg), "%u of %u children in sync",
@@ -50,11 +50,12 @@ void mirror_report(struct mirror *m, int child, int old_state, int new_state,
 			  nexus_dev_state_name(new_state), msg);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "child %u: %s -> %s (%s%s%s)",
+	snprintf(msg, sizeof(msg), "child %u: %s -> %s (%s%s%s)%s%s",
 		 mirror_rank(m, (unsigned)child),
 		 nexus_dev_state_name(old_state),
 		 nexus_dev_state_name(new_state), nexus_reason_name(reason),
-		 error ? ": " : "", error ? strerror(-error) : "");
+		 error ? ": " : "", error ? strerror(-error) : "",
+		 note ? ": " : "", note ? note : "");
 	/* a child's state in the mirror: dev is the mirror, child the
 	 * child (its own device state is its driver's) */
 	ev.kind = NEXUS_EVENT_DEV_STATE;
@@ -82,11 +83,11 @@ void mirror_update_state(struct mirror *m, uint32_t reason)
 	int old = nexus_dev_get_state(m->dev);
 
 	if (old != want)
-		mirror_report(m, -1, old, want, reason, 0);
+		mirror_report(m, -1, old, want, reason, 0, NULL);
 }
 
 bool mirror_set_child(struct mirror *m, unsigned i, int state,
-		      uint32_t reason, int error, bool force)
+		      uint32_t reason, int error, bool force, const char *note)
 {
 	struct mirror_child *c = &m->c[i];
 	int old;
@@ -115,7 +116,7 @@ bool mirror_set_child(struct mirror *m, unsigned i, int state,
 	mirror_update_state(m, reason);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
-	mirror_report(m, (int)i, old, state, reason, error);
+	mirror_report(m, (int)i, old, state, reason, error, note);
 	return true;
 }
 
@@ -128,7 +129,7 @@ bool mirror_fault_child(struct mirror *m, unsigned i, int err, bool timeout)
 	if (!mirror_writable(m, i))
 		return true; /* already out */
 	return mirror_set_child(m, i, NEXUS_DEV_STATE_FAULTED, reason, err,
-				false);
+				false, NULL);
 }
 
 /* ---- the record ---- */

@@ -244,7 +244,7 @@ static int control_child(struct mirror *m, const char *num, const char *v)
 	if (!mirror_set_child(m, (unsigned)i,
 			      !strcmp(v, "offline") ? NEXUS_DEV_STATE_OFFLINE
 						    : NEXUS_DEV_STATE_FAULTED,
-			      NEXUS_REASON_USER, 0, false))
+			      NEXUS_REASON_USER, 0, false, NULL))
 		return nexus_error(-EBUSY, "%s: child %lu is the last one in "
 				   "sync", m->dev->name, rank);
 	rc = mirror_wait_durable(m);

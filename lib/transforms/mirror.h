@@ -156,9 +156,11 @@ NX_HIDDEN unsigned mirror_in_sync_count(struct mirror *m);
 NX_HIDDEN void mirror_update_state(struct mirror *m, uint32_t reason);
 /* Change child @p i's state (m->lock held by the caller when @p locked).
  * Leaving or joining the in-sync set bumps the record's generation.
- * Refuses (false) to take the last in-sync child out unless @p force. */
+ * Refuses (false) to take the last in-sync child out unless @p force.
+ * @p note (or NULL) is added to the event's message. */
 NX_HIDDEN bool mirror_set_child(struct mirror *m, unsigned i, int state,
-				uint32_t reason, int error, bool force);
+				uint32_t reason, int error, bool force,
+				const char *note);
 /* A child's I/O failed with @p err: fault it (reason from the errno,
  * timeouts from @p timeout); false if it is the last in-sync child. */
 NX_HIDDEN bool mirror_fault_child(struct mirror *m, unsigned i, int err,
@@ -212,8 +214,10 @@ NX_HIDDEN void mirror_reactor_fini(struct nexus_dev *dev,
  * out, their children hung. */
 NX_HIDDEN bool mirror_rstates_free(struct mirror *m, unsigned wait_ms);
 
-/* Log a state change (and, with the event stream, emit it). */
+/* Log a state change and raise its event; @p note (or NULL) is added
+ * to the message. */
 NX_HIDDEN void mirror_report(struct mirror *m, int child, int old_state,
-			     int new_state, uint32_t reason, int error);
+			     int new_state, uint32_t reason, int error,
+			     const char *note);
 
 #endif

@@ -320,8 +320,11 @@ static void test_concurrent(struct nexus_ctx *ctx)
 		usleep(10000);
 		CHECK_RC(nexus_mirror_get_rebuild(dev, &rb), 0);
 	}
-	printf("rebuild started: %llu bytes after %.2f s\n",
-	       (unsigned long long)rb.progress.bytes_done, now_s() - t0);
+	printf("rebuild started: %llu bytes after %.2f s, eta %llu ms\n",
+	       (unsigned long long)rb.progress.bytes_done, now_s() - t0,
+	       (unsigned long long)rb.eta_ms);
+	/* 32 MiB at 16 MiB/s: about 2 s in all */
+	CHECK(rb.eta_ms > 500 && rb.eta_ms < 4000);
 	CHECK(rb.progress.bytes_done >= 4 * MB);
 	CHECK_RC(nexus_dev_control(dev, "mirror.rebuild", "pause"), 0);
 	usleep(100000);

@@ -260,6 +260,7 @@ static void test_control(struct nexus_ctx *ctx)
 struct seen {
 	pthread_mutex_t lock;
 	int child_faulted, mirror_degraded, child_online, mirror_online;
+	int partial_said;
 };
 
 static void on_event(void *ud, const struct nexus_event_info *ev)
@@ -272,6 +273,9 @@ static void on_event(void *ud, const struct nexus_event_info *ev)
 	if (ev->child && ev->new_state == NEXUS_DEV_STATE_FAULTED &&
 	    ev->reason == NEXUS_REASON_IO_ERROR && ev->error == -EIO)
 		s->child_faulted++;
+	if (ev->child && ev->new_state == NEXUS_DEV_STATE_REBUILDING &&
+	    strstr(ev->message, "partial rebuild of 1048576 bytes"))
+		s->partial_said++;
 	if (ev->child && ev->new_state == NEXUS_DEV_STATE_ONLINE &&
 	    ev->old_state == NEXUS_DEV_STATE_REBUILDING)
 		s->child_online++;
@@ -284,11 +288,11 @@ static void on_event(void *ud, const struct nexus_event_info *ev)
 }
 
 /* A fault and a rebuild raise the child's and the mirror's DEV_STATE
- * events, each once. */
+ * events, each once; the rebuild's says it is partial and its size. */
 static void test_events(struct nexus_ctx *unused)
 {
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
-	static struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0 };
+	static struct seen s = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0 };
 	struct nexus_ctx *ctx;
 	struct nexus_dev *dev;
 	struct nexus_mirror_rebuild rb = NEXUS_MIRROR_REBUILD_INIT;
@@ -319,6 +323,7 @@ static void test_events(struct nexus_ctx *unused)
 	       s.child_online, s.mirror_online);
 	CHECK(s.child_faulted == 1 && s.mirror_degraded == 1);
 	CHECK(s.child_online == 1 && s.mirror_online == 1);
+	CHECK(s.partial_said == 1); /* the event says which rebuild, why */
 }
 
 static const struct {
