@@ -30,7 +30,6 @@ struct mirror_leg {
 	struct mirror_io *mio;	 /* NULL once detached */
 	struct mirror_rstate *rs;
 	unsigned child;
-	bool in_sync; /* the child was in sync when the leg started */
 	void *bounce;
 	size_t bounce_len;
 	struct iovec biov;
@@ -213,7 +212,6 @@ static bool leg_start(struct mirror_io *mio, unsigned c, int *err)
 	}
 	leg->rs = rs;
 	leg->child = c;
-	leg->in_sync = mirror_in_sync(m, c);
 	if (io->op == NEXUS_OP_READ && atomic_load(&m->timeout_ns)) {
 		leg->bounce = nexus_buf_alloc(rs->r, io->length);
 		if (!leg->bounce) {
@@ -269,6 +267,19 @@ static bool ranged(const struct nexus_io *io)
 	       io->op == NEXUS_OP_WRITE_ZEROES;
 }
 
+/* All legs of a write are done: it succeeded if a child that is in sync
+ * *now* has it (one in sync when the leg started may have been faulted
+ * meanwhile, and the only one left in sync may be the one that failed). */
+static void write_finish(struct mirror_io *mio)
+{
+	struct mirror *m = ((struct mirror_rstate *)mio->io->rstate)->m;
+	bool ok = false;
+
+	for (unsigned c = 0; c < MIRROR_SLOTS && !ok; c++)
+		ok = (mio->ok_mask & (1u << c)) && mirror_in_sync(m, c);
+	finish(mio, ok ? 0 : mio->err ? mio->err : -EIO);
+}
+
 /* A leg finished (or timed out) with @p res. */
 static void leg_done(struct mirror_io *mio, struct mirror_leg *leg, int res,
 		     bool timeout)
@@ -298,12 +309,12 @@ static void leg_done(struct mirror_io *mio, struct mirror_leg *leg, int res,
 		read_next(mio); /* another child, or the error */
 		return;
 	}
-	if (res >= 0 && leg->in_sync)
-		mio->ok_insync++;
-	else if (res < 0 && !mio->err)
+	if (res >= 0)
+		mio->ok_mask |= 1u << c;
+	else if (!mio->err)
 		mio->err = res;
 	if (--mio->pending == 0)
-		finish(mio, mio->ok_insync ? 0 : mio->err ? mio->err : -EIO);
+		write_finish(mio);
 }
 
 /* ---- reads ---- */
@@ -403,7 +414,7 @@ void mirror_write_start(struct mirror_io *mio)
 		}
 	}
 	if (--mio->pending == 0)
-		finish(mio, mio->ok_insync ? 0 : mio->err ? mio->err : -EIO);
+		write_finish(mio);
 }
 
 int mirror_submit(struct nexus_io *io)

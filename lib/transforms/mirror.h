@@ -112,7 +112,7 @@ struct mirror_io {
 	uint64_t start_ns;
 	uint64_t gen;	   /* record generation it waits for */
 	unsigned pending;  /* legs outstanding */
-	unsigned ok_insync;
+	uint32_t ok_mask;  /* writes: slots whose leg succeeded */
 	int err;
 	uint32_t tried;	   /* reads: slots tried */
 	bool timed, tracked, failed_child;
