@@ -294,6 +294,30 @@ static int next_fn(void *ud, struct nexus_copy_range *range)
 	return 1;
 }
 
+/* The next queued child whose turn it is (job thread, after a rebuild). */
+static void start_queued(struct mirror *m)
+{
+	for (unsigned tries = 0; tries < MIRROR_SLOTS; tries++) {
+		int next = -1, s;
+
+		pthread_mutex_lock(&m->lock);
+		if (!atomic_load(&m->closing) && m->rebuild_queue)
+			next = __builtin_ctz(m->rebuild_queue);
+		if (next >= 0)
+			m->rebuild_queue &= ~(1u << next);
+		pthread_mutex_unlock(&m->lock);
+		if (next < 0)
+			return;
+		s = atomic_load(&m->c[next].state);
+		if (s != NEXUS_DEV_STATE_FAULTED && s != NEXUS_DEV_STATE_OFFLINE)
+			continue; /* back some other way, or detached */
+		if (!mirror_rebuild_start(m, (unsigned)next))
+			return;
+		nexus_log(m->ctx, NEXUS_LOG_WARN, "%s: queued rebuild not "
+			  "started: %s", m->dev->name, nexus_last_error());
+	}
+}
+
 static void done_fn(void *ud, int result)
 {
 	struct mirror *m = ud;
@@ -337,23 +361,34 @@ static void done_fn(void *ud, int result)
 	m->rebuild_child = -1;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
+	start_queued(m);
 }
 
 void mirror_rebuild_stop(struct mirror *m)
 {
-	struct nexus_copy *job;
+	/* at close, again: a rebuild finishing meanwhile may have started
+	 * a queued one before it saw m->closing */
+	for (int k = 0; k < 3; k++) {
+		struct nexus_copy *job;
 
-	pthread_mutex_lock(&m->lock);
-	job = m->job;
-	m->job = NULL;
-	pthread_mutex_unlock(&m->lock);
-	nexus_copy_destroy(job); /* cancels and waits */
+		pthread_mutex_lock(&m->lock);
+		job = m->job;
+		m->job = NULL;
+		if (atomic_load(&m->closing))
+			m->rebuild_queue = 0;
+		pthread_mutex_unlock(&m->lock);
+		if (!job)
+			break;
+		nexus_copy_destroy(job); /* cancels and waits */
+		if (!atomic_load(&m->closing))
+			break; /* a detach: queued rebuilds go on */
+	}
 }
 
 int mirror_rebuild_start(struct mirror *m, unsigned i)
 {
 	struct nexus_copy_opts o = NEXUS_COPY_OPTS_INIT;
-	struct nexus_copy *job;
+	struct nexus_copy *job, *old;
 	int s = atomic_load(&m->c[i].state), rc;
 	char note[160];
 	bool partial;
@@ -374,15 +409,21 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 					   &m->c[i].in_flight));
 	pthread_mutex_lock(&m->lock);
 	if (m->rebuild_child >= 0) {
+		if (m->rebuild_child != (int)i)
+			m->rebuild_queue |= 1u << i;
 		pthread_mutex_unlock(&m->lock);
-		return nexus_error(-EBUSY, "%s: child %d is being rebuilt; "
-				   "one rebuild at a time", m->dev->name,
-				   m->rebuild_child);
+		nexus_log(m->ctx, NEXUS_LOG_INFO, "%s: child %u waits for the "
+			  "rebuild of child %u", m->dev->name,
+			  mirror_rank(m, i),
+			  mirror_rank(m, (unsigned)m->rebuild_child));
+		return 0;
 	}
 	m->rebuild_child = (int)i;
-	pthread_mutex_unlock(&m->lock);
-	nexus_copy_destroy(m->job); /* the previous, finished one */
+	m->rebuild_queue &= ~(1u << i);
+	old = m->job; /* the previous, finished one */
 	m->job = NULL;
+	pthread_mutex_unlock(&m->lock);
+	nexus_copy_destroy(old); /* deferred when we run in its callback */
 	partial = atomic_load(&m->c[i].dirty_valid);
 	if (partial)
 		snprintf(note, sizeof(note), "partial rebuild of %llu bytes",
@@ -404,7 +445,9 @@ int mirror_rebuild_start(struct mirror *m, unsigned i)
 		mirror_set_child(m, i, NEXUS_DEV_STATE_REBUILDING,
 				 NEXUS_REASON_USER, 0, true, note);
 		atomic_store(&m->tracking, true);
+		pthread_mutex_lock(&m->lock);
 		m->job = job;
+		pthread_mutex_unlock(&m->lock);
 		rc = nexus_copy_start(job, done_fn, m);
 		if (rc) {
 			atomic_store(&m->tracking, false);

@@ -209,11 +209,10 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		rc = mirror_state_load(m, source, clean);
 	if (!rc)
 		rc = mirror_state_start(m);
+	/* one at a time: the first starts, the others queue */
 	for (unsigned i = 0; !rc && m->auto_rebuild && i < m->n; i++)
-		if (!mirror_in_sync(m, i)) {
+		if (!mirror_in_sync(m, i))
 			rc = mirror_rebuild_start(m, i);
-			break; /* one at a time; the others when told */
-		}
 	if (rc) {
 		mirror_close(dev);
 		nexus_dev_set_private(dev, NULL);

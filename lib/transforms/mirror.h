@@ -89,6 +89,7 @@ struct mirror {
 	struct mirror_chunk *chunks;   /* locked or waiting chunks */
 	struct nexus_copy *job;
 	int rebuild_child;	       /* -1: none */
+	uint32_t rebuild_queue;	       /* slots waiting for their turn */
 	bool rebuild_partial;
 	uint64_t rebuild_next;	       /* partial: next region to look at */
 	_Atomic uint64_t rate;	       /* rebuild rate limit, bytes/s */
@@ -188,10 +189,12 @@ NX_HIDDEN void mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
 /* Bytes marked dirty for child @p i. */
 NX_HIDDEN uint64_t mirror_dirty_bytes(struct mirror *m, unsigned i);
 /* Start rebuilding child @p i (offline or faulted): partial when its
- * dirty map is valid, else full.  0, -EBUSY (a rebuild runs, or the
- * child still has I/O in flight), or another negative errno. */
+ * dirty map is valid, else full; while another rebuild runs, queue it
+ * (it starts when that one finished).  0, -EBUSY (the child still has
+ * I/O in flight), or another negative errno. */
 NX_HIDDEN int mirror_rebuild_start(struct mirror *m, unsigned i);
-/* Cancel and wait for the rebuild, if any. */
+/* Cancel and wait for the rebuild, if any, and forget the queued ones
+ * (at close: m->closing set first). */
 NX_HIDDEN void mirror_rebuild_stop(struct mirror *m);
 NX_HIDDEN int mirror_rebuild_control(struct mirror *m, const char *what);
 /* A write (or TRIM, WRITE_ZEROES) is about to start: false when it

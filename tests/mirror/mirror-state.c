@@ -419,6 +419,41 @@ static void test_attach(struct nexus_ctx *ctx)
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
+/* Two children brought online at once: the second waits for the first
+ * rebuild, then is rebuilt too. */
+static void test_queue(struct nexus_ctx *ctx)
+{
+	struct nexus_dev *dev;
+
+	CHECK_RC(nexus_dev_open(ctx, "( mem:size=16M ; mem:size=16M ; "
+				"mem:size=16M ) | mirror:assume-clean=on,"
+				"rate=32M", &dev), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "offline"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.2", "offline"), 0);
+	for (uint64_t off = 0; off < 16 * MB; off += sizeof(buf)) {
+		fill(buf, sizeof(buf), (unsigned)(off >> 18) + 60);
+		CHECK_RC(nexus_dev_pwrite(dev, buf, sizeof(buf), off, 0),
+			 sizeof(buf));
+	}
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "online"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.2", "online"), 0);
+	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_REBUILDING);
+	CHECK(child(dev, 2).state == NEXUS_DEV_STATE_OFFLINE); /* waits */
+	wait_rebuild(dev, 2);
+	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_ONLINE);
+	CHECK(child(dev, 2).state == NEXUS_DEV_STATE_ONLINE);
+	same_pair(dev, 0, 1, 16 * MB);
+	same_pair(dev, 0, 2, 16 * MB);
+	/* closing with a rebuild running and one queued */
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "offline"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.2", "offline"), 0);
+	CHECK_RC(nexus_dev_pwrite(dev, buf, sizeof(buf), 0, 0), sizeof(buf));
+	CHECK_RC(nexus_dev_control(dev, "mirror.rate", "64K"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "online"), 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.2", "online"), 0);
+	CHECK_RC(nexus_dev_close(dev), 0);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct nexus_ctx *);
@@ -426,6 +461,7 @@ static const struct {
 	{ "record", test_record },   { "fault-recorded", test_fault_recorded },
 	{ "full", test_full },	     { "partial", test_partial },
 	{ "concurrent", test_concurrent }, { "attach", test_attach },
+	{ "queue", test_queue },
 };
 
 static void cleanup(void)
