@@ -5,6 +5,7 @@
  * against concurrent writes, rate limit, pause and resume).
  * Usage: mirror-state [TEST]  (no argument: all). */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -186,6 +187,39 @@ static void test_fault_recorded(struct nexus_ctx *ctx)
 	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 0, 0), 4096);
 	CHECK(strstr(slurp(path("rec2")), "child 0 out-of-sync"));
 	CHECK(strstr(slurp(path("rec2")), "child 1 in-sync"));
+	CHECK_RC(nexus_dev_close(dev), 0);
+}
+
+/* The record cannot be written: the write that faulted a child fails
+ * instead of being acknowledged, and so do the writes that skip it;
+ * once the store works again, writes are acknowledged again. */
+static void test_store_fails(struct nexus_ctx *ctx)
+{
+	struct nexus_dev *dev;
+	char tmp[300];
+	double t0;
+
+	dev = open_pl(ctx, "( file:@/g,create=on,size=4M | fault:enable=off ;"
+		      " file:@/h,create=on,size=4M ) | mirror:state=@/rec6,"
+		      "assume-clean=on,rebuild=manual", 0);
+	/* a directory where the next record is written: every put fails,
+	 * for root too */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path("rec6"));
+	CHECK(mkdir(tmp, 0700) == 0);
+	CHECK_RC(nexus_dev_control(dev, "fault.enable", "on"), 0);
+	fill(buf, 4096, 11);
+	CHECK(nexus_dev_pwrite(dev, buf, 4096, 0, 0) < 0);
+	CHECK(child(dev, 0).state == NEXUS_DEV_STATE_FAULTED);
+	CHECK(strstr(slurp(path("rec6")), "child 0 in-sync"));
+	CHECK(nexus_dev_pwrite(dev, buf, 4096, 8192, 0) < 0);
+	CHECK(nexus_dev_control(dev, "mirror.child.1", "offline") < 0);
+	CHECK(rmdir(tmp) == 0);
+	t0 = now_s();
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 8192, 0), 4096);
+	printf("store back: a write waited %.2f s for the record\n",
+	       now_s() - t0);
+	CHECK(now_s() - t0 < 3);
+	CHECK(strstr(slurp(path("rec6")), "child 0 out-of-sync"));
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
@@ -461,7 +495,7 @@ static const struct {
 	{ "record", test_record },   { "fault-recorded", test_fault_recorded },
 	{ "full", test_full },	     { "partial", test_partial },
 	{ "concurrent", test_concurrent }, { "attach", test_attach },
-	{ "queue", test_queue },
+	{ "queue", test_queue },     { "store-fails", test_store_fails },
 };
 
 static void cleanup(void)
