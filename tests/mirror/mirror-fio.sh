@@ -5,8 +5,7 @@
 # child is rebuilt while fio writes again; the children end
 # byte-identical and a second verify pass succeeds.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
-need fio cmp
-fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
+need_fio_nbd
 scratch mirror-fio
 images
 A=$IMGDIR/a.img B=$IMGDIR/b.img

@@ -56,3 +56,9 @@ wait_log() {
 	cat "$T/$1.err" >&2
 	fail "no '$2' in the log of $1"
 }
+
+# need_fio_nbd: skip unless fio with its nbd engine is installed
+need_fio_nbd() {
+	need fio cmp
+	fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
+}

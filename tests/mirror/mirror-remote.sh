@@ -7,8 +7,7 @@
 # replica over NBD (fully: nothing says what it missed), the replica
 # ends byte-identical, and fio's verify pass reads every block back.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
-need fio cmp
-fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
+need_fio_nbd
 scratch mirror-remote
 images
 A=$IMGDIR/a.img R=$IMGDIR/remote.img

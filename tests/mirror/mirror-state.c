@@ -10,26 +10,10 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "../transforms/check.h"
-
-#define MB (1024 * 1024)
+#include "mirror-test.h"
 
 static char dir[] = "/tmp/nexus-mirror-state.XXXXXX";
 static char buf[256 * 1024], back[256 * 1024];
-
-static void fill(char *p, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (char)(seed * 131 + i * 7 + (i >> 9));
-}
-
-static struct nexus_mirror_child child(struct nexus_dev *dev, unsigned i)
-{
-	struct nexus_mirror_child c = NEXUS_MIRROR_CHILD_INIT;
-
-	CHECK(nexus_mirror_get_child(dev, i, &c) > 0);
-	return c;
-}
 
 static const char *path(const char *name)
 {
@@ -488,10 +472,7 @@ static void test_queue(struct nexus_ctx *ctx)
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(struct nexus_ctx *);
-} tests[] = {
+static const struct mirror_test tests[] = {
 	{ "record", test_record },   { "fault-recorded", test_fault_recorded },
 	{ "full", test_full },	     { "partial", test_partial },
 	{ "concurrent", test_concurrent }, { "attach", test_attach },
@@ -509,20 +490,8 @@ static void cleanup(void)
 
 int main(int argc, char **argv)
 {
-	struct nexus_ctx *ctx;
-	int ran = 0;
-
 	CHECK(mkdtemp(dir));
 	atexit(cleanup);
-	ctx = test_ctx(2);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], tests[i].name))
-			continue;
-		printf("--- %s\n", tests[i].name);
-		tests[i].fn(ctx);
-		ran++;
-	}
-	nexus_ctx_destroy(ctx);
-	CHECK(ran > 0);
-	return 0;
+	return run_tests(tests, sizeof(tests) / sizeof(tests[0]), test_ctx(2),
+			 argc, argv);
 }

@@ -5,25 +5,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../transforms/check.h"
-
-#define MB (1024 * 1024)
+#include "mirror-test.h"
 
 static char buf[256 * 1024], back[256 * 1024];
-
-static void fill(char *p, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (char)(seed * 131 + i * 7 + (i >> 9));
-}
-
-static struct nexus_mirror_child child(struct nexus_dev *dev, unsigned i)
-{
-	struct nexus_mirror_child c = NEXUS_MIRROR_CHILD_INIT;
-
-	CHECK(nexus_mirror_get_child(dev, i, &c) > 0);
-	return c;
-}
 
 /* Child @p i of the mirror reads @p len bytes at @p off equal to @p want. */
 static void child_has(struct nexus_dev *m, unsigned i, uint64_t off,
@@ -326,10 +310,7 @@ static void test_events(struct nexus_ctx *unused)
 	CHECK(s.partial_said == 1); /* the event says which rebuild, why */
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(struct nexus_ctx *);
-} tests[] = {
+static const struct mirror_test tests[] = {
 	{ "open", test_open },	     { "fanout", test_fanout },
 	{ "fault", test_fault },     { "timeout", test_timeout },
 	{ "control", test_control }, { "events", test_events },
@@ -337,17 +318,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	struct nexus_ctx *ctx = test_ctx(2);
-	int ran = 0;
-
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], tests[i].name))
-			continue;
-		printf("--- %s\n", tests[i].name);
-		tests[i].fn(ctx);
-		ran++;
-	}
-	nexus_ctx_destroy(ctx);
-	CHECK(ran > 0);
-	return 0;
+	return run_tests(tests, sizeof(tests) / sizeof(tests[0]), test_ctx(2),
+			 argc, argv);
 }
