@@ -10,7 +10,8 @@
  * child, or that skipped a faulted or offline child, is never
  * acknowledged while the record on disk still calls that child in sync:
  * after a crash, the record never names a child that lacks an
- * acknowledged write.  When the record cannot be written, the writes
+ * acknowledged write.  A child joining the set (rebuilt) makes no write
+ * wait: a record that still calls it out of sync only costs a rebuild.  When the record cannot be written, the writes
  * that wait for it fail (-EIO or the store's error) instead of being
  * acknowledged, and the thread retries every second. */
 #include "config.h"
@@ -103,9 +104,12 @@ bool mirror_set_child(struct mirror *m, unsigned i, int state,
 		pthread_mutex_unlock(&m->lock);
 		return false;
 	}
-	if (old == NEXUS_DEV_STATE_ONLINE || state == NEXUS_DEV_STATE_ONLINE)
-		atomic_fetch_add(&m->gen_want, 1); /* before the state: see
-						    * mirror_complete_durable */
+	/* both before the state (seq_cst): a write that sees the child out
+	 * sees the generation it must wait for */
+	if (old == NEXUS_DEV_STATE_ONLINE)
+		atomic_store(&m->gen_need, atomic_fetch_add(&m->gen_want, 1) + 1);
+	else if (state == NEXUS_DEV_STATE_ONLINE)
+		atomic_fetch_add(&m->gen_want, 1); /* joining: no one waits */
 	atomic_store(&c->reason, reason);
 	atomic_store(&c->error, error);
 	atomic_store(&c->state, state);
@@ -401,12 +405,12 @@ void mirror_complete_durable(struct mirror *m, struct mirror_io *mio,
 {
 	uint64_t g;
 
-	if (!m->store || atomic_load(&m->gen_done) >= atomic_load(&m->gen_want)) {
+	if (!m->store || atomic_load(&m->gen_done) >= atomic_load(&m->gen_need)) {
 		nexus_io_complete(mio->io, result);
 		return;
 	}
 	pthread_mutex_lock(&m->lock);
-	g = atomic_load(&m->gen_want);
+	g = atomic_load(&m->gen_need);
 	if (atomic_load(&m->gen_done) >= g) {
 		pthread_mutex_unlock(&m->lock);
 		nexus_io_complete(mio->io, result);

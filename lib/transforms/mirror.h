@@ -74,6 +74,8 @@ struct mirror {
 	struct nx_store *store;
 	char *recbuf;		    /* NX_STORE_MAX bytes, the record's */
 	_Atomic uint64_t gen_want;  /* generation of the current states */
+	_Atomic uint64_t gen_need;  /* that of the last child to leave the
+				     * in-sync set: writes wait for it */
 	uint64_t gen_failed;	    /* generation whose put failed */
 	_Atomic uint64_t gen_done;  /* generation known durable */
 	int store_err;		    /* error of the last put, or 0 */
