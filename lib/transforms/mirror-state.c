@@ -124,6 +124,14 @@ bool mirror_set_child(struct mirror *m, unsigned i, int state,
 	return true;
 }
 
+void mirror_record_needed(struct mirror *m)
+{
+	pthread_mutex_lock(&m->lock);
+	atomic_store(&m->gen_need, atomic_fetch_add(&m->gen_want, 1) + 1);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
 bool mirror_fault_child(struct mirror *m, unsigned i, int err, bool timeout)
 {
 	uint32_t reason = timeout	    ? NEXUS_REASON_TIMEOUT
@@ -137,6 +145,45 @@ bool mirror_fault_child(struct mirror *m, unsigned i, int err, bool timeout)
 }
 
 /* ---- the record ---- */
+
+/* "dirty RANK R1-R2,R3,...\n": the runs of dirty regions of slot @p i,
+ * appended at @p len.  A map too large for the record is left out (a
+ * child without a dirty line is rebuilt fully after a restart). */
+static size_t encode_dirty(struct mirror *m, unsigned i, unsigned rank,
+			   char *buf, size_t len, size_t cap)
+{
+	size_t start = len;
+	uint64_t r = 0, end;
+	bool first = true;
+
+	len += (size_t)snprintf(buf + len, cap - len, "dirty %u region %u ",
+				rank, m->region_shift);
+	while (len < cap) {
+		while (r < m->nregions &&
+		       !(atomic_load(&m->c[i].dirty[r / 64]) & (1ull << (r % 64))))
+			r++;
+		if (r >= m->nregions)
+			break;
+		for (end = r + 1; end < m->nregions &&
+				  (atomic_load(&m->c[i].dirty[end / 64]) &
+				   (1ull << (end % 64)));
+		     end++)
+			;
+		len += (size_t)snprintf(buf + len, cap - len, "%s%llu-%llu",
+					first ? "" : ",", (unsigned long long)r,
+					(unsigned long long)end);
+		first = false;
+		r = end;
+	}
+	if (first && len < cap)
+		len += (size_t)snprintf(buf + len, cap - len, "none");
+	if (len + 1 >= cap) {
+		buf[start] = 0; /* does not fit: no line */
+		return start;
+	}
+	buf[len++] = '\n';
+	return len;
+}
 
 static size_t encode(struct mirror *m, uint64_t gen, char *buf, size_t cap)
 {
@@ -152,11 +199,50 @@ static size_t encode(struct mirror *m, uint64_t gen, char *buf, size_t cap)
 								: "out-of-sync",
 					m->c[i].dev->name);
 	}
+	for (unsigned r = 0, i; r < m->active && len < cap; r++) {
+		i = (unsigned)mirror_slot(m, r);
+		if (!mirror_in_sync(m, i) && atomic_load(&m->c[i].dirty_valid))
+			len = encode_dirty(m, i, r, buf, len, cap);
+	}
 	return len < cap ? len : cap;
 }
 
-/* Parse a record: the in-sync children as a mask, its generation. */
-static int decode(struct mirror *m, char *buf, uint32_t *mask, uint64_t *gen)
+/* "dirty RANK region SHIFT RUNS": set the bits of child RANK; true when
+ * the map applies (same region size, well formed). */
+static bool decode_dirty(struct mirror *m, const char *line, unsigned *rank)
+{
+	unsigned shift;
+	int at = 0;
+	const char *p;
+
+	if (sscanf(line, "dirty %u region %u %n", rank, &shift, &at) != 2 ||
+	    !at || *rank >= m->n || shift != m->region_shift)
+		return false;
+	p = line + at;
+	if (!strcmp(p, "none"))
+		return true;
+	while (*p) {
+		char *e;
+		unsigned long long a = strtoull(p, &e, 10), b;
+
+		if (e == p || *e != '-')
+			return false;
+		p = e + 1;
+		b = strtoull(p, &e, 10);
+		if (e == p || a >= b || b > m->nregions || (*e && *e != ','))
+			return false;
+		for (uint64_t r = a; r < b; r++)
+			atomic_fetch_or(&m->c[*rank].dirty[r / 64],
+					1ull << (r % 64));
+		p = *e ? e + 1 : e;
+	}
+	return true;
+}
+
+/* Parse a record: the in-sync children as a mask, those whose dirty map
+ * it holds as another, its generation. */
+static int decode(struct mirror *m, char *buf, uint32_t *mask,
+		  uint32_t *maps, uint64_t *gen)
 {
 	const char *where = m->store->where;
 	unsigned long long g;
@@ -178,8 +264,13 @@ static int decode(struct mirror *m, char *buf, uint32_t *mask, uint64_t *gen)
 		return nexus_error(-EINVAL, "mirror: %s records %u children, "
 				   "the pipeline has %u: give source=N to "
 				   "start over from child N", where, n, m->n);
-	*mask = 0;
+	*mask = *maps = 0;
 	while ((line = strtok_r(NULL, "\n", &save))) {
+		if (!strncmp(line, "dirty ", 6)) {
+			if (decode_dirty(m, line, &i))
+				*maps |= 1u << i;
+			continue; /* a map that does not apply: full rebuild */
+		}
 		if (sscanf(line, "child %u %15s", &i, word) != 2 || i >= n)
 			return nexus_error(-EINVAL, "mirror: %s: bad line '%s'",
 					   where, line);
@@ -198,7 +289,7 @@ static int decode(struct mirror *m, char *buf, uint32_t *mask, uint64_t *gen)
 
 int mirror_state_load(struct mirror *m, int source, bool clean)
 {
-	uint32_t mask = 0, all = (1u << m->n) - 1;
+	uint32_t mask = 0, maps = 0, all = (1u << m->n) - 1;
 	uint64_t gen = 0;
 	bool have = false;
 	int rc;
@@ -211,7 +302,7 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 		rc = nx_store_get(m->store, buf, NX_STORE_MAX);
 		if (rc > 0) {
 			buf[rc] = 0;
-			rc = decode(m, buf, &mask, &gen);
+			rc = decode(m, buf, &mask, &maps, &gen);
 			have = rc == 0;
 		}
 		free(buf);
@@ -240,13 +331,19 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 				   m->store ? "the state record is empty"
 					    : "there is no state= record");
 	}
+	if (source >= 0 || clean)
+		maps = 0; /* the record is overruled: so are its maps */
 	for (unsigned i = 0; i < m->n; i++) {
-		bool in = mask & (1u << i);
+		bool in = mask & (1u << i), map = maps & (1u << i);
 
 		atomic_store(&m->c[i].state, in ? NEXUS_DEV_STATE_ONLINE
 						: NEXUS_DEV_STATE_FAULTED);
-		/* a child out of sync at open missed writes nobody saw */
-		atomic_store(&m->c[i].dirty_valid, in);
+		/* a child out of sync at open missed writes nobody saw,
+		 * unless the record kept the map of what it missed */
+		atomic_store(&m->c[i].dirty_valid, in || map);
+		if (in || !map)
+			for (uint64_t w = 0; w < (m->nregions + 63) / 64; w++)
+				atomic_store(&m->c[i].dirty[w], 0);
 	}
 	atomic_store(&m->gen_want, gen + 1);
 	atomic_store(&m->gen_done, gen);

@@ -168,6 +168,9 @@ NX_HIDDEN bool mirror_set_child(struct mirror *m, unsigned i, int state,
  * timeouts from @p timeout); false if it is the last in-sync child. */
 NX_HIDDEN bool mirror_fault_child(struct mirror *m, unsigned i, int err,
 				  bool timeout);
+/* Writes completing from now on wait for a new record (a region became
+ * dirty).  Any thread. */
+NX_HIDDEN void mirror_record_needed(struct mirror *m);
 /* Start the record's thread and write the first record. */
 NX_HIDDEN int mirror_state_start(struct mirror *m);
 NX_HIDDEN void mirror_state_stop(struct mirror *m);

@@ -4,8 +4,9 @@
 # second nexus-pipe process.  Killed with -9 while fio writes: the child
 # is faulted, fio sees no error, the record names the local child only.
 # The mirror is then restarted with the replica back: it rebuilds the
-# replica over NBD (fully: nothing says what it missed), the replica
-# ends byte-identical, and fio's verify pass reads every block back.
+# replica over NBD, partially (the record kept the regions it missed),
+# the replica ends byte-identical, and fio's verify pass reads every
+# block back.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
 need_fio_nbd
 scratch mirror-remote
@@ -45,7 +46,7 @@ PIDS=
 rm -f "$T/r.sock" "$T/m.sock"
 serve r "file:$R | nbd:socket=$T/r.sock" 4
 serve m "$PL | nbd:socket=$T/m.sock"
-wait_log m "full rebuild of child 1 done" 120
+wait_log m "partial rebuild of child 1 done" 120
 grep -q 'child 1 in-sync' "$T/state" || fail "state: replica not back"
 run_fio --verify_only=1
 kill -TERM "$m_PID"
@@ -54,4 +55,4 @@ kill -TERM "$r_PID"
 wait "$r_PID" || fail "the replica's nexus-pipe exited with $?"
 PIDS=
 cmp "$A" "$R" || fail "the replica differs after the rebuild"
-echo "OK: replica killed, faulted, rebuilt over NBD"
+echo "OK: replica killed, faulted, partially rebuilt over NBD"

@@ -125,7 +125,8 @@ static void test_record(struct nexus_ctx *ctx)
 	dev = open_pl(ctx, AB "mirror:state=@/rec,rebuild=manual", 0);
 	CHECK(child(dev, 0).state == NEXUS_DEV_STATE_ONLINE);
 	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_FAULTED);
-	CHECK(!child(dev, 1).partial_ok); /* what it missed is unknown */
+	/* what it missed is in the record: nothing */
+	CHECK(child(dev, 1).partial_ok && child(dev, 1).dirty_bytes == 0);
 	CHECK_RC(nexus_dev_get_state(dev), NEXUS_DEV_STATE_DEGRADED);
 	for (int i = 0; i < 20; i++)
 		CHECK_RC(nexus_dev_pread(dev, back, 4096, 0), 4096);
@@ -204,6 +205,49 @@ static void test_store_fails(struct nexus_ctx *ctx)
 	       now_s() - t0);
 	CHECK(now_s() - t0 < 3);
 	CHECK(strstr(slurp(path("rec6")), "child 0 out-of-sync"));
+	CHECK_RC(nexus_dev_close(dev), 0);
+}
+
+/* The dirty regions are in the record before the writes that dirtied
+ * them are acknowledged: reopened (as after a crash), the rebuild is
+ * partial and copies only them. */
+static void test_persisted_map(struct nexus_ctx *ctx)
+{
+	struct nexus_dev *dev;
+	struct nexus_mirror_rebuild rb;
+	char *rec;
+
+	dev = open_pl(ctx, "( file:@/i,create=on,size=16M ; file:@/j,create=on,"
+		      "size=16M ) | mirror:state=@/rec7,assume-clean=on", 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "offline"), 0);
+	fill(buf, 4096, 12);
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 2 * MB, 0), 4096);
+	rec = slurp(path("rec7"));
+	printf("%s", rec);
+	CHECK(strstr(rec, "dirty 1 region 20 2-3\n"));
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 3 * MB, 0), 4096);
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 9 * MB + 4096, 0), 4096);
+	CHECK(strstr(slurp(path("rec7")), "dirty 1 region 20 2-4,9-10\n"));
+	CHECK_RC(nexus_dev_close(dev), 0);
+	dev = open_pl(ctx, "( file:@/i ; file:@/j ) | mirror:state=@/rec7,"
+		      "rebuild=manual", 0);
+	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_FAULTED);
+	CHECK(child(dev, 1).partial_ok);
+	CHECK(child(dev, 1).dirty_bytes == 3 * MB);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "online"), 0);
+	rb = wait_rebuild(dev, 1);
+	CHECK(rb.partial && rb.progress.bytes_total == 3 * MB);
+	CHECK(!strstr(slurp(path("rec7")), "dirty"));
+	same_children(dev, 16 * MB);
+	CHECK_RC(nexus_dev_close(dev), 0);
+	/* a map of another region size does not apply: full rebuild */
+	dev = open_pl(ctx, "( file:@/i ; file:@/j ) | mirror:state=@/rec7", 0);
+	CHECK_RC(nexus_dev_control(dev, "mirror.child.1", "offline"), 0);
+	CHECK_RC(nexus_dev_pwrite(dev, buf, 4096, 0, 0), 4096);
+	CHECK_RC(nexus_dev_close(dev), 0);
+	dev = open_pl(ctx, "( file:@/i ; file:@/j ) | mirror:state=@/rec7,"
+		      "region-size=64K,rebuild=manual", 0);
+	CHECK(!child(dev, 1).partial_ok);
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
@@ -477,6 +521,7 @@ static const struct mirror_test tests[] = {
 	{ "full", test_full },	     { "partial", test_partial },
 	{ "concurrent", test_concurrent }, { "attach", test_attach },
 	{ "queue", test_queue },     { "store-fails", test_store_fails },
+	{ "persisted-map", test_persisted_map },
 };
 
 static void cleanup(void)
