@@ -161,7 +161,9 @@ static size_t encode_dirty(struct mirror *m, unsigned i, unsigned rank,
 	while (len < cap) {
 		while (r < m->nregions &&
 		       !(atomic_load(&m->c[i].dirty[r / 64]) & (1ull << (r % 64))))
-			r++;
+			r = (r % 64 == 0 && !atomic_load(&m->c[i].dirty[r / 64]))
+				    ? r + 64 /* a clean word at once */
+				    : r + 1;
 		if (r >= m->nregions)
 			break;
 		for (end = r + 1; end < m->nregions &&
