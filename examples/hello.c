@@ -12,7 +12,7 @@ int main(int argc, char **argv)
 {
 	const char *pipeline = argc > 1 ? argv[1] : "mem:size=64M";
 	struct nexus_dev_info info = NEXUS_DEV_INFO_INIT;
-	struct nexus_dev_stats st = NEXUS_DEV_STATS_INIT;
+	struct nexus_op_stats rd = NEXUS_OP_STATS_INIT, wr = NEXUS_OP_STATS_INIT;
 	struct nexus_ctx *ctx;
 	struct nexus_dev *dev;
 	char out[4096], in[4096];
@@ -24,10 +24,10 @@ int main(int argc, char **argv)
 	}
 	if ((rc = nexus_dev_open(ctx, pipeline, &dev)) < 0) {
 		fprintf(stderr, "hello: %s\n", nexus_last_error());
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 		return 1;
 	}
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	printf("%s: %llu bytes, block size %u\n", info.name,
 	       (unsigned long long)info.dev_size, info.logical_block_size);
 
@@ -42,11 +42,11 @@ int main(int argc, char **argv)
 		       memcmp(in, out, sizeof(in)) ? "MISMATCH" : "ok");
 		rc = memcmp(in, out, sizeof(in)) ? -1 : 0;
 	}
-	nexus_dev_stats(dev, &st);
-	printf("ops: %llu reads, %llu writes\n",
-	       (unsigned long long)st.ops[NEXUS_OP_READ],
-	       (unsigned long long)st.ops[NEXUS_OP_WRITE]);
+	nexus_dev_get_op_stats(dev, NEXUS_OP_READ, &rd);
+	nexus_dev_get_op_stats(dev, NEXUS_OP_WRITE, &wr);
+	printf("ops: %llu reads, %llu writes\n", (unsigned long long)rd.ops,
+	       (unsigned long long)wr.ops);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc ? 1 : 0;
 }

@@ -152,8 +152,17 @@ static void submit_one(struct slot *s)
 							  : NEXUS_OP_WRITE;
 	}
 	s->start = (j->submitted++ & (LAT_SAMPLE - 1)) ? 0 : now_ns();
-	rc = nexus_dev_submit(j->dev, s->op, &s->iov, 1, j->region_off + off, 0,
-			      0, done_cb, s);
+	{
+		struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+		req.op = (uint32_t)s->op;
+		req.iov = &s->iov;
+		req.iovcnt = 1;
+		req.offset = j->region_off + off;
+		req.cb = done_cb;
+		req.user_data = s;
+		rc = nexus_dev_submit(j->dev, &req);
+	}
 	if (rc < 0) {
 		if (!j->errors)
 			j->first_error = rc;
@@ -308,7 +317,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nexus-bench: %s\n", nexus_last_error());
 		return 1;
 	}
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	if (cfg.span == 0 || cfg.span > info.dev_size)
 		cfg.span = info.dev_size;
 	if (cfg.bs % info.logical_block_size ||
@@ -417,6 +426,6 @@ int main(int argc, char **argv)
 	}
 	free(jobs);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return errors ? 1 : 0;
 }

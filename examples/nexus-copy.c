@@ -45,6 +45,24 @@
 #define ZERO_CHUNK (1ull << 30) /* largest WRITE_ZEROES/TRIM request */
 #define MAX_EXTENTS 64
 
+/* nexus_dev_submit() with the request's fields as arguments. */
+static int submit(struct nexus_dev *dev, int op, const struct iovec *iov,
+		  int iovcnt, uint64_t off, uint64_t len, uint32_t flags,
+		  nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = (uint32_t)op;
+	req.iov = iov;
+	req.iovcnt = iovcnt;
+	req.offset = off;
+	req.length = len;
+	req.flags = flags;
+	req.cb = cb;
+	req.user_data = ud;
+	return nexus_dev_submit(dev, &req);
+}
+
 static struct {
 	unsigned requests;
 	uint64_t block;
@@ -213,7 +231,7 @@ static void read_cb(void *ud, int res)
 			return;
 		}
 		if (cp->zero_op != UINT32_MAX) {
-			rc = nexus_dev_submit(cp->dst, (int)cp->zero_op, NULL, 0,
+			rc = submit(cp->dst, (int)cp->zero_op, NULL, 0,
 					      s->off, s->len, 0, zero_cb, s);
 			if (rc < 0)
 				slot_done(s, rc, (int)cp->zero_op);
@@ -221,7 +239,7 @@ static void read_cb(void *ud, int res)
 		}
 	}
 	s->siov.iov_len = s->len;
-	rc = nexus_dev_submit(cp->dst, NEXUS_OP_WRITE, &s->siov, 1, s->off, 0,
+	rc = submit(cp->dst, NEXUS_OP_WRITE, &s->siov, 1, s->off, 0,
 			      0, write_cb, s);
 	if (rc < 0)
 		slot_done(s, rc, NEXUS_OP_WRITE);
@@ -418,25 +436,25 @@ static int start_job(struct copy *cp, struct slot *s)
 	case JOB_DATA:
 		/* over a zero range of a DST that can neither zero nor
 		 * trim, this reads SRC's zeroes and writes them */
-		return nexus_dev_submit(cp->src, NEXUS_OP_READ, &s->siov, 1,
+		return submit(cp->src, NEXUS_OP_READ, &s->siov, 1,
 					s->off, 0, 0, read_cb, s);
 	case JOB_ZERO:
-		return nexus_dev_submit(cp->dst, (int)cp->zero_op, NULL, 0,
+		return submit(cp->dst, (int)cp->zero_op, NULL, 0,
 					s->off, s->len, 0, zero_cb, s);
 	case JOB_VERIFY_DATA:
 		atomic_store(&s->pending, 2);
-		rc = nexus_dev_submit(cp->src, NEXUS_OP_READ, &s->siov, 1,
+		rc = submit(cp->src, NEXUS_OP_READ, &s->siov, 1,
 				      s->off, 0, 0, verify_cb, s);
 		if (rc < 0)
 			return rc;
-		rc = nexus_dev_submit(cp->dst, NEXUS_OP_READ, &s->diov, 1,
+		rc = submit(cp->dst, NEXUS_OP_READ, &s->diov, 1,
 				      s->off, 0, 0, verify_cb, s);
 		if (rc < 0) /* the SRC read completes into pending */
 			verify_cb(s, rc);
 		return 0;
 	case JOB_VERIFY_ZERO:
 		atomic_store(&s->pending, 1);
-		return nexus_dev_submit(cp->dst, NEXUS_OP_READ, &s->diov, 1,
+		return submit(cp->dst, NEXUS_OP_READ, &s->diov, 1,
 					s->off, 0, 0, verify_cb, s);
 	}
 	return -EINVAL;
@@ -735,7 +753,7 @@ static int open_dev(struct nexus_ctx *ctx, const char *text,
 		return -1;
 	}
 	in->size = sizeof(*in);
-	nexus_dev_info(*dev, in);
+	nexus_dev_get_info(*dev, in);
 	return 0;
 }
 
@@ -946,6 +964,6 @@ out:
 	}
 	nexus_dev_close(cp.dst);
 	nexus_dev_close(cp.src);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

@@ -129,7 +129,7 @@ static int make_ctx(struct nexus_ctx **ctx)
 	for (unsigned i = 0; i < cfg.nplugins; i++) {
 		if (nexus_plugin_load(*ctx, cfg.plugins[i]) < 0) {
 			fprintf(stderr, "nexus-pipe: %s\n", nexus_last_error());
-			nexus_ctx_free(*ctx);
+			nexus_ctx_destroy(*ctx);
 			return -1;
 		}
 	}
@@ -164,12 +164,12 @@ static void collect(struct nexus_dev *dev, unsigned depth)
 	if (nstages == MAX_STAGES)
 		return;
 	s = &stages[nstages++];
-	nexus_dev_info(dev, &in);
+	nexus_dev_get_info(dev, &in);
 	s->dev = dev;
 	s->driver = in.driver;
 	s->depth = depth;
 	s->last.size = sizeof(s->last);
-	nexus_dev_stats(dev, &s->last);
+	nexus_dev_get_stats(dev, &s->last);
 	for (unsigned i = 0; i < nexus_dev_child_count(dev); i++)
 		collect(nexus_dev_child(dev, i), depth + 1);
 }
@@ -180,15 +180,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t sum(const uint64_t *v)
-{
-	uint64_t t = 0;
-
-	for (unsigned i = 0; i < NEXUS_OP_COUNT; i++)
-		t += v[i];
-	return t;
 }
 
 /* One status line: clients, then each stage from the top. */
@@ -207,7 +198,7 @@ static void status(struct nexus_pipeline *pl, double dt, bool final)
 				       : sizeof(line) - off - 1;            \
 	} while (0)
 	if (exp) {
-		int c = nexus_export_conns(exp, NULL, 0);
+		int c = nexus_export_list_conns(exp, NULL, 0);
 
 		if (c >= 0)
 			ADD("%d client%s | ", c, c == 1 ? "" : "s");
@@ -217,19 +208,19 @@ static void status(struct nexus_pipeline *pl, double dt, bool final)
 		struct nexus_dev_stats st = NEXUS_DEV_STATS_INIT;
 		uint64_t ops, bytes, errs;
 
-		nexus_dev_stats(s->dev, &st);
+		nexus_dev_get_stats(s->dev, &st);
 		if (final) {
-			ops = sum(st.ops);
+			ops = st.ops;
 			bytes = st.bytes_read + st.bytes_written;
-			errs = sum(st.errors);
+			errs = st.errors;
 			ADD("%s%s %llu ops %.1f MB %llu err", i ? " | " : "",
 			    s->driver, (unsigned long long)ops, bytes / 1e6,
 			    (unsigned long long)errs);
 		} else {
-			ops = sum(st.ops) - sum(s->last.ops);
+			ops = st.ops - s->last.ops;
 			bytes = st.bytes_read + st.bytes_written -
 				s->last.bytes_read - s->last.bytes_written;
-			errs = sum(st.errors);
+			errs = st.errors;
 			ADD("%s%s %.0f IOPS %.1f MB/s %llu err", i ? " | " : "",
 			    s->driver, ops / dt, bytes / dt / 1e6,
 			    (unsigned long long)errs);
@@ -458,10 +449,10 @@ int main(int argc, char **argv)
 		rc = print_text(ctx, cfg.list ? NULL : argv[optind]);
 		if (rc < 0)
 			fprintf(stderr, "nexus-pipe: %s\n", nexus_last_error());
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 		return rc < 0 ? 1 : 0;
 	}
 	rc = serve(ctx, argv[optind]);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

@@ -49,8 +49,10 @@ extern "C" {
 struct nexus_ctx;
 /** @brief An open device: a source, or a transform stacked on devices. */
 struct nexus_dev;
-/** @brief A running export serving one device over a protocol. */
+/** @brief A running export serving devices over a protocol. */
 struct nexus_export;
+/** @brief One event of a context's event stream (see "Events"). */
+struct nexus_event_info;
 /** @brief A built pipeline: a device stack and, optionally, an export. */
 struct nexus_pipeline;
 
@@ -123,6 +125,15 @@ struct nexus_ctx_opts {
 	const char *plugin_path;
 	/** NEXUS_CTX_* flags. */
 	uint64_t flags;
+	/** Event callback (see "Events"); NULL: no events are kept. */
+	void (*event_fn)(void *user_data, const struct nexus_event_info *ev);
+	/** Passed to event_fn and event_free. */
+	void *event_user_data;
+	/** Runs exactly once with event_user_data when the context is
+	 *  destroyed, after the last event_fn call (also when
+	 *  nexus_ctx_create() fails after reading the options); may be
+	 *  NULL.  Bindings release their reference to the callback here. */
+	void (*event_free)(void *user_data);
 };
 
 /** Reactors spin instead of sleeping when idle (burns CPU; for
@@ -150,7 +161,7 @@ NEXUS_API int nexus_ctx_create(const struct nexus_ctx_opts *opts,
  * completed first) and a warning is logged for each.  NULL is a no-op.
  * @par Threading: any application thread; never from a callback.
  */
-NEXUS_API void nexus_ctx_free(struct nexus_ctx *ctx);
+NEXUS_API void nexus_ctx_destroy(struct nexus_ctx *ctx);
 
 /**
  * @brief Number of reactor threads of a context.
@@ -171,7 +182,10 @@ enum nexus_op {
 	NEXUS_OP_TRIM = 3,	   /**< discard a range (reads back unspecified
 				    *   data unless the device says zeroes) */
 	NEXUS_OP_WRITE_ZEROES = 4, /**< make a range read back as zeroes */
-	NEXUS_OP_COUNT = 5,	   /**< number of operations */
+	NEXUS_OP_BLOCK_STATUS = 5, /**< report allocation of a range as
+				    *   extents (nexus_io_req::extents) */
+	/* Operations are only appended; there is deliberately no
+	 * "count": ask nexus_dev_get_op_stats() or nexus_dev_info::ops. */
 };
 
 /** Bit of nexus_dev_info::ops for operation @p op. */
@@ -247,10 +261,15 @@ NEXUS_API int nexus_dev_open(struct nexus_ctx *ctx, const char *pipeline,
  * @brief Close a device (and the stack below it that it owns).
  *
  * New submissions fail with -ESHUTDOWN; I/O in flight completes (its
- * callbacks run) before this returns.  NULL is a no-op.
+ * callbacks run) before this returns.
+ * @return 0 (also for NULL), or -EBUSY when an export still serves the
+ *         device (remove it with nexus_export_remove_dev() first: the
+ *         message names the export) or it is the child of another
+ *         device, -EDEADLK when called from a reactor thread (a
+ *         callback).  On error the device stays open and usable.
  * @par Threading: any application thread; not from a callback.
  */
-NEXUS_API void nexus_dev_close(struct nexus_dev *dev);
+NEXUS_API int nexus_dev_close(struct nexus_dev *dev);
 
 /**
  * @brief Describe a device.
@@ -259,50 +278,94 @@ NEXUS_API void nexus_dev_close(struct nexus_dev *dev);
  * @return 0 or -EINVAL.
  * @par Threading: any thread.
  */
-NEXUS_API int nexus_dev_info(const struct nexus_dev *dev,
-			     struct nexus_dev_info *info);
+NEXUS_API int nexus_dev_get_info(const struct nexus_dev *dev,
+				 struct nexus_dev_info *info);
 
 /**
  * @brief I/O completion callback.
  * @param user_data as given to the submit call
- * @param result    bytes transferred for READ/WRITE, 0 for the other
- *                  operations, or a negative errno
+ * @param result    bytes transferred for READ/WRITE, the number of
+ *                  extents for BLOCK_STATUS, 0 for the other operations,
+ *                  or a negative errno
  * @par Threading: runs on a reactor thread; must not block.
  */
 typedef void (*nexus_io_cb)(void *user_data, int result);
 
+/** Extent flag: the range is not allocated. */
+#define NEXUS_EXTENT_HOLE (1u << 0)
+/** Extent flag: the range reads as zeroes. */
+#define NEXUS_EXTENT_ZERO (1u << 1)
+
+/** @brief One extent reported by a BLOCK_STATUS operation. */
+struct nexus_extent {
+	uint64_t offset; /**< start, bytes */
+	uint64_t length; /**< length, bytes */
+	uint32_t flags;	 /**< NEXUS_EXTENT_* */
+};
+
+/**
+ * @brief One I/O request for nexus_dev_submit().  Size-stamped,
+ *        append-only: initialise with NEXUS_IO_REQ_INIT (fields added
+ *        later, such as metadata buffers, range lists or a priority,
+ *        then read as zero for older callers).
+ *
+ * The request itself may be reused or freed as soon as the submit
+ * returns; what it points to (iovec array, buffers, extents) must stay
+ * valid and untouched until the callback runs.
+ */
+struct nexus_io_req {
+	/** sizeof(struct nexus_io_req) as compiled by the caller. */
+	size_t size;
+	/** enum nexus_op. */
+	uint32_t op;
+	/** NEXUS_IO_* flags. */
+	uint32_t flags;
+	/** READ/WRITE: data buffers; NULL for the other operations. */
+	const struct iovec *iov;
+	/** Entries of @ref iov (1..IOV_MAX) for READ/WRITE, else 0. */
+	int iovcnt;
+	/** Byte offset, a multiple of the logical block size (ignored by
+	 *  FLUSH). */
+	uint64_t offset;
+	/** Range length for TRIM, WRITE_ZEROES and BLOCK_STATUS (ignored for
+	 *  READ/WRITE, whose length is the iovec total, and FLUSH). */
+	uint64_t length;
+	/** Completion callback (required). */
+	nexus_io_cb cb;
+	/** Passed to @ref cb. */
+	void *user_data;
+	/** BLOCK_STATUS: receives up to @ref max_extents extents,
+	 *  contiguous from @ref offset, covering at least one byte and at
+	 *  most @ref length bytes.  NULL for the other operations. */
+	struct nexus_extent *extents;
+	/** BLOCK_STATUS: capacity of @ref extents (at least 1). */
+	uint32_t max_extents;
+};
+
+/** Designated initialiser for struct nexus_io_req. */
+#define NEXUS_IO_REQ_INIT { .size = sizeof(struct nexus_io_req) }
+
 /**
  * @brief Submit one asynchronous I/O.
  *
- * The iovec array and the buffers it points to must stay valid and
- * untouched until the callback runs.  For FLUSH, offset and length are
- * ignored; for TRIM and WRITE_ZEROES, @p iov must be NULL and @p length
- * gives the range; for READ and WRITE, @p length is ignored and the
- * iovec gives it.
- * @param dev    the device
- * @param op     enum nexus_op
- * @param iov    data buffers (READ/WRITE)
- * @param iovcnt entries in @p iov (1..IOV_MAX)
- * @param offset byte offset, a multiple of the logical block size
- * @param length range length for TRIM/WRITE_ZEROES
- * @param flags  NEXUS_IO_* flags
- * @param cb     completion callback (required)
- * @param user_data passed to @p cb
- * @return 0: @p cb will be called exactly once.  Negative errno: @p cb
- *         will not be called: -EINVAL (bad arguments, zero length, past
- *         the end, misaligned, larger than max_io_size), -EOPNOTSUPP
- *         (operation not supported), -EROFS, -ESHUTDOWN (device
- *         closing), -EAGAIN (the target reactor's queue is full; retry
- *         after some completions).
+ * For FLUSH, offset and length are ignored; for TRIM, WRITE_ZEROES and
+ * BLOCK_STATUS, @p req->iov must be NULL and @p req->length gives the
+ * range; for READ and WRITE the iovec gives the length.
+ * @param dev the device
+ * @param req the request, `size` set with NEXUS_IO_REQ_INIT
+ * @return 0: the callback will be called exactly once.  Negative errno:
+ *         it will not be called: -EINVAL (NULL or unstamped request, bad
+ *         arguments, zero length, past the end, misaligned, larger than
+ *         max_io_size, unknown flags), -EOPNOTSUPP (operation not
+ *         supported by the device), -EROFS, -ESHUTDOWN (device closing),
+ *         -EAGAIN (the target reactor's queue is full; retry after some
+ *         completions).
  * @par Threading: any thread, including callbacks.  From a reactor
  *      thread the I/O starts immediately; from another thread it is
  *      queued to a reactor (the same one for a given thread).
  */
-NEXUS_API int nexus_dev_submit(struct nexus_dev *dev, int op,
-			       const struct iovec *iov, int iovcnt,
-			       uint64_t offset, uint64_t length,
-			       uint32_t flags, nexus_io_cb cb,
-			       void *user_data);
+NEXUS_API int nexus_dev_submit(struct nexus_dev *dev,
+			       const struct nexus_io_req *req);
 
 /**
  * @brief Synchronous read of exactly @p len bytes.
@@ -367,20 +430,9 @@ NEXUS_API int nexus_dev_trim(struct nexus_dev *dev, uint64_t offset,
 NEXUS_API int nexus_dev_write_zeroes(struct nexus_dev *dev, uint64_t offset,
 				     uint64_t length, uint32_t flags);
 
-/** Extent flag: the range is not allocated. */
-#define NEXUS_EXTENT_HOLE (1u << 0)
-/** Extent flag: the range reads as zeroes. */
-#define NEXUS_EXTENT_ZERO (1u << 1)
-
-/** @brief One extent reported by nexus_dev_block_status(). */
-struct nexus_extent {
-	uint64_t offset; /**< start, bytes */
-	uint64_t length; /**< length, bytes */
-	uint32_t flags;	 /**< NEXUS_EXTENT_* */
-};
-
 /**
- * @brief Report allocation status of a range as extents.
+ * @brief Report allocation status of a range as extents (synchronous
+ *        BLOCK_STATUS).
  *
  * Extents are contiguous, start at @p offset and cover at most
  * @p length bytes (at least one byte when the call succeeds).  A device
@@ -465,10 +517,11 @@ NEXUS_API int nexus_dev_control(struct nexus_dev *dev, const char *key,
 struct nexus_dev_stats {
 	/** sizeof(struct nexus_dev_stats) as compiled by the caller. */
 	size_t size;
-	/** Completed operations per enum nexus_op (including failed). */
-	uint64_t ops[NEXUS_OP_COUNT];
-	/** Failed operations per enum nexus_op. */
-	uint64_t errors[NEXUS_OP_COUNT];
+	/** Completed operations of every kind (including failed); per
+	 *  operation: nexus_dev_get_op_stats(). */
+	uint64_t ops;
+	/** Failed operations of every kind. */
+	uint64_t errors;
 	/** Bytes read by successful READs. */
 	uint64_t bytes_read;
 	/** Bytes written by successful WRITEs. */
@@ -497,8 +550,44 @@ struct nexus_dev_stats {
  * @par Threading: any thread; counters are read without stopping I/O,
  *      so they are a near-consistent snapshot.
  */
-NEXUS_API int nexus_dev_stats(const struct nexus_dev *dev,
-			      struct nexus_dev_stats *stats);
+NEXUS_API int nexus_dev_get_stats(const struct nexus_dev *dev,
+				  struct nexus_dev_stats *stats);
+
+/**
+ * @brief Counters of one operation of a device.  Size-stamped,
+ *        append-only.
+ */
+struct nexus_op_stats {
+	/** sizeof(struct nexus_op_stats) as compiled by the caller. */
+	size_t size;
+	/** Completed operations (including failed). */
+	uint64_t ops;
+	/** Failed operations. */
+	uint64_t errors;
+	/** Bytes of the successful operations: data moved for READ and
+	 *  WRITE, range covered for TRIM, WRITE_ZEROES and BLOCK_STATUS, 0
+	 *  for FLUSH. */
+	uint64_t bytes;
+};
+
+/** Designated initialiser for struct nexus_op_stats. */
+#define NEXUS_OP_STATS_INIT { .size = sizeof(struct nexus_op_stats) }
+
+/**
+ * @brief Read a device's counters of one operation.
+ *
+ * Works for every operation this library knows, whether or not the
+ * device supports it (the counters of an unsupported one stay 0), so
+ * that a program can walk the operations 0, 1, 2, ... until -ERANGE.
+ * @param dev   the device
+ * @param op    enum nexus_op
+ * @param stats caller's struct with `size` set (NEXUS_OP_STATS_INIT)
+ * @return 0, -EINVAL (NULL or unstamped argument), -ERANGE (an
+ *         operation this library does not know).
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_dev_get_op_stats(const struct nexus_dev *dev, int op,
+				     struct nexus_op_stats *stats);
 
 /**
  * @brief Lower bound in nanoseconds of latency bucket @p i.
@@ -516,80 +605,305 @@ NEXUS_API uint64_t nexus_lat_percentile(const uint64_t *hist, double pct);
 
 /**@}*/
 /* ------------------------------------------------------------------ */
-/** @name Encryption keys (the crypt stage)
+/** @name Secrets
  *
- * A key never appears in pipeline text (pipeline text ends up in logs
- * and process listings).  The crypt stage reads its key from a file
- * (`key-file=PATH`), from an environment variable holding hex
- * (`key-env=NAME`), or from a key the application registered on the
- * context under a name (`key-name=NAME`) with the functions below.
- * Registered keys are kept in locked memory where the system allows
- * it, are wiped when unregistered or when the context is freed, and are
- * never logged.  A device copies the key when it opens: unregistering
- * a key does not affect devices already open. */
+ * A secret (an encryption key, a TLS pre-shared key, a CHAP secret) never
+ * appears in pipeline text: pipeline text ends up in logs and process
+ * listings.  An application registers it on the context under a name,
+ * and a stage refers to it by name (`crypt:key-name=NAME`).  Secrets are
+ * kept in locked memory where the system allows it, wiped when removed
+ * or when the context is destroyed, and never logged or quoted in
+ * messages.  A stage copies what it needs when it opens: removing a
+ * secret does not affect devices already open. */
 /**@{*/
 
+/** Longest secret accepted, in bytes. */
+#define NEXUS_SECRET_MAX 1024
+
 /**
- * @brief Register an AES-XTS key under a name for `crypt:key-name=NAME`.
+ * @brief Register a secret under a name.
  * @param ctx  the context
  * @param name 1 to 64 characters of [A-Za-z0-9._-]
- * @param key  the raw key: 64 bytes (key-size=512, AES-256-XTS) or 32
- *             bytes (key-size=256, AES-128-XTS); copied
- * @param len  length of @p key in bytes
- * @return 0, or -EINVAL (NULL argument, bad name, length not 32 or 64,
- *         the two halves of the key are equal), -EEXIST (a key of that
- *         name is registered: unregister it first), -ENOMEM.
- * @par Threading: any application thread.
+ * @param data the secret's bytes; copied
+ * @param len  length of @p data, 1..NEXUS_SECRET_MAX
+ * @return 0, or -EINVAL (NULL argument, bad name, bad length), -EEXIST
+ *         (a secret of that name exists: remove it first), -ENOMEM.
+ * @par Threading: any thread.
  */
-NEXUS_API int nexus_crypt_key_register(struct nexus_ctx *ctx,
-				       const char *name, const void *key,
-				       size_t len);
+NEXUS_API int nexus_ctx_secret_set(struct nexus_ctx *ctx, const char *name,
+				   const void *data, size_t len);
 
 /**
- * @brief Register a key given in hex, as nexus_crypt_key_register().
+ * @brief Register a secret given as hex digits, as nexus_ctx_secret_set().
  * @param ctx  the context
- * @param name the key's name, as for nexus_crypt_key_register()
- * @param hex  64 or 128 hex digits (surrounding white space ignored)
- * @return as nexus_crypt_key_register(); -EINVAL also for text that is
- *         not hex (the message never quotes it).
- * @par Threading: any application thread.
+ * @param name the secret's name
+ * @param hex  an even number of hex digits (surrounding white space
+ *             ignored)
+ * @return as nexus_ctx_secret_set(); -EINVAL also for text that is not
+ *         hex (the message never quotes it).
+ * @par Threading: any thread.
  */
-NEXUS_API int nexus_crypt_key_register_hex(struct nexus_ctx *ctx,
-					   const char *name, const char *hex);
+NEXUS_API int nexus_ctx_secret_set_hex(struct nexus_ctx *ctx,
+				       const char *name, const char *hex);
 
 /**
- * @brief Wipe and forget a registered key.
- * @param ctx  the context it was registered on
+ * @brief Wipe and forget a secret.
+ * @param ctx  the context
  * @param name its name
- * @return 0, or -EINVAL (NULL argument), -ENOENT (no key of that name).
- * @par Threading: any application thread.
+ * @return 0, or -EINVAL (NULL argument), -ENOENT (no secret of that
+ *         name).
+ * @par Threading: any thread.
  */
-NEXUS_API int nexus_crypt_key_unregister(struct nexus_ctx *ctx,
-					 const char *name);
+NEXUS_API int nexus_ctx_secret_remove(struct nexus_ctx *ctx,
+				      const char *name);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
+/** @name Events
+ *
+ * A context reports what happens to its devices, exports and connections
+ * as a stream of events to the callback set in nexus_ctx_opts::event_fn.
+ * Events are delivered on one thread of the context, one at a time, in
+ * the order they happened: the events of one object arrive in order and
+ * each exactly once.  Delivery is asynchronous (the code that raised an
+ * event never waits for the callback), from a bounded queue: when the
+ * callback falls so far behind that the queue is full, further events
+ * are counted and dropped and a NEXUS_EVENT_LOST event says how many. */
+/**@{*/
+
+/** @brief Kinds of events. */
+enum nexus_event_kind {
+	NEXUS_EVENT_DEV_STATE = 1,	/**< a device changed state
+					 *   (old_state -> new_state, reason) */
+	NEXUS_EVENT_CHILD_ATTACHED = 2, /**< a child was attached to dev
+					 *   (child) */
+	NEXUS_EVENT_CHILD_DETACHED = 3, /**< a child was detached from dev */
+	NEXUS_EVENT_EXPORT_STARTED = 4, /**< an export serves clients */
+	NEXUS_EVENT_EXPORT_STOPPED = 5, /**< an export stopped */
+	NEXUS_EVENT_EXPORT_DEV_ADDED = 6,   /**< an export serves dev */
+	NEXUS_EVENT_EXPORT_DEV_REMOVED = 7, /**< an export stopped serving dev */
+	NEXUS_EVENT_CONN_OPENED = 8,	/**< a client connected (peer) */
+	NEXUS_EVENT_CONN_CLOSED = 9,	/**< a client connection ended (peer,
+					 *   reason, error) */
+	NEXUS_EVENT_CLIENT_ERROR = 10,	/**< a client was sent an error
+					 *   (error, message) */
+	NEXUS_EVENT_IO_TIMEOUT = 11,	/**< an I/O of dev timed out */
+	NEXUS_EVENT_COPY_DONE = 12,	/**< a copy job finished (error) */
+	NEXUS_EVENT_LOST = 13,		/**< events were dropped: count in
+					 *   nexus_event_info::count */
+	/* Kinds are only appended: ignore kinds you do not know. */
+};
+
+/** @brief States of a device (nexus_event_info::old_state, new_state,
+ *         nexus_dev_get_state()). */
+enum nexus_dev_state {
+	NEXUS_DEV_STATE_ONLINE = 0,   /**< serving I/O normally */
+	NEXUS_DEV_STATE_DEGRADED = 1, /**< serving I/O, with reduced
+				       *   redundancy (a mirror lost a child) */
+	NEXUS_DEV_STATE_FAULTED = 2,  /**< failing I/O */
+	NEXUS_DEV_STATE_OFFLINE = 3,  /**< taken out of service on purpose */
+	NEXUS_DEV_STATE_REBUILDING = 4, /**< being brought back in sync */
+	NEXUS_DEV_STATE_CLOSING = 5,  /**< being closed */
+};
+
+/** @brief Why something happened (nexus_event_info::reason). */
+enum nexus_reason {
+	NEXUS_REASON_NONE = 0,	       /**< no particular reason */
+	NEXUS_REASON_IO_ERROR = 1,     /**< an I/O failed */
+	NEXUS_REASON_TIMEOUT = 2,      /**< something did not answer in time */
+	NEXUS_REASON_CANT_OPEN = 3,    /**< a device could not be opened */
+	NEXUS_REASON_NO_SPACE = 4,     /**< a device ran out of space */
+	NEXUS_REASON_USER = 5,	       /**< asked for through the API */
+	NEXUS_REASON_REBUILD_FAILED = 6, /**< a rebuild did not complete */
+	NEXUS_REASON_PEER_CLOSED = 7,  /**< the other end closed */
+	NEXUS_REASON_PROTOCOL = 8,     /**< the peer broke the protocol */
+	NEXUS_REASON_LIMIT = 9,	       /**< a configured limit was reached
+					*   (connections, memory, idle time) */
+	NEXUS_REASON_SHUTDOWN = 10,    /**< the owner is stopping */
+	/* Reasons are only appended. */
+};
+
+/**
+ * @brief One event.  Size-stamped, append-only: read `size` before a
+ *        field added in a later version.
+ *
+ * The struct and every string it points to are valid only during the
+ * callback: copy what you keep.  Handles (dev, child, exp) may be used
+ * during the callback only for nexus_dev_get_info() and the like; the
+ * object may be gone afterwards.
+ */
+struct nexus_event_info {
+	/** sizeof(struct nexus_event_info) as the library filled it. */
+	size_t size;
+	/** enum nexus_event_kind. */
+	uint32_t kind;
+	/** enum nexus_reason. */
+	uint32_t reason;
+	/** Sequence number in the context, from 1, without gaps except
+	 *  where events were lost. */
+	uint64_t seq;
+	/** Wall-clock time of the event, nanoseconds since the epoch. */
+	uint64_t time_ns;
+	/** The device concerned, or NULL. */
+	struct nexus_dev *dev;
+	/** The child device (CHILD_ATTACHED/DETACHED), or NULL. */
+	struct nexus_dev *child;
+	/** The export concerned, or NULL. */
+	struct nexus_export *exp;
+	/** Name of the object concerned (device name, export spec), or "". */
+	const char *object;
+	/** DEV_STATE: enum nexus_dev_state before the change. */
+	int old_state;
+	/** DEV_STATE: enum nexus_dev_state after the change. */
+	int new_state;
+	/** A negative errno where the event is about an error, else 0. */
+	int error;
+	/** Peer address of a connection, or "". */
+	const char *peer;
+	/** Human-readable detail, or "". */
+	const char *message;
+	/** LOST: number of events dropped; else 0. */
+	uint64_t count;
+};
+
+/**
+ * @brief Event callback type of nexus_ctx_opts::event_fn.
+ * @param user_data nexus_ctx_opts::event_user_data
+ * @param ev        the event (valid during the call)
+ * @par Threading: runs on the context's event thread, never concurrently
+ *      with itself.  It may call any libnexus function that an
+ *      application thread may call, except nexus_ctx_destroy() on its
+ *      own context; a slow callback delays later events, never I/O.
+ */
+typedef void (*nexus_event_fn)(void *user_data,
+			       const struct nexus_event_info *ev);
+
+/**
+ * @brief Name of an event kind ("dev-state", "conn-opened", ...).
+ * @return a static string; "unknown" for a kind this library does not
+ *         know.
+ */
+NEXUS_API const char *nexus_event_kind_name(uint32_t kind);
+
+/**
+ * @brief Name of a device state ("online", "degraded", ...).
+ * @return a static string; "unknown" for other values.
+ */
+NEXUS_API const char *nexus_dev_state_name(int state);
+
+/**
+ * @brief Name of a reason ("io-error", "timeout", ...).
+ * @return a static string; "unknown" for other values.
+ */
+NEXUS_API const char *nexus_reason_name(uint32_t reason);
+
+/**
+ * @brief Current state of a device.
+ * @return an enum nexus_dev_state, or -EINVAL for NULL.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_dev_get_state(const struct nexus_dev *dev);
 
 /**@}*/
 /* ------------------------------------------------------------------ */
 /** @name Exports and pipelines */
 /**@{*/
 
+/** Longest identifier of the protocols libnexus speaks, with its NUL:
+ *  an NVMe Qualified Name or an iSCSI Qualified Name has at most 223
+ *  bytes.  Export names, host names and peers are sized with it. */
+#define NEXUS_ID_MAX 224
+
 /**
- * @brief Serve a device over a protocol.
- * @param dev  the device (must stay open until the export is stopped)
+ * @brief Create an export: start serving a protocol, with no device yet.
+ *
+ * Clients can connect at once; devices are added (and removed) while it
+ * runs with nexus_export_add_dev().  An NBD export serves each device
+ * under its own export name, an NVMe-oF subsystem each as a namespace,
+ * an iSCSI target each as a LUN.
+ * @param ctx  the context
  * @param spec export stage text, e.g. "nbd:listen=127.0.0.1:10809"
  * @param out  receives the export
- * @return 0 or a negative errno (-EINVAL bad spec, -EADDRINUSE, ...).
- * @par Threading: any application thread.
+ * @return 0, or -EINVAL (NULL argument, bad spec: the message names the
+ *         option and column), -ENOENT (unknown export driver),
+ *         -EADDRINUSE, or another negative errno from the driver.
+ * @par Threading: any application thread; not from a callback.
  */
-NEXUS_API int nexus_export_start(struct nexus_dev *dev, const char *spec,
-				 struct nexus_export **out);
+NEXUS_API int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
+				  struct nexus_export **out);
+
+/**
+ * @brief Options of one device of an export.  Size-stamped, append-only.
+ */
+struct nexus_export_dev_opts {
+	/** sizeof(struct nexus_export_dev_opts) as compiled by the caller. */
+	size_t size;
+	/** Name under which clients select the device (NBD export name,
+	 *  iSCSI LUN name), at most NEXUS_ID_MAX - 1 bytes; NULL: the
+	 *  export driver's default (for NBD the spec's `name=`, else ""). */
+	const char *name;
+	/** Number of the device in the export (NVMe namespace ID, iSCSI
+	 *  LUN); 0: the lowest free one. */
+	uint32_t id;
+	/** NEXUS_EXPORT_DEV_* flags. */
+	uint32_t flags;
+};
+
+/** Export device flag: serve the device read-only. */
+#define NEXUS_EXPORT_DEV_READ_ONLY (1u << 0)
+
+/** Designated initialiser for struct nexus_export_dev_opts. */
+#define NEXUS_EXPORT_DEV_OPTS_INIT \
+	{ .size = sizeof(struct nexus_export_dev_opts) }
+
+/**
+ * @brief Serve a device on an export.
+ *
+ * The export holds a reference on the device: nexus_dev_close() of it
+ * fails with -EBUSY until it is removed again.
+ * @param exp  the export
+ * @param dev  an open device of the export's context
+ * @param opts options, or NULL for defaults
+ * @return 0, or -EINVAL (NULL argument, device of another context, name
+ *         too long), -EEXIST (the name or id is taken on this export, or
+ *         the device is served by it already), -EOPNOTSUPP (the driver
+ *         serves one device and has one), -ESHUTDOWN (the export is
+ *         being destroyed), or another negative errno from the driver.
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API int nexus_export_add_dev(struct nexus_export *exp,
+				   struct nexus_dev *dev,
+				   const struct nexus_export_dev_opts *opts);
+
+/**
+ * @brief Stop serving a device on an export and drop its reference.
+ *
+ * Connections using the device are drained and closed by the driver
+ * (for NBD, the connections that selected it; for NVMe-oF the namespace
+ * disappears and hosts are notified); other devices keep being served.
+ * @return 0, or -EINVAL (NULL argument), -ENOENT (not served by this
+ *         export).
+ * @par Threading: any application thread; not from a callback.
+ */
+NEXUS_API int nexus_export_remove_dev(struct nexus_export *exp,
+				      struct nexus_dev *dev);
+
+/**
+ * @brief Number of devices an export serves.
+ * @return the count, or -EINVAL for NULL.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_export_dev_count(const struct nexus_export *exp);
 
 /**
  * @brief Stop an export: refuse new clients, finish or fail requests in
- *        flight, close connections.  The device stays open.  NULL is a
- *        no-op.
- * @par Threading: any application thread; not from a callback.
+ *        flight, close connections, release its devices (they stay
+ *        open) and free it.  NULL is a no-op.
+ * @par Threading: any application thread; not from a callback (it is
+ *      then refused with a logged error and a leak rather than a
+ *      deadlock).
  */
-NEXUS_API void nexus_export_stop(struct nexus_export *exp);
+NEXUS_API void nexus_export_destroy(struct nexus_export *exp);
 
 /**
  * @brief Build a pipeline: its device stack and, if its last stage is an
@@ -641,9 +955,12 @@ struct nexus_conn_info {
 	/** sizeof(struct nexus_conn_info) as compiled by the caller. */
 	size_t size;
 	/** Peer address, e.g. "127.0.0.1:50312" or "unix". */
-	char peer[64];
-	/** Export name the client selected. */
-	char export_name[64];
+	char peer[NEXUS_ID_MAX];
+	/** Name of the device the client selected (NBD export name). */
+	char export_name[NEXUS_ID_MAX];
+	/** Host identity the client gave (NVMe host NQN, iSCSI initiator
+	 *  IQN); "" where the protocol has none (NBD). */
+	char host_id[NEXUS_ID_MAX];
 	/** Reactor serving the connection. */
 	unsigned reactor;
 	/** Requests completed. */
@@ -669,8 +986,9 @@ struct nexus_conn_info {
  *         driver cannot list connections).
  * @par Threading: any application thread.
  */
-NEXUS_API int nexus_export_conns(struct nexus_export *exp,
-				 struct nexus_conn_info *out, unsigned max);
+NEXUS_API int nexus_export_list_conns(struct nexus_export *exp,
+				      struct nexus_conn_info *out,
+				      unsigned max);
 
 /**
  * @brief Load a driver plugin (a shared object) into a context.

@@ -69,13 +69,31 @@ enum nexus_opt_type {
  */
 #define NEXUS_OPTF_SECRET (1u << 2)
 
-/** @brief Description of one driver option. */
+/**
+ * @brief Description of one driver option.
+ *
+ * The array is read with the stride nexus_driver::option_size, so fields
+ * can be appended: a library reads only the fields the driver's stride
+ * covers.  The core validates every given value against the type, the
+ * bounds and the word list when the pipeline is parsed (nexus-pipe
+ * --check, nexus_pipeline_check(), open, export creation, the bindings),
+ * before the driver sees it.
+ */
 struct nexus_option_desc {
 	const char *name;	/**< option name; NULL ends the array */
 	int type;		/**< enum nexus_opt_type */
 	const char *def;	/**< default value text, or NULL */
 	const char *help;	/**< one-line help */
 	uint32_t flags;		/**< NEXUS_OPTF_* */
+	/** UINT and SIZE: smallest accepted value (with max == 0 and
+	 *  min == 0: no bounds). */
+	uint64_t min;
+	/** UINT and SIZE: largest accepted value; 0 with a non-zero min
+	 *  means no upper bound. */
+	uint64_t max;
+	/** STRING: NULL-terminated list of the accepted words, or NULL for
+	 *  any text. */
+	const char *const *values;
 };
 
 /** @brief Parsed options of one stage (opaque). */
@@ -140,15 +158,20 @@ struct nexus_io {
 	int iovcnt;			/**< entries in iov */
 	uint32_t op;			/**< enum nexus_op */
 	uint32_t flags;			/**< NEXUS_IO_* */
-	uint32_t reserved;		/**< zero */
+	uint32_t max_extents;		/**< BLOCK_STATUS: capacity of extents */
 	uint64_t offset;		/**< byte offset */
 	uint64_t length;		/**< bytes (the iovec total for data) */
+	/** BLOCK_STATUS: where the driver writes its extents (contiguous
+	 *  from offset, at least one byte, at most length bytes); complete
+	 *  with the number written as the result. */
+	struct nexus_extent *extents;
 };
 
 /**
  * @brief Complete an I/O that the driver's submit() accepted.
  * @param io     the I/O
- * @param result 0 on success or a negative errno
+ * @param result 0 on success (the number of extents for BLOCK_STATUS)
+ *               or a negative errno
  * @par Threading: the I/O's reactor thread only.  The callback of the
  *      submitter runs later from the reactor loop, never re-entrantly.
  */
@@ -158,10 +181,14 @@ NEXUS_API void nexus_io_complete(struct nexus_io *io, int result);
  * @brief io_uring completion handler.  Embed it in a driver structure and
  *        pass it to nexus_reactor_sqe(); @p fn runs on the reactor for each
  *        CQE (several for multishot requests: see IORING_CQE_F_MORE).
+ *
+ * Its layout is frozen: one function pointer, forever (a CQE's user_data
+ * is this struct's address, and drivers embed it, so it can never grow).
+ * Use container_of() from @p h to reach the driver's own structure.
  */
-struct nexus_event {
+struct nexus_cqe_handler {
 	/** Handler: @p res is the CQE result, @p cqe_flags its flags. */
-	void (*fn)(struct nexus_event *ev, int res, uint32_t cqe_flags);
+	void (*fn)(struct nexus_cqe_handler *h, int res, uint32_t cqe_flags);
 };
 
 struct io_uring_sqe;
@@ -175,7 +202,7 @@ struct io_uring_sqe;
  * @par Threading: the reactor's own thread only.
  */
 NEXUS_API struct io_uring_sqe *nexus_reactor_sqe(struct nexus_reactor *r,
-						 struct nexus_event *ev);
+						 struct nexus_cqe_handler *h);
 
 /**
  * @brief The reactor running the calling thread, or NULL.
@@ -258,8 +285,57 @@ NEXUS_API struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev);
 /* nexus_dev_child_count() and nexus_dev_child() (the devices below a
  * transform) are declared in nexus.h: embedders walk stacks too. */
 
-/** @brief Device served by an export. */
-NEXUS_API struct nexus_dev *nexus_export_dev(const struct nexus_export *exp);
+/** @brief One device served by an export (opaque): its device, name and
+ *         id, as given to nexus_export_add_dev(). */
+struct nexus_export_dev;
+
+/**
+ * @brief Device @p i of an export, in the order they were added.
+ * @return the entry, or NULL if @p i is out of range.  The entry stays
+ *         valid until the driver's export_remove_dev() for it returns.
+ * @par Threading: any thread (the list is locked while it is read).
+ */
+NEXUS_API struct nexus_export_dev *
+nexus_export_dev_at(const struct nexus_export *exp, unsigned i);
+
+/**
+ * @brief The device of an export served under @p name.
+ * @return the entry, or NULL.  Valid as for nexus_export_dev_at().
+ * @par Threading: any thread, e.g. a reactor running a handshake.
+ */
+NEXUS_API struct nexus_export_dev *
+nexus_export_find_dev(const struct nexus_export *exp, const char *name);
+
+/**
+ * @brief The device of an export entry with id @p id (NSID, LUN).
+ * @return the entry, or NULL.  Valid as for nexus_export_dev_at().
+ */
+NEXUS_API struct nexus_export_dev *
+nexus_export_find_dev_id(const struct nexus_export *exp, uint32_t id);
+
+/** @brief The device of an export entry. */
+NEXUS_API struct nexus_dev *
+nexus_export_dev_device(const struct nexus_export_dev *ed);
+
+/** @brief The name of an export entry (nexus_export_dev_opts::name), or
+ *         NULL when none was given (the driver picks its default). */
+NEXUS_API const char *nexus_export_dev_name(const struct nexus_export_dev *ed);
+
+/** @brief The id of an export entry (NSID, LUN), from 1. */
+NEXUS_API uint32_t nexus_export_dev_id(const struct nexus_export_dev *ed);
+
+/** @brief NEXUS_EXPORT_DEV_* flags of an export entry. */
+NEXUS_API uint32_t nexus_export_dev_flags(const struct nexus_export_dev *ed);
+
+/** @brief Driver-private pointer of an export entry (NULL before set). */
+NEXUS_API void *nexus_export_dev_private(const struct nexus_export_dev *ed);
+
+/** @brief Set the driver-private pointer of an export entry. */
+NEXUS_API void nexus_export_dev_set_private(struct nexus_export_dev *ed,
+					    void *p);
+
+/** @brief Context of an export. */
+NEXUS_API struct nexus_ctx *nexus_export_ctx(const struct nexus_export *exp);
 
 /** @brief Driver-private pointer of an export. */
 NEXUS_API void *nexus_export_private(const struct nexus_export *exp);
@@ -314,6 +390,19 @@ struct nexus_driver {
 	uint32_t max_children;
 	/** Options, terminated by an entry with a NULL name; may be NULL. */
 	const struct nexus_option_desc *options;
+	/** sizeof(struct nexus_option_desc) the driver was built against:
+	 *  the stride of @ref options (stamped by NEXUS_DRIVER_HEADER). */
+	uint32_t option_size;
+	/**
+	 * Optional: check rules between options (e.g. a key size that needs
+	 * a given cipher) beyond the per-option type, bounds and words the
+	 * core checks.  Runs when the pipeline is parsed, before open() or
+	 * export_start(), also for nexus_pipeline_check(): it must not open
+	 * files or sockets.
+	 * @return 0 or a negative errno with a message (nexus_error()) that
+	 *         names the options and does not quote secret values.
+	 */
+	int (*check)(const struct nexus_opts *opts);
 
 	/**
 	 * Device drivers: open.  Children (transforms) are already open.
@@ -355,14 +444,16 @@ struct nexus_driver {
 			    uint64_t length, struct nexus_extent *ext,
 			    unsigned max);
 
-	/** Export drivers: start serving nexus_export_dev(exp). */
+	/** Export drivers: start serving (listen); devices come later with
+	 *  export_add_dev(). */
 	int (*export_start)(struct nexus_export *exp,
 			    const struct nexus_opts *opts);
 	/** Export drivers: stop; finish or fail requests in flight, close
-	 *  connections, free private state. */
+	 *  connections, free private state.  The devices are removed
+	 *  (export_remove_dev) before this runs. */
 	void (*export_stop)(struct nexus_export *exp);
 	/** Optional, export drivers: list connections, as
-	 *  nexus_export_conns(). */
+	 *  nexus_export_list_conns(). */
 	int (*export_conns)(struct nexus_export *exp,
 			    struct nexus_conn_info *out, unsigned max);
 	/**
@@ -377,13 +468,32 @@ struct nexus_driver {
 	 */
 	int (*control)(struct nexus_dev *dev, const char *key,
 		       const char *value);
+	/**
+	 * Export drivers: serve a new device (already in the export's list,
+	 * so nexus_export_find_dev() finds it once this returns 0).
+	 * @return 0, or a negative errno with a message (e.g. -EEXIST for a
+	 *         name the driver's default makes a duplicate); the core then
+	 *         drops the entry.
+	 * @par Threading: an application thread.
+	 */
+	int (*export_add_dev)(struct nexus_export *exp,
+			      struct nexus_export_dev *ed);
+	/**
+	 * Export drivers: stop serving a device.  nexus_export_find_dev()
+	 * no longer returns it when this runs; it returns once no
+	 * connection or request uses the device any more.
+	 * @par Threading: an application thread.
+	 */
+	void (*export_remove_dev)(struct nexus_export *exp,
+				  struct nexus_export_dev *ed);
 };
 
 /** Stamps the ABI version and table size in a driver initialiser:
  *  `static const struct nexus_driver d = { NEXUS_DRIVER_HEADER, ... };` */
 #define NEXUS_DRIVER_HEADER                                                 \
 	.abi_version = NEXUS_DRIVER_ABI_VERSION,                            \
-	.struct_size = (uint32_t)sizeof(struct nexus_driver)
+	.struct_size = (uint32_t)sizeof(struct nexus_driver),               \
+	.option_size = (uint32_t)sizeof(struct nexus_option_desc)
 
 /** Name of the entry point a plugin exports. */
 #define NEXUS_PLUGIN_ENTRY "nexus_plugin_entry"
@@ -432,6 +542,20 @@ NEXUS_API uint32_t nexus_driver_abi_version(void);
  * @par Threading: any thread.
  */
 NEXUS_API uint32_t nexus_driver_struct_size(void);
+
+/**
+ * @brief Copy a context secret (nexus_ctx_secret_set()) for a driver.
+ * @param ctx  the context
+ * @param name the secret's name
+ * @param buf  receives the secret's bytes
+ * @param cap  capacity of @p buf
+ * @return the secret's length, or -EINVAL (NULL argument), -ENOENT (no
+ *         such secret), -ENOSPC (@p cap too small; nothing copied).
+ *         Wipe @p buf when done with it.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_ctx_secret_get(struct nexus_ctx *ctx, const char *name,
+				   void *buf, size_t cap);
 
 /**
  * @brief Forward an I/O unchanged to a device below, then complete it.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Contexts: reactor threads, driver registry, logging, and the lists of
- * what is open so that nexus_ctx_free() can close it. */
+ * what is open so that nexus_ctx_destroy() can close it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +60,7 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 	ctx->log_level = o.log_fn || o.log_level ? o.log_level : NEXUS_LOG_WARN;
 	ctx->flags = o.flags;
 	pthread_mutex_init(&ctx->lock, NULL);
+	pthread_mutex_init(&ctx->secret_lock, NULL);
 	if (o.plugin_path && !(ctx->plugin_path = strdup(o.plugin_path))) {
 		rc = nexus_error(-ENOMEM, "out of memory");
 		goto fail;
@@ -87,17 +88,18 @@ fail:
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->secret_lock);
 	free(ctx);
 	return rc;
 }
 
-void nexus_ctx_free(struct nexus_ctx *ctx)
+void nexus_ctx_destroy(struct nexus_ctx *ctx)
 {
 	if (!ctx)
 		return;
 	if (nexus_reactor_current()) {
 		nexus_log(ctx, NEXUS_LOG_ERROR,
-			  "nexus_ctx_free called from a callback: ignored");
+			  "nexus_ctx_destroy called from a callback: ignored");
 		return;
 	}
 	for (;;) {
@@ -108,7 +110,7 @@ void nexus_ctx_free(struct nexus_ctx *ctx)
 		pthread_mutex_unlock(&ctx->lock);
 		if (!pl)
 			break;
-		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: closing a "
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_destroy: closing a "
 			  "pipeline still open");
 		nexus_pipeline_close(pl);
 	}
@@ -120,9 +122,9 @@ void nexus_ctx_free(struct nexus_ctx *ctx)
 		pthread_mutex_unlock(&ctx->lock);
 		if (!exp)
 			break;
-		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: stopping "
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_destroy: stopping "
 			  "export '%s' still running", exp->spec);
-		nexus_export_stop(exp);
+		nexus_export_destroy(exp);
 	}
 	for (;;) {
 		struct nexus_dev *dev;
@@ -132,17 +134,18 @@ void nexus_ctx_free(struct nexus_ctx *ctx)
 		pthread_mutex_unlock(&ctx->lock);
 		if (!dev)
 			break;
-		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_free: closing "
+		nexus_log(ctx, NEXUS_LOG_WARN, "nexus_ctx_destroy: closing "
 			  "device '%s' still open", dev->name);
 		nexus_dev_close(dev);
 	}
 	for (unsigned i = 0; i < ctx->nreactors; i++)
 		nx_reactor_stop(&ctx->reactors[i]);
 	free(ctx->reactors);
-	nx_crypt_keys_forget(ctx);
+	nx_secrets_forget(ctx);
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->secret_lock);
 	free(ctx);
 }
 

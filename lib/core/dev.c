@@ -88,8 +88,11 @@ int nx_dev_create(struct nexus_ctx *ctx, const struct nexus_driver *drv,
 			rc = -EIO;
 		goto fail;
 	}
-	/* A transform never advertises what it did not declare. */
+	/* A transform never advertises what it did not declare.  BLOCK_STATUS
+	 * is always there: the core answers for drivers that do not handle
+	 * it (nx_block_status_fallback), conservatively. */
 	dev->info.ops &= drv->ops;
+	dev->info.ops |= NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS);
 	dev->info.driver = drv->name;
 	dev->info.name = dev->name;
 	if (!dev->info.logical_block_size ||
@@ -232,34 +235,52 @@ static bool unlink_top(struct nexus_dev *dev)
 	return found;
 }
 
-void nexus_dev_close(struct nexus_dev *dev)
+int nexus_dev_close(struct nexus_dev *dev)
 {
+	struct nexus_ctx *ctx;
+	const char *by = NULL;
+
 	if (!dev)
-		return;
-	if (nexus_reactor_current()) {
-		nexus_log(dev->ctx, NEXUS_LOG_ERROR,
-			  "nexus_dev_close(%s) called from a callback: ignored",
-			  dev->name);
-		return;
+		return 0;
+	ctx = dev->ctx;
+	if (nexus_reactor_current())
+		return nexus_error(-EDEADLK, "nexus_dev_close(%s) from a "
+				   "callback would deadlock", dev->name);
+	pthread_mutex_lock(&ctx->lock);
+	if (dev->export_refs) {
+		for (struct nexus_export *e = ctx->exports; e && !by;
+		     e = e->next) {
+			pthread_mutex_lock(&e->lock);
+			for (struct nexus_export_dev *ed = e->devs; ed;
+			     ed = ed->next)
+				if (ed->dev == dev)
+					by = e->spec;
+			pthread_mutex_unlock(&e->lock);
+		}
+		pthread_mutex_unlock(&ctx->lock);
+		return nexus_error(-EBUSY, "%s is served by export %s: remove "
+				   "it from the export first "
+				   "(nexus_export_remove_dev)", dev->name,
+				   by ? by : "(being created)");
 	}
-	if (!unlink_top(dev)) {
-		nexus_log(dev->ctx, NEXUS_LOG_ERROR,
-			  "nexus_dev_close: %s is not an open top-level "
-			  "device (owned by a pipeline, or closed twice)",
-			  dev->name);
-		return;
-	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (!unlink_top(dev))
+		return nexus_error(-EBUSY, "nexus_dev_close: %s is not an open "
+				   "top-level device (owned by a pipeline or "
+				   "another device, or closed twice)",
+				   dev->name);
 	nx_dev_destroy(dev);
+	return 0;
 }
 
-int nexus_dev_info(const struct nexus_dev *dev, struct nexus_dev_info *info)
+int nexus_dev_get_info(const struct nexus_dev *dev, struct nexus_dev_info *info)
 {
 	size_t n;
 
 	if (!dev || !info)
-		return nexus_error(-EINVAL, "nexus_dev_info: NULL argument");
+		return nexus_error(-EINVAL, "nexus_dev_get_info: NULL argument");
 	if (info->size < sizeof(size_t))
-		return nexus_error(-EINVAL, "nexus_dev_info: info->size not "
+		return nexus_error(-EINVAL, "nexus_dev_get_info: info->size not "
 					    "set (use NEXUS_DEV_INFO_INIT)");
 	n = info->size < sizeof(dev->info) ? info->size : sizeof(dev->info);
 	memcpy((char *)info + sizeof(size_t),
@@ -270,24 +291,24 @@ int nexus_dev_info(const struct nexus_dev *dev, struct nexus_dev_info *info)
 	return 0;
 }
 
-int nexus_dev_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
+int nexus_dev_get_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
 {
 	struct nexus_dev_stats s;
 	size_t n;
 
 	if (!dev || !st)
-		return nexus_error(-EINVAL, "nexus_dev_stats: NULL argument");
+		return nexus_error(-EINVAL, "nexus_dev_get_stats: NULL argument");
 	if (st->size < sizeof(size_t))
-		return nexus_error(-EINVAL, "nexus_dev_stats: stats->size not "
+		return nexus_error(-EINVAL, "nexus_dev_get_stats: stats->size not "
 					    "set (use NEXUS_DEV_STATS_INIT)");
 	memset(&s, 0, sizeof(s));
 	s.size = st->size;
 	for (unsigned i = 0; i < dev->ctx->nreactors; i++) {
 		const struct nx_dev_counters *c = &dev->per_reactor[i].c;
 
-		for (unsigned o = 0; o < NEXUS_OP_COUNT; o++) {
-			s.ops[o] += __atomic_load_n(&c->ops[o], __ATOMIC_RELAXED);
-			s.errors[o] +=
+		for (unsigned o = 0; o < NX_OP_MAX; o++) {
+			s.ops += __atomic_load_n(&c->ops[o], __ATOMIC_RELAXED);
+			s.errors +=
 				__atomic_load_n(&c->errors[o], __ATOMIC_RELAXED);
 		}
 		s.bytes_read += __atomic_load_n(&c->bytes_read, __ATOMIC_RELAXED);
@@ -302,6 +323,39 @@ int nexus_dev_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
 	 * briefly be counted twice, never missed) */
 	s.in_flight = atomic_load(&dev->queued);
 	s.in_flight += nx_dev_inflight(dev);
+	n = st->size < sizeof(s) ? st->size : sizeof(s);
+	memcpy(st, &s, n);
+	if (st->size > sizeof(s))
+		memset((char *)st + sizeof(s), 0, st->size - sizeof(s));
+	st->size = s.size;
+	return 0;
+}
+
+int nexus_dev_get_op_stats(const struct nexus_dev *dev, int op,
+			   struct nexus_op_stats *st)
+{
+	struct nexus_op_stats s;
+	size_t n;
+
+	if (!dev || !st)
+		return nexus_error(-EINVAL, "nexus_dev_get_op_stats: NULL "
+				   "argument");
+	if (st->size < sizeof(size_t))
+		return nexus_error(-EINVAL, "nexus_dev_get_op_stats: "
+				   "stats->size not set (use "
+				   "NEXUS_OP_STATS_INIT)");
+	if (op < 0 || op >= NX_OP_MAX)
+		return nexus_error(-ERANGE, "nexus_dev_get_op_stats: unknown "
+				   "operation %d", op);
+	memset(&s, 0, sizeof(s));
+	s.size = st->size;
+	for (unsigned i = 0; i < dev->ctx->nreactors; i++) {
+		const struct nx_dev_counters *c = &dev->per_reactor[i].c;
+
+		s.ops += __atomic_load_n(&c->ops[op], __ATOMIC_RELAXED);
+		s.errors += __atomic_load_n(&c->errors[op], __ATOMIC_RELAXED);
+		s.bytes += __atomic_load_n(&c->bytes[op], __ATOMIC_RELAXED);
+	}
 	n = st->size < sizeof(s) ? st->size : sizeof(s);
 	memcpy(st, &s, n);
 	if (st->size > sizeof(s))
@@ -341,6 +395,17 @@ struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev, unsigned i)
 	return dev && i < dev->nchildren ? dev->children[i] : NULL;
 }
 
+int nx_block_status_fallback(struct nexus_dev *dev, const struct nexus_io *io)
+{
+	if (dev->drv->block_status && (dev->info.flags & NEXUS_DEV_BLOCK_STATUS))
+		return dev->drv->block_status(dev, io->offset, io->length,
+					      io->extents, io->max_extents);
+	io->extents[0].offset = io->offset;
+	io->extents[0].length = io->length;
+	io->extents[0].flags = 0;
+	return 1;
+}
+
 int nexus_dev_block_status(struct nexus_dev *dev, uint64_t offset,
 			   uint64_t length, struct nexus_extent *ext,
 			   unsigned max)
@@ -360,6 +425,9 @@ int nexus_dev_block_status(struct nexus_dev *dev, uint64_t offset,
 	if (atomic_load(&dev->closing))
 		return nexus_error(-ESHUTDOWN, "%s: device is closing",
 				   dev->name);
+	if (!nexus_reactor_current() &&
+	    (dev->drv->ops & NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS)))
+		return nx_sync_block_status(dev, offset, length, ext, max);
 	if (dev->drv->block_status && (dev->info.flags & NEXUS_DEV_BLOCK_STATUS))
 		return dev->drv->block_status(dev, offset, length, ext, max);
 	ext[0].offset = offset;

@@ -17,15 +17,30 @@ uint32_t nexus_driver_struct_size(void)
 
 static void forward_done(void *user_data, int result)
 {
-	/* READ/WRITE complete with a byte count; the driver's result is 0 */
-	nexus_io_complete(user_data, result < 0 ? result : 0);
+	struct nexus_io *io = user_data;
+
+	/* READ/WRITE complete with a byte count; the driver's result is 0.
+	 * BLOCK_STATUS completes with the number of extents. */
+	if (result > 0 && io->op != NEXUS_OP_BLOCK_STATUS)
+		result = 0;
+	nexus_io_complete(io, result);
 }
 
 int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child)
 {
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
 	if (!io || !child)
 		return nexus_error(-EINVAL, "nexus_io_forward: NULL argument");
-	return nexus_dev_submit(child, (int)io->op, io->iov, io->iovcnt,
-				io->offset, io->length, io->flags,
-				forward_done, io);
+	req.op = io->op;
+	req.flags = io->flags;
+	req.iov = io->iov;
+	req.iovcnt = io->iovcnt;
+	req.offset = io->offset;
+	req.length = io->length;
+	req.cb = forward_done;
+	req.user_data = io;
+	req.extents = io->extents;
+	req.max_extents = io->max_extents;
+	return nexus_dev_submit(child, &req);
 }

@@ -24,6 +24,8 @@
 	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 #define NX_MAX_IO_DEFAULT (32u << 20)
+/* Operations this library knows (enum nexus_op); internal, may grow. */
+#define NX_OP_MAX (NEXUS_OP_BLOCK_STATUS + 1)
 #define NX_MAX_CHILDREN 16
 #define NX_MAX_OPTS 32
 
@@ -56,6 +58,8 @@ struct nx_req {
 	uint16_t op;
 	uint16_t pad;
 	uint32_t flags;
+	uint32_t max_extents;
+	struct nexus_extent *extents;
 };
 
 struct nx_io_impl;
@@ -76,7 +80,7 @@ struct nexus_reactor {
 	struct io_uring ring;
 	int efd;
 	uint64_t efd_val;
-	struct nexus_event efd_ev;
+	struct nexus_cqe_handler efd_ev;
 	bool stop;
 	bool busy_poll;
 	bool nap; /* sleep in nanosleep, not io_uring_enter (valgrind) */
@@ -120,6 +124,7 @@ struct nx_driver_entry {
 	struct nexus_driver drv; /* normalised copy (full current size) */
 	void *dl;		 /* dlopen handle of a plugin, or NULL */
 	char *origin;		 /* plugin file name, NULL for built-ins */
+	struct nexus_option_desc *options; /* drv.options, our layout */
 };
 
 struct nexus_ctx {
@@ -135,6 +140,8 @@ struct nexus_ctx {
 	struct nexus_dev *devs;	      /* top-level open devices */
 	struct nexus_export *exports; /* running exports */
 	struct nexus_pipeline *pipelines;
+	struct nx_secret *secrets; /* (secret_lock) */
+	pthread_mutex_t secret_lock;
 	atomic_uint rr; /* round-robin reactor choice for app threads */
 };
 
@@ -197,8 +204,9 @@ struct nx_io_impl {
 };
 
 struct nx_dev_counters {
-	_Alignas(64) uint64_t ops[NEXUS_OP_COUNT];
-	uint64_t errors[NEXUS_OP_COUNT];
+	_Alignas(64) uint64_t ops[NX_OP_MAX];
+	uint64_t errors[NX_OP_MAX];
+	uint64_t bytes[NX_OP_MAX];
 	uint64_t bytes_read, bytes_written;
 	uint64_t submitted, completed;
 	uint64_t latency[NEXUS_LAT_BUCKETS];
@@ -230,6 +238,8 @@ struct nexus_dev {
 	pthread_cond_t close_cond;
 	atomic_int close_waiting;
 	atomic_uint_fast64_t queued; /* queued by app threads, not started */
+	unsigned export_refs; /* exports serving it (ctx->lock) */
+	atomic_int state;     /* enum nexus_dev_state */
 };
 
 NX_HIDDEN int nx_dev_create(struct nexus_ctx *ctx,
@@ -246,6 +256,35 @@ NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,
 NX_HIDDEN void nx_io_run_deferred(struct nexus_reactor *r);
 NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
 NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
+/* BLOCK_STATUS for a driver that does not handle the operation: its
+ * synchronous block_status() if it has one, else one data extent.
+ * Returns the number of extents or a negative errno. */
+/* BLOCK_STATUS submitted and waited for (sync.c). */
+NX_HIDDEN int nx_sync_block_status(struct nexus_dev *dev, uint64_t offset,
+				   uint64_t length, struct nexus_extent *ext,
+				   unsigned max);
+NX_HIDDEN int nx_block_status_fallback(struct nexus_dev *dev,
+				       const struct nexus_io *io);
+
+/* nexus_dev_submit() with the fields of a nexus_io_req as arguments
+ * (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES), for the built-in drivers. */
+static inline int nx_submit(struct nexus_dev *dev, int op,
+			    const struct iovec *iov, int iovcnt,
+			    uint64_t offset, uint64_t length, uint32_t flags,
+			    nexus_io_cb cb, void *user_data)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = (uint32_t)op;
+	req.iov = iov;
+	req.iovcnt = iovcnt;
+	req.offset = offset;
+	req.length = length;
+	req.flags = flags;
+	req.cb = cb;
+	req.user_data = user_data;
+	return nexus_dev_submit(dev, &req);
+}
 
 /* ---- stats (stats.c) ---- */
 #define NX_LAT_SUB 4 /* latency buckets per octave of nanoseconds */
@@ -269,14 +308,33 @@ static inline void nx_count(uint64_t *c, uint64_t n)
 }
 
 /* ---- exports and pipelines (export.c, pipeline.c) ---- */
+struct nexus_export_dev {
+	struct nexus_export *exp;
+	struct nexus_dev *dev;
+	char *name; /* NULL: the driver's default */
+	uint32_t id, flags;
+	void *priv;
+	struct nexus_export_dev *next; /* exp->devs, in the order added */
+};
+
 struct nexus_export {
 	struct nexus_ctx *ctx;
 	const struct nexus_driver *drv;
-	struct nexus_dev *dev;
 	void *priv;
-	struct nexus_export *next;
+	struct nexus_export *next; /* ctx->exports (ctx->lock) */
 	char *spec;
+	struct nexus_opts opts;	   /* kept for the export's lifetime */
+	pthread_mutex_t lock;	   /* protects devs */
+	struct nexus_export_dev *devs;
+	pthread_mutex_t add_lock;  /* serialises add/remove/destroy */
+	bool destroying;
 };
+
+/* The options an export was created with (valid until it is destroyed):
+ * built-in export drivers read them when a device is added. */
+NX_HIDDEN const struct nexus_opts *nx_export_opts(const struct nexus_export *e);
+/* Copy parsed options (deep); 0 or -ENOMEM. */
+NX_HIDDEN int nx_opts_copy(struct nexus_opts *dst, const struct nexus_opts *src);
 
 /* A parsed stage (pipeline.c). */
 struct nx_stage {
@@ -293,7 +351,7 @@ struct nx_stage {
 NX_HIDDEN int nx_pipeline_parse(struct nexus_ctx *ctx, const char *text,
 				struct nx_stage **out);
 NX_HIDDEN void nx_pipeline_free_stages(struct nx_stage *s);
-NX_HIDDEN int nx_export_create(struct nexus_dev *dev,
+NX_HIDDEN int nx_export_create(struct nexus_ctx *ctx,
 			       const struct nexus_driver *drv,
 			       const struct nexus_opts *opts, const char *spec,
 			       struct nexus_export **out);
@@ -305,7 +363,9 @@ extern const struct nexus_driver nx_driver_file NX_HIDDEN;
 extern const struct nexus_driver nx_driver_throttle NX_HIDDEN;
 extern const struct nexus_driver nx_driver_fault NX_HIDDEN;
 extern const struct nexus_driver nx_driver_crypt NX_HIDDEN;
-NX_HIDDEN void nx_crypt_keys_forget(struct nexus_ctx *ctx); /* crypt_key.c */
+/* ---- secrets (secret.c) ---- */
+struct nx_secret;
+NX_HIDDEN void nx_secrets_forget(struct nexus_ctx *ctx);
 extern const struct nexus_driver nx_driver_nbd_export NX_HIDDEN;
 extern const struct nexus_driver nx_driver_nbd NX_HIDDEN;
 

@@ -34,8 +34,8 @@
 
 static void wake_closer(struct nexus_dev *dev);
 
-static const char *const op_names[NEXUS_OP_COUNT] = {
-	"read", "write", "flush", "trim", "write-zeroes",
+static const char *const op_names[NX_OP_MAX] = {
+	"read", "write", "flush", "trim", "write-zeroes", "block-status",
 };
 
 static struct nx_io_impl *pool_get(struct nexus_dev *dev,
@@ -90,7 +90,7 @@ int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req)
 	uint64_t len = req->length, mask = in->logical_block_size - 1;
 	int op = req->op;
 
-	if (unlikely(op < 0 || op >= NEXUS_OP_COUNT))
+	if (unlikely(op < 0 || op >= NX_OP_MAX))
 		return nexus_error(-EINVAL, "%s: unknown operation %d",
 				   dev->name, op);
 	if (unlikely(req->flags & ~(uint32_t)(NEXUS_IO_FUA | NEXUS_IO_NO_UNMAP |
@@ -110,7 +110,13 @@ int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req)
 				   dev->name);
 	if (op == NEXUS_OP_FLUSH)
 		return 0;
-	if (unlikely(op != NEXUS_OP_READ && (in->flags & NEXUS_DEV_READ_ONLY)))
+	if (op == NEXUS_OP_BLOCK_STATUS) {
+		if (unlikely(!req->extents || !req->max_extents))
+			return nexus_error(-EINVAL, "%s: block-status needs an "
+					   "extent array and max_extents > 0",
+					   dev->name);
+	} else if (unlikely(op != NEXUS_OP_READ &&
+			    (in->flags & NEXUS_DEV_READ_ONLY)))
 		return nexus_error(-EROFS, "%s: %s on a read-only device",
 				   dev->name, op_names[op]);
 	if (op == NEXUS_OP_READ || op == NEXUS_OP_WRITE) {
@@ -137,7 +143,7 @@ int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req)
 				   (unsigned long long)len,
 				   (unsigned long long)req->offset,
 				   (unsigned long long)in->dev_size);
-	if (unlikely((req->offset | len) & mask))
+	if (unlikely(((req->offset | len) & mask) && op != NEXUS_OP_BLOCK_STATUS))
 		return nexus_error(-EINVAL, "%s: %s at offset %llu length "
 				   "%llu is not aligned to the logical block "
 				   "size %u", dev->name, op_names[op],
@@ -173,9 +179,10 @@ int nx_io_start(struct nexus_reactor *r, const struct nx_req *req)
 	io->iovcnt = req->iovcnt;
 	io->op = req->op;
 	io->flags = req->flags;
-	io->reserved = 0;
+	io->max_extents = req->max_extents;
 	io->offset = req->offset;
 	io->length = req->length;
+	io->extents = req->extents;
 	nx_count(&pr->c.submitted, 1);
 	/* The I/Os this submit() starts share its start stamp; what it
 	 * completes has no end stamp yet (it completes later than this). */
@@ -183,7 +190,14 @@ int nx_io_start(struct nexus_reactor *r, const struct nx_req *req)
 	saved_end = r->done_stamp;
 	r->submit_stamp = impl->start_ns;
 	r->done_stamp = 0;
-	rc = dev->drv->submit(io);
+	if (unlikely(req->op == NEXUS_OP_BLOCK_STATUS &&
+		     !(dev->drv->ops & NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS)))) {
+		/* A driver that does not handle it: the core answers. */
+		nexus_io_complete(io, nx_block_status_fallback(dev, io));
+		rc = 0;
+	} else {
+		rc = dev->drv->submit(io);
+	}
 	r->submit_stamp = saved_start;
 	r->done_stamp = saved_end;
 	if (unlikely(rc < 0)) {
@@ -214,34 +228,39 @@ static uint64_t iov_total(const struct iovec *iov, int n, int *null_at)
 	return t;
 }
 
-int nexus_dev_submit(struct nexus_dev *dev, int op, const struct iovec *iov,
-		     int iovcnt, uint64_t offset, uint64_t length,
-		     uint32_t flags, nexus_io_cb cb, void *user_data)
+int nexus_dev_submit(struct nexus_dev *dev, const struct nexus_io_req *ureq)
 {
 	struct nexus_reactor *r;
 	struct nx_req req;
-	int rc;
+	int op, rc;
 
-	if (unlikely(!dev))
-		return nexus_error(-EINVAL, "nexus_dev_submit: NULL device");
+	if (unlikely(!dev || !ureq))
+		return nexus_error(-EINVAL, "nexus_dev_submit: NULL %s",
+				   dev ? "request" : "device");
+	if (unlikely(ureq->size < offsetof(struct nexus_io_req, extents)))
+		return nexus_error(-EINVAL, "%s: nexus_io_req.size not set (use "
+				   "NEXUS_IO_REQ_INIT)", dev->name);
+	op = (int)ureq->op;
 	req.dev = dev;
 	req.op = (uint16_t)op;
 	req.pad = 0;
 	req.iov = NULL;
 	req.iovcnt = 0;
-	req.offset = offset;
-	req.length = length;
-	req.flags = flags;
-	req.cb = cb;
-	req.user_data = user_data;
+	req.offset = ureq->offset;
+	req.length = ureq->length;
+	req.flags = ureq->flags;
+	req.cb = ureq->cb;
+	req.user_data = ureq->user_data;
+	req.extents = NULL;
+	req.max_extents = 0;
 	if (op == NEXUS_OP_READ || op == NEXUS_OP_WRITE) {
-		req.iov = iov;
-		req.iovcnt = iovcnt;
+		req.iov = ureq->iov;
+		req.iovcnt = ureq->iovcnt;
 		req.length = 0;
-		if (iov && iovcnt > 0 && iovcnt <= IOV_MAX) {
+		if (req.iov && req.iovcnt > 0 && req.iovcnt <= IOV_MAX) {
 			int null_at;
 
-			req.length = iov_total(iov, iovcnt, &null_at);
+			req.length = iov_total(req.iov, req.iovcnt, &null_at);
 			if (unlikely(null_at >= 0))
 				return nexus_error(-EINVAL, "%s: %s: iovec entry "
 						   "%d has a NULL buffer",
@@ -250,7 +269,13 @@ int nexus_dev_submit(struct nexus_dev *dev, int op, const struct iovec *iov,
 		}
 	} else if (op == NEXUS_OP_FLUSH) {
 		req.offset = req.length = 0;
-	} else if (op < 0 || op >= NEXUS_OP_COUNT) {
+	} else if (op == NEXUS_OP_BLOCK_STATUS) {
+		if (ureq->size >= offsetof(struct nexus_io_req, max_extents) +
+					  sizeof(ureq->max_extents)) {
+			req.extents = ureq->extents;
+			req.max_extents = ureq->max_extents;
+		}
+	} else if (op < 0 || op >= NX_OP_MAX) {
 		return nexus_error(-EINVAL, "%s: unknown operation %d",
 				   dev->name, op);
 	}
@@ -351,11 +376,22 @@ static void finish(struct nexus_reactor *r, struct nx_io_impl *impl)
 		nx_clear_error();
 	} else if (io->op == NEXUS_OP_READ) {
 		nx_count(&c->bytes_read, io->length);
+		nx_count(&c->bytes[io->op], io->length);
 		res = (int)(io->length > INT_MAX ? INT_MAX : io->length);
 	} else if (io->op == NEXUS_OP_WRITE) {
 		nx_count(&c->bytes_written, io->length);
+		nx_count(&c->bytes[io->op], io->length);
 		res = (int)(io->length > INT_MAX ? INT_MAX : io->length);
+	} else if (io->op == NEXUS_OP_BLOCK_STATUS) {
+		/* res extents, as the driver reported them */
+		if (unlikely(res == 0 || (uint32_t)res > io->max_extents)) {
+			res = -EIO;
+			nx_count(&c->errors[io->op], 1);
+		} else {
+			nx_count(&c->bytes[io->op], io->length);
+		}
 	} else {
+		nx_count(&c->bytes[io->op], io->length);
 		res = 0;
 	}
 	impl->next = pr->free_ios;

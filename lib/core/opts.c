@@ -163,6 +163,26 @@ void nx_opts_free(struct nexus_opts *o)
 	o->n = 0;
 }
 
+int nx_opts_copy(struct nexus_opts *dst, const struct nexus_opts *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->desc = src->desc;
+	dst->stage = NULL; /* the owner points it at its own copy */
+	for (unsigned i = 0; i < src->n; i++) {
+		struct nx_opt_kv *d = &dst->kv[i];
+
+		*d = src->kv[i];
+		d->key = strdup(src->kv[i].key);
+		d->val = src->kv[i].val ? strdup(src->kv[i].val) : NULL;
+		dst->n = i + 1;
+		if (!d->key || (src->kv[i].val && !d->val)) {
+			nx_opts_free(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 const char *nexus_opts_str(const struct nexus_opts *o, const char *name)
 {
 	const struct nexus_option_desc *d;

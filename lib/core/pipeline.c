@@ -528,7 +528,7 @@ int nexus_dev_open(struct nexus_ctx *ctx, const char *text,
 		nx_dev_destroy(dev);
 		rc = nexus_error(-EINVAL, "pipeline: stage '%s' at column %u "
 				 "is an export; use nexus_pipeline_open() or "
-				 "nexus_export_start()", ex->driver, ex->column);
+				 "nexus_export_create()", ex->driver, ex->column);
 	}
 	nx_pipeline_free_stages(stages);
 	if (rc)
@@ -558,8 +558,15 @@ int nexus_pipeline_open(struct nexus_ctx *ctx, const char *text,
 		goto fail;
 	rc = build(ctx, stages, &pl->dev, &ex);
 	if (rc == 0 && ex) {
-		rc = nx_export_create(pl->dev, ex->drv, &ex->opts, ex->text,
+		rc = nx_export_create(ctx, ex->drv, &ex->opts, ex->text,
 				      &pl->exp);
+		if (rc == 0) {
+			rc = nexus_export_add_dev(pl->exp, pl->dev, NULL);
+			if (rc) {
+				nexus_export_destroy(pl->exp);
+				pl->exp = NULL;
+			}
+		}
 		if (rc) {
 			rc = stage_error(ex, rc);
 			nx_dev_destroy(pl->dev);
@@ -616,7 +623,7 @@ void nexus_pipeline_close(struct nexus_pipeline *pl)
 			  "open pipeline (closed twice?)");
 		return;
 	}
-	nexus_export_stop(pl->exp);
+	nexus_export_destroy(pl->exp);
 	nx_dev_destroy(pl->dev);
 	free(pl);
 }

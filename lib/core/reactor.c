@@ -63,7 +63,7 @@ struct nexus_reactor *nexus_ctx_reactor(struct nexus_ctx *ctx, unsigned i)
 }
 
 struct io_uring_sqe *nexus_reactor_sqe(struct nexus_reactor *r,
-				       struct nexus_event *ev)
+				       struct nexus_cqe_handler *ev)
 {
 	struct io_uring_sqe *sqe;
 
@@ -263,7 +263,7 @@ static bool run_requests(struct nexus_reactor *r)
 	return n > 0;
 }
 
-static void efd_event(struct nexus_event *ev, int res, uint32_t flags)
+static void efd_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nexus_reactor *r = container_of(ev, struct nexus_reactor, efd_ev);
 	struct io_uring_sqe *sqe;
@@ -285,7 +285,7 @@ static void reap(struct nexus_reactor *r)
 	unsigned head, n = 0;
 
 	io_uring_for_each_cqe(&r->ring, head, cqe) {
-		struct nexus_event *ev = io_uring_cqe_get_data(cqe);
+		struct nexus_cqe_handler *ev = io_uring_cqe_get_data(cqe);
 
 		n++;
 		if (ev)

@@ -173,11 +173,11 @@ static int check_driver(const struct nexus_driver *d, const char *origin)
 			return nexus_error(-EPROTO, "%s: %s driver '%s' lacks "
 					   "%s", origin, kind_name(d->kind), n,
 					   !d->open ? "open()" : "submit()");
-		if (d->ops & ~((1u << NEXUS_OP_COUNT) - 1))
+		if (d->ops & ~((1u << NX_OP_MAX) - 1))
 			return nexus_error(-EPROTO, "%s: driver '%s' declares "
 					   "operations 0x%x unknown to this "
 					   "libnexus", origin, n,
-					   d->ops & ~((1u << NEXUS_OP_COUNT) - 1));
+					   d->ops & ~((1u << NX_OP_MAX) - 1));
 		if (!d->ops)
 			return nexus_error(-EPROTO, "%s: %s driver '%s' declares "
 					   "no operations (set .ops)", origin,
@@ -211,6 +211,45 @@ static int check_driver(const struct nexus_driver *d, const char *origin)
 				   origin, n, d->kind);
 	}
 	return check_options(d, origin);
+}
+
+/* Copy the driver's option descriptors, read with the driver's stride
+ * (nexus_driver::option_size), into an array of our own layout, the
+ * fields the driver did not know zero. */
+static int normalise_options(struct nx_driver_entry *e, const char *origin)
+{
+	const size_t ours = sizeof(struct nexus_option_desc);
+	const size_t oldest = offsetof(struct nexus_option_desc, min);
+	const char *base = (const char *)e->drv.options;
+	size_t stride = e->drv.option_size;
+	unsigned n;
+
+	e->options = NULL;
+	if (!base)
+		return 0;
+	/* 0: a table that predates the stride, with the first layout */
+	if (!stride)
+		stride = oldest;
+	if (stride < oldest || stride > 4096 ||
+	    stride % alignof(struct nexus_option_desc))
+		return nexus_error(-EPROTO, "%s: driver '%s': option "
+				   "descriptor size %zu is invalid (use "
+				   "NEXUS_DRIVER_HEADER)", origin,
+				   e->drv.name ? e->drv.name : "?", stride);
+	for (n = 0; n <= MAX_OPTIONS; n++)
+		if (!((const struct nexus_option_desc *)(const void *)
+			      (base + n * stride))->name)
+			break;
+	/* more than MAX_OPTIONS: check_options() reports it */
+	e->options = calloc(n + 1, ours);
+	if (!e->options)
+		return nexus_error(-ENOMEM, "out of memory");
+	for (unsigned i = 0; i < n; i++)
+		memcpy(&e->options[i], base + i * stride,
+		       stride < ours ? stride : ours);
+	e->drv.options = e->options;
+	e->drv.option_size = (uint32_t)ours;
+	return 0;
 }
 
 /* Copy a driver's table into a new entry, normalised to our size. */
@@ -265,8 +304,11 @@ static int normalise(const struct nexus_driver *drv, const char *origin,
 		return nexus_error(-ENOMEM, "out of memory");
 	memcpy(&e->drv, drv, size < ours ? size : ours);
 	e->drv.struct_size = (uint32_t)ours;
-	rc = check_driver(&e->drv, origin);
+	rc = normalise_options(e, origin);
+	if (rc == 0)
+		rc = check_driver(&e->drv, origin);
 	if (rc) {
+		free(e->options);
 		free(e);
 		return rc;
 	}
@@ -323,6 +365,7 @@ static void free_list(struct nx_driver_entry *e)
 		struct nx_driver_entry *next = e->next;
 
 		free(e->origin);
+		free(e->options);
 		free(e);
 		e = next;
 	}
@@ -366,6 +409,7 @@ void nx_registry_fini(struct nexus_ctx *ctx)
 		if (e->dl)
 			dlclose(e->dl);
 		free(e->origin);
+		free(e->options);
 		free(e);
 		e = next;
 	}

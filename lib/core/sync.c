@@ -32,9 +32,7 @@ static void wake_cb(void *ud, int result)
 	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
-		   int iovcnt, uint64_t offset, uint64_t length,
-		   uint32_t flags)
+static int sync_req(struct nexus_dev *dev, struct nexus_io_req *req)
 {
 	struct waiter w = { .result = 0, .msg = "" };
 	int rc;
@@ -44,9 +42,10 @@ static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
 					     "thread (a callback) would "
 					     "deadlock; use nexus_dev_submit");
 	atomic_init(&w.done, 0);
+	req->cb = wake_cb;
+	req->user_data = &w;
 	for (;;) {
-		rc = nexus_dev_submit(dev, op, iov, iovcnt, offset, length,
-				      flags, wake_cb, &w);
+		rc = nexus_dev_submit(dev, req);
 		if (rc != -EAGAIN)
 			break;
 		usleep(100); /* queue full: back off briefly */
@@ -61,6 +60,35 @@ static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
 	else if (w.result < 0)
 		nexus_error(w.result, "%s: %s", dev->name, strerror(-w.result));
 	return w.result;
+}
+
+static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
+		   int iovcnt, uint64_t offset, uint64_t length,
+		   uint32_t flags)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = (uint32_t)op;
+	req.iov = iov;
+	req.iovcnt = iovcnt;
+	req.offset = offset;
+	req.length = length;
+	req.flags = flags;
+	return sync_req(dev, &req);
+}
+
+int nx_sync_block_status(struct nexus_dev *dev, uint64_t offset,
+			 uint64_t length, struct nexus_extent *ext,
+			 unsigned max)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = NEXUS_OP_BLOCK_STATUS;
+	req.offset = offset;
+	req.length = length;
+	req.extents = ext;
+	req.max_extents = max;
+	return sync_req(dev, &req);
 }
 
 ssize_t nexus_dev_preadv(struct nexus_dev *dev, const struct iovec *iov,

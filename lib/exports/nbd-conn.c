@@ -65,7 +65,7 @@ struct nbd_conn {
 	int fd;
 	int phase;
 	char peer[64];
-	struct nexus_event recv_ev, send_ev, timer_ev, tdel_ev;
+	struct nexus_cqe_handler recv_ev, send_ev, timer_ev, tdel_ev;
 	struct nx_flush flush;	/* sends the queued replies */
 	unsigned ops;		/* io_uring requests in flight */
 	unsigned inflight;	/* device I/Os in flight */
@@ -429,7 +429,7 @@ static void submit(struct nbd_conn *c, struct nbd_slot *s, int op,
 		s->iov.iov_len = s->length;
 		iov = &s->iov;
 	}
-	rc = nexus_dev_submit(c->dev, op, iov, iov ? 1 : 0, s->offset,
+	rc = nx_submit(c->dev, op, iov, iov ? 1 : 0, s->offset,
 			      s->length, flags, dev_done, s);
 	if (rc < 0) {
 		reply_err(c, s, nbds_errno(rc), strerror(-rc));
@@ -741,7 +741,7 @@ static void send_handle(struct nbd_conn *c, int res)
 /* The socket's event handlers, entry points: handle the CQE, then free
  * the connection if that dropped the last reference to it. */
 #define SOCK_EVENT(fn, member, handle)                                  \
-	static void fn(struct nexus_event *ev, int res, uint32_t flags) \
+	static void fn(struct nexus_cqe_handler *ev, int res, uint32_t flags) \
 	{                                                               \
 		struct nbd_conn *c =                                    \
 			container_of(ev, struct nbd_conn, member);      \
@@ -782,7 +782,7 @@ static bool cat_get(void *ud, unsigned i, struct nbds_export *out)
 	return false;
 }
 
-static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
+static void timer_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbd_conn *c = container_of(ev, struct nbd_conn, timer_ev);
 
@@ -794,7 +794,7 @@ static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
 	maybe_free(c);
 }
 
-static void tdel_event(struct nexus_event *ev, int res, uint32_t flags)
+static void tdel_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbd_conn *c = container_of(ev, struct nbd_conn, tdel_ev);
 
@@ -1002,7 +1002,7 @@ static void new_conn(struct nbd_listener *l, int fd)
 	}
 }
 
-static void retry_event(struct nexus_event *ev, int res, uint32_t flags)
+static void retry_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbd_listener *l = container_of(ev, struct nbd_listener,
 					      retry_ev);
@@ -1021,7 +1021,7 @@ static void retry_event(struct nexus_event *ev, int res, uint32_t flags)
 	}
 }
 
-void nbd_listener_accept_event(struct nexus_event *ev, int res,
+void nbd_listener_accept_event(struct nexus_cqe_handler *ev, int res,
 			       uint32_t flags)
 {
 	struct nbd_listener *l = container_of(ev, struct nbd_listener,

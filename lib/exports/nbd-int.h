@@ -54,9 +54,9 @@ struct nbd_listener {
 	char addr_text[128];	   /* bound address, for logs */
 	int fd;
 	struct nexus_reactor *r;   /* reactor running accept */
-	struct nexus_event accept_ev;
-	struct nexus_event cancel_ev;
-	struct nexus_event retry_ev;
+	struct nexus_cqe_handler accept_ev;
+	struct nexus_cqe_handler cancel_ev;
+	struct nexus_cqe_handler retry_ev;
 	struct __kernel_timespec retry_ts;
 	bool accepting;		   /* multishot accept armed (nbd_lock) */
 	bool cancel_pending;	   /* cancel/retry CQE outstanding */
@@ -73,7 +73,7 @@ extern pthread_mutex_t nbd_lock NBD_HIDDEN;
 extern pthread_cond_t nbd_cond NBD_HIDDEN;
 
 /* nbd-conn.c */
-NBD_HIDDEN void nbd_listener_accept_event(struct nexus_event *ev, int res,
+NBD_HIDDEN void nbd_listener_accept_event(struct nexus_cqe_handler *ev, int res,
 					  uint32_t flags);
 NBD_HIDDEN int nbd_listener_arm(struct nbd_listener *l);
 /* On each reactor: stop the export's connections (gracefully, or

@@ -25,6 +25,7 @@
 
 #include "nbd-int.h"
 #include "tcp.h"
+#include "internal.h"
 
 pthread_mutex_t nbd_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t nbd_cond = PTHREAD_COND_INITIALIZER;
@@ -74,7 +75,7 @@ static int describe(struct nbd_export *ex, bool readonly)
 	uint32_t max;
 	int rc;
 
-	rc = nexus_dev_info(ex->dev, &in);
+	rc = nexus_dev_get_info(ex->dev, &in);
 	if (rc)
 		return rc;
 	if (in.logical_block_size > 65536)
@@ -265,7 +266,7 @@ static int arm_fn(void *arg)
 	return rc;
 }
 
-static void cancel_event(struct nexus_event *ev, int res, uint32_t flags)
+static void cancel_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbd_listener *l = (struct nbd_listener *)(void *)
 		((char *)ev - offsetof(struct nbd_listener, cancel_ev));
@@ -405,7 +406,10 @@ static void export_free(struct nbd_export *ex)
 	free(ex);
 }
 
-static void nbd_export_stop(struct nexus_export *exp)
+/* Until the NBD export serves several names on one export: stop serving
+ * the one device (the listener goes when its last export goes). */
+static void nbd_export_remove_dev(struct nexus_export *exp,
+				  struct nexus_export_dev *ed)
 {
 	struct nbd_export *ex = nexus_export_private(exp);
 	struct nbd_listener *l = ex->lst, *closing = NULL;
@@ -457,6 +461,7 @@ static void nbd_export_stop(struct nexus_export *exp)
 			  "%s", l->addr_text);
 		listener_free(l);
 	}
+	(void)ed;
 	export_free(ex);
 	nexus_export_set_private(exp, NULL);
 }
@@ -464,7 +469,21 @@ static void nbd_export_stop(struct nexus_export *exp)
 static int nbd_export_start(struct nexus_export *exp,
 			    const struct nexus_opts *opts)
 {
-	struct nexus_dev *dev = nexus_export_dev(exp);
+	(void)exp;
+	(void)opts;
+	return 0;
+}
+
+static void nbd_export_stop(struct nexus_export *exp)
+{
+	(void)exp;
+}
+
+static int nbd_export_add_dev(struct nexus_export *exp,
+			      struct nexus_export_dev *ed)
+{
+	const struct nexus_opts *opts = nx_export_opts(exp);
+	struct nexus_dev *dev = nexus_export_dev_device(ed);
 	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
 	const char *lspec = nexus_opts_str(opts, "listen");
 	const char *sock = nexus_opts_str(opts, "socket");
@@ -488,6 +507,14 @@ static int nbd_export_start(struct nexus_export *exp,
 		return nexus_error(-EINVAL, "nbd: give exactly one of listen= "
 				   "(HOST:PORT) and socket= (a Unix socket "
 				   "path)");
+	if (nexus_export_private(exp))
+		return nexus_error(-EOPNOTSUPP, "nbd: this export serves one "
+				   "device; create another export on the same "
+				   "address for another name");
+	if (nexus_export_dev_name(ed))
+		name = nexus_export_dev_name(ed);
+	if (nexus_export_dev_flags(ed) & NEXUS_EXPORT_DEV_READ_ONLY)
+		ro = true;
 	if (!name)
 		name = "";
 	if (strlen(name) > NBD_MAX_STRING ||
@@ -662,4 +689,6 @@ const struct nexus_driver nx_driver_nbd_export = {
 	.export_start = nbd_export_start,
 	.export_stop = nbd_export_stop,
 	.export_conns = nbd_export_conns,
+	.export_add_dev = nbd_export_add_dev,
+	.export_remove_dev = nbd_export_remove_dev,
 };

@@ -52,7 +52,7 @@ struct file_dev {
 enum file_step { STEP_MAIN, STEP_ZERO_WRITE, STEP_SYNC };
 
 struct file_io {
-	struct nexus_event ev;
+	struct nexus_cqe_handler ev;
 	struct nexus_io *io;
 	uint64_t pos; /* progress of the write-zeroes fallback */
 	int step;
@@ -280,7 +280,7 @@ static void file_close(struct nexus_dev *dev)
 	free(f);
 }
 
-static void file_event(struct nexus_event *ev, int res, uint32_t flags);
+static void file_event(struct nexus_cqe_handler *ev, int res, uint32_t flags);
 
 static struct io_uring_sqe *get_sqe(struct file_io *fio)
 {
@@ -355,7 +355,7 @@ static int short_transfer(struct file_dev *f, struct nexus_io *io, uint64_t done
 	return 0;
 }
 
-static void file_event(struct nexus_event *ev, int res, uint32_t cflags)
+static void file_event(struct nexus_cqe_handler *ev, int res, uint32_t cflags)
 {
 	struct file_io *fio = (struct file_io *)ev;
 	struct nexus_io *io = fio->io;

@@ -66,7 +66,7 @@ void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie)
 
 /* ---- SQE bookkeeping ---- */
 
-static struct io_uring_sqe *get_sqe(struct nbdc_conn *c, struct nexus_event *ev)
+static struct io_uring_sqe *get_sqe(struct nbdc_conn *c, struct nexus_cqe_handler *ev)
 {
 	struct io_uring_sqe *sqe = nexus_reactor_sqe(c->r, ev);
 
@@ -80,14 +80,14 @@ static void put_sqe(struct nbdc_conn *c)
 	atomic_fetch_sub_explicit(&c->busy, 1, memory_order_release);
 }
 
-static void noop_event(struct nexus_event *ev, int res, uint32_t flags)
+static void noop_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	(void)ev;
 	(void)res;
 	(void)flags;
 }
 
-static struct nexus_event noop_ev = { noop_event };
+static struct nexus_cqe_handler noop_ev = { noop_event };
 
 /* ---- slots and completion ---- */
 
@@ -306,7 +306,7 @@ static void part(const struct nbdc_req *req, unsigned k, uint8_t **base,
 	}
 }
 
-static void send_event(struct nexus_event *ev, int res, uint32_t flags);
+static void send_event(struct nexus_cqe_handler *ev, int res, uint32_t flags);
 
 static void start_send(struct nbdc_conn *c)
 {
@@ -381,7 +381,7 @@ static void advance_send(struct nbdc_conn *c, size_t n)
 	}
 }
 
-static void send_event(struct nexus_event *ev, int res, uint32_t flags)
+static void send_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, send_ev);
 	bool was_sending = c->sending;
@@ -409,7 +409,7 @@ static void send_event(struct nexus_event *ev, int res, uint32_t flags)
 	start_send(c);
 }
 
-static void kick_event(struct nexus_event *ev, int res, uint32_t flags)
+static void kick_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, kick_ev);
 
@@ -426,7 +426,7 @@ static void kick_event(struct nexus_event *ev, int res, uint32_t flags)
 
 /* ---- receiving ---- */
 
-static void recv_event(struct nexus_event *ev, int res, uint32_t flags);
+static void recv_event(struct nexus_cqe_handler *ev, int res, uint32_t flags);
 
 static void start_recv(struct nbdc_conn *c)
 {
@@ -470,7 +470,7 @@ static void start_recv(struct nbdc_conn *c)
 	c->recving = true;
 }
 
-static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
+static void recv_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, recv_ev);
 
@@ -517,7 +517,7 @@ static void recv_event(struct nexus_event *ev, int res, uint32_t flags)
 
 /* ---- timeout ---- */
 
-static void timer_event(struct nexus_event *ev, int res, uint32_t flags);
+static void timer_event(struct nexus_cqe_handler *ev, int res, uint32_t flags);
 
 static void set_timer(struct nbdc_conn *c, uint64_t ns)
 {
@@ -538,7 +538,7 @@ static void arm_timer(struct nbdc_conn *c)
 	set_timer(c, (uint64_t)c->io_timeout_s * 1000000000ull);
 }
 
-static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
+static void timer_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct nbdc_conn *c = nbdc_container_of(ev, struct nbdc_conn, timer_ev);
 	uint64_t limit = (uint64_t)c->io_timeout_s * 1000000000ull, idle;

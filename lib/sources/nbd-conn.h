@@ -62,7 +62,7 @@ struct nbdc_conn {
 	struct nbdc_req *wait_head, *wait_tail;
 
 	/* sending */
-	struct nexus_event send_ev, kick_ev;
+	struct nexus_cqe_handler send_ev, kick_ev;
 	bool sending, kick_pending;
 	struct nbdc_req *sq_head, *sq_tail;
 	unsigned cur_part; /* 0: header, k: payload iovec k-1 */
@@ -71,7 +71,7 @@ struct nbdc_conn {
 	struct iovec siov[SIOV_MAX];
 
 	/* receiving */
-	struct nexus_event recv_ev;
+	struct nexus_cqe_handler recv_ev;
 	bool recving, direct;
 	uint8_t *rbuf;
 	size_t rstart, rend;
@@ -85,7 +85,7 @@ struct nbdc_conn {
 	bool simple;	      /* P_DATA of a simple reply */
 
 	/* timeout */
-	struct nexus_event timer_ev;
+	struct nexus_cqe_handler timer_ev;
 	bool timer_armed;
 	struct __kernel_timespec ts;
 	uint64_t last_progress;

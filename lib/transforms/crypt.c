@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 #include <nexus/nexus_driver.h>
 
+#include "internal.h"
 #include "crypt.h"
 #include "xts.h"
 
@@ -301,7 +302,7 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	if (ss != 512 && ss != 4096)
 		return nexus_error(-EINVAL, "crypt: sector-size=%llu: use 512 "
 				   "or 4096", (unsigned long long)ss);
-	nexus_dev_info(nexus_dev_child(dev, 0), &ci);
+	nexus_dev_get_info(nexus_dev_child(dev, 0), &ci);
 	if (ci.logical_block_size > ss)
 		return nexus_error(-EINVAL, "crypt: sector-size=%llu is smaller "
 				   "than the logical block size %u of the "
@@ -482,7 +483,7 @@ static int submit_write(struct crypt_dev *cd, struct crypt_io *cio)
 	s->buf_len = (size_t)io->length;
 	rc = crypt_iov(cd, io->rstate, io, true, buf);
 	if (rc == 0)
-		rc = nexus_dev_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
+		rc = nx_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
 				      io->offset, 0, io->flags & NEXUS_IO_FUA,
 				      write_done, s);
 	if (rc < 0)
@@ -515,7 +516,7 @@ static int wz_start(struct crypt_dev *cd, struct crypt_io *cio,
 	s->iov.iov_len = len;
 	s->buf_len = len;
 	if (rc == 0)
-		rc = nexus_dev_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
+		rc = nx_submit(cd->child, NEXUS_OP_WRITE, &s->iov, 1,
 				      cio->next, 0, io->flags & NEXUS_IO_FUA,
 				      wz_done, s);
 	if (rc < 0) {
@@ -580,7 +581,7 @@ static int crypt_submit(struct nexus_io *io)
 	cio->io = io;
 	switch (io->op) {
 	case NEXUS_OP_READ:
-		return nexus_dev_submit(cd->child, NEXUS_OP_READ, io->iov,
+		return nx_submit(cd->child, NEXUS_OP_READ, io->iov,
 					io->iovcnt, io->offset, 0, 0,
 					read_done, io);
 	case NEXUS_OP_WRITE:
@@ -588,10 +589,10 @@ static int crypt_submit(struct nexus_io *io)
 	case NEXUS_OP_WRITE_ZEROES:
 		return submit_write_zeroes(cd, cio);
 	case NEXUS_OP_FLUSH:
-		return nexus_dev_submit(cd->child, NEXUS_OP_FLUSH, NULL, 0, 0,
+		return nx_submit(cd->child, NEXUS_OP_FLUSH, NULL, 0, 0,
 					0, 0, pass_done, io);
 	case NEXUS_OP_TRIM:
-		return nexus_dev_submit(cd->child, NEXUS_OP_TRIM, NULL, 0,
+		return nx_submit(cd->child, NEXUS_OP_TRIM, NULL, 0,
 					io->offset, io->length,
 					io->flags & NEXUS_IO_FUA, pass_done,
 					io);

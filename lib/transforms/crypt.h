@@ -26,7 +26,5 @@ int nx_crypt_load_key(struct nexus_ctx *ctx, const struct nexus_opts *opts,
 /* Whether the two halves of an XTS key are equal (IEEE 1619 forbids). */
 int nx_crypt_halves_equal(const unsigned char *key, size_t len);
 
-/* Wipe every key registered on @ctx (called by nexus_ctx_free). */
-void nx_crypt_keys_forget(struct nexus_ctx *ctx);
 
 #endif

@@ -33,7 +33,8 @@
 
 #include "shim.h"
 
-#define ALL_OPS ((1u << NEXUS_OP_COUNT) - 1)
+#define FAULT_NOPS (NEXUS_OP_WRITE_ZEROES + 1) /* the data operations */
+#define ALL_OPS ((1u << FAULT_NOPS) - 1)
 
 struct fault {
 	_Atomic bool enabled;
@@ -50,7 +51,7 @@ struct fault {
 };
 
 struct fault_io {
-	struct nexus_event ev;
+	struct nexus_cqe_handler ev;
 	struct __kernel_timespec ts;
 	struct nexus_io *io;
 	int err;
@@ -84,7 +85,7 @@ static const struct nexus_option_desc fault_options[] = {
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
-static const char *const op_names[NEXUS_OP_COUNT] = {
+static const char *const op_names[FAULT_NOPS] = {
 	"read", "write", "flush", "trim", "write-zeroes",
 };
 
@@ -135,7 +136,7 @@ static int parse_ops(const char *s, uint32_t *out)
 			m |= ALL_OPS;
 			ok = true;
 		}
-		for (unsigned o = 0; o < NEXUS_OP_COUNT && !ok; o++)
+		for (unsigned o = 0; o < FAULT_NOPS && !ok; o++)
 			if (strlen(op_names[o]) == n &&
 			    !strncasecmp(s, op_names[o], n)) {
 				m |= NEXUS_OP_BIT(o);
@@ -293,7 +294,7 @@ static int set_one(struct fault *f, const char *key, const char *v)
 /* ---- data path ---- */
 
 /* After the delay: fail, or go on to the device below. */
-static void delay_event(struct nexus_event *ev, int res, uint32_t flags)
+static void delay_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct fault_io *fi = (struct fault_io *)(void *)ev;
 	int rc;

@@ -8,7 +8,7 @@ void nx_shim_inherit(struct nexus_dev *dev, struct nexus_dev_info *cin)
 	struct nexus_dev_info ci = NEXUS_DEV_INFO_INIT;
 	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
 
-	nexus_dev_info(nexus_dev_child(dev, 0), &ci);
+	nexus_dev_get_info(nexus_dev_child(dev, 0), &ci);
 	in->dev_size = ci.dev_size;
 	in->logical_block_size = ci.logical_block_size;
 	in->physical_block_size = ci.physical_block_size;

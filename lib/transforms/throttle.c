@@ -80,7 +80,7 @@ struct thr_io {
 struct thr_rs {
 	struct throttle *t;
 	struct nexus_reactor *r;
-	struct nexus_event timer_ev;
+	struct nexus_cqe_handler timer_ev;
 	struct __kernel_timespec ts;  /* armed deadline (absolute) */
 	struct __kernel_timespec uts; /* deadline of a timer update */
 	struct thr_io *head, *tail;
@@ -91,13 +91,13 @@ struct thr_rs {
 
 /* CQE of a timeout update: nothing to do.  Static, so that it outlives
  * any device. */
-static void ignore_event(struct nexus_event *ev, int res, uint32_t flags)
+static void ignore_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	(void)ev;
 	(void)res;
 	(void)flags;
 }
-static struct nexus_event ignore_ev = { ignore_event };
+static struct nexus_cqe_handler ignore_ev = { ignore_event };
 
 static const struct nexus_option_desc thr_options[] = {
 	{ "iops", NEXUS_OPT_UINT, NULL,
@@ -240,7 +240,7 @@ static void rereserve(struct thr_rs *rs, const struct lim *l, uint64_t now)
 	rs->gen = l->gen;
 }
 
-static void timer_event(struct nexus_event *ev, int res, uint32_t flags)
+static void timer_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 {
 	struct thr_rs *rs = container_of(ev, struct thr_rs, timer_ev);
 	struct lim l;

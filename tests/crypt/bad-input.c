@@ -129,7 +129,7 @@ int main(void)
 	unsetenv("CRYPT_BAD_UNSET");
 	BAD("img", "key-env=CRYPT_BAD_UNSET", -ENOENT, "key-env=CRYPT_BAD_UNSET",
 	    "no such environment variable");
-	BAD("img", "key-name=nope", -ENOENT, "key-name=nope", "registered");
+	BAD("img", "key-name=nope", -ENOENT, "key-name=nope", "no secret");
 	BAD("img", "sector-size=4096", -EINVAL, "stage 'crypt'", "no key",
 	    "key-file");
 	snprintf(opts, sizeof(opts), "key-file=%s/k64,key-env=X", dir);
@@ -172,59 +172,70 @@ int main(void)
 			  -EINVAL, w);
 	}
 
-	/* the API */
+	/* the API: keys are context secrets */
 	{
-		const char *const len_w[] = { "33 bytes", NULL };
+		const char *const len_w[] = { "0 bytes", NULL };
 		const char *const eq_w[] = { "halves", NULL };
-		const char *const name_w[] = { "key names", NULL };
-		const char *const dup_w[] = { "already registered", NULL };
-		const char *const none_w[] = { "no key named", NULL };
+		const char *const name_w[] = { "secret names", NULL };
+		const char *const dup_w[] = { "exists", NULL };
+		const char *const none_w[] = { "no secret named", NULL };
 		const char *const hex_w[] = { "hex digit", NULL };
-		const char *const hexlen_w[] = { "32 characters", NULL };
+		const char *const hexlen_w[] = { "hex digits", NULL };
 		const char *const null_w[] = { "NULL", NULL };
 		const char *const ok_w[] = { NULL };
 		char bad[129];
 
-		check_msg("register 33 bytes",
-			  nexus_crypt_key_register(ctx, "a", key64, 33), -EINVAL,
+		check_msg("set 0 bytes",
+			  nexus_ctx_secret_set(ctx, "a", key64, 0), -EINVAL,
 			  len_w);
-		check_msg("register equal halves",
-			  nexus_crypt_key_register(ctx, "a", eq, 64), -EINVAL,
-			  eq_w);
-		check_msg("register bad name",
-			  nexus_crypt_key_register(ctx, "a b", key64, 64),
+		check_msg("set bad name",
+			  nexus_ctx_secret_set(ctx, "a b", key64, 64),
 			  -EINVAL, name_w);
-		check_msg("register NULL",
-			  nexus_crypt_key_register(ctx, "a", NULL, 64), -EINVAL,
+		check_msg("set NULL",
+			  nexus_ctx_secret_set(ctx, "a", NULL, 64), -EINVAL,
 			  null_w);
-		check_msg("register",
-			  nexus_crypt_key_register(ctx, "a", key64, 64), 0, ok_w);
-		check_msg("register twice",
-			  nexus_crypt_key_register(ctx, "a", key64, 64), -EEXIST,
+		check_msg("set", nexus_ctx_secret_set(ctx, "a", key64, 64), 0,
+			  ok_w);
+		check_msg("set twice",
+			  nexus_ctx_secret_set(ctx, "a", key64, 64), -EEXIST,
 			  dup_w);
-		check_msg("unregister unknown",
-			  nexus_crypt_key_unregister(ctx, "b"), -ENOENT, none_w);
+		check_msg("remove unknown",
+			  nexus_ctx_secret_remove(ctx, "b"), -ENOENT, none_w);
 		memcpy(bad, hex64, sizeof(bad));
 		bad[7] = 'x';
-		check_msg("register_hex not hex",
-			  nexus_crypt_key_register_hex(ctx, "h", bad), -EINVAL,
+		check_msg("set_hex not hex",
+			  nexus_ctx_secret_set_hex(ctx, "h", bad), -EINVAL,
 			  hex_w);
-		check_msg("register_hex short",
-			  nexus_crypt_key_register_hex(ctx, "h", SECRET_HEX),
-			  -EINVAL, hexlen_w);
-		check_msg("register 32 bytes",
-			  nexus_crypt_key_register(ctx, "k32", key64, 32), 0,
-			  ok_w);
-		BAD("img", "key-name=k32", -EINVAL, "key-name=k32", "256-bit",
+		check_msg("set_hex odd",
+			  nexus_ctx_secret_set_hex(ctx, "h", "abc"), -EINVAL,
+			  hexlen_w);
+		check_msg("set 32 bytes",
+			  nexus_ctx_secret_set(ctx, "k32", key64, 32), 0, ok_w);
+		BAD("img", "key-name=k32", -EINVAL, "key-name=k32", "32 bytes",
 		    "key-size=512");
 		BAD("img", "key-name=k32,key-size=256,sector-size=4096", 0,
 		    "");
-		check_msg("unregister", nexus_crypt_key_unregister(ctx, "a"), 0,
-			  ok_w);
+		check_msg("set 33 bytes",
+			  nexus_ctx_secret_set(ctx, "k33", key64, 33), 0, ok_w);
+		BAD("img", "key-name=k33", -EINVAL, "key-name=k33", "33 bytes");
+		check_msg("set equal halves",
+			  nexus_ctx_secret_set(ctx, "eq", eq, 64), 0, ok_w);
+		{
+			struct nexus_dev *d = NULL;
+			char p[600];
+
+			snprintf(p, sizeof(p), "file:%s/img | crypt:key-name=eq",
+				 dir);
+			rc = nexus_dev_open(ctx, p, &d);
+			if (rc == 0)
+				nexus_dev_close(d);
+			check_msg("key with equal halves", rc, -EINVAL, eq_w);
+		}
+		check_msg("remove", nexus_ctx_secret_remove(ctx, "a"), 0, ok_w);
 		BAD("img", "key-name=a", -ENOENT, "key-name=a");
 	}
 
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	for (const char *const *n = (const char *const[]){ "k64", "k63", "k32",
 							   "keq", "img", "odd",
 							   NULL };

@@ -14,7 +14,7 @@
  * bytes (default 0: one segment), so that sectors straddle segments.
  * After each write the caller's buffer is compared with a copy: the
  * crypt stage must never modify it.  -K registers the raw key in
- * KEYFILE under NAME with nexus_crypt_key_register() first. */
+ * KEYFILE under NAME with nexus_ctx_secret_set() first. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -159,10 +159,10 @@ static int register_key(struct nexus_ctx *ctx, char *spec)
 		perror(colon + 1);
 		return 1;
 	}
-	rc = nexus_crypt_key_register(ctx, spec, key, len);
+	rc = nexus_ctx_secret_set(ctx, spec, key, len);
 	memset(key, 0, len);
 	free(key);
-	return rc ? die("nexus_crypt_key_register", rc) : 0;
+	return rc ? die("nexus_ctx_secret_set", rc) : 0;
 }
 
 int main(int argc, char **argv)
@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 	if (nexus_ctx_create(&o, &ctx))
 		return die("nexus_ctx_create", -1);
 	if (keyspec && register_key(ctx, keyspec)) {
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 		return 1;
 	}
 	if (!strcmp(argv[i + 1], "serve") && argc - i == 2) {
@@ -212,24 +212,24 @@ int main(int argc, char **argv)
 		rc = nexus_pipeline_open(ctx, argv[i], &pl);
 		if (rc) {
 			fprintf(stderr, "%s\n", nexus_last_error());
-			nexus_ctx_free(ctx);
+			nexus_ctx_destroy(ctx);
 			return 1;
 		}
 		printf("serving\n");
 		fflush(stdout);
 		sigwait(&set, &sig);
 		nexus_pipeline_close(pl);
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 		return 0;
 	}
 	rc = nexus_dev_open(ctx, argv[i], &dev);
 	if (rc) {
 		/* the message alone on stderr: tests match it */
 		fprintf(stderr, "%s\n", nexus_last_error());
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 		return 1;
 	}
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	if (!strcmp(argv[i + 1], "write") && argc - i == 4)
 		rc = do_write(dev, strtoull(argv[i + 2], NULL, 0), argv[i + 3]);
 	else if (!strcmp(argv[i + 1], "read") && argc - i == 5)
@@ -251,6 +251,6 @@ int main(int argc, char **argv)
 		rc = 2;
 	}
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <nexus/nexus.h>
+#include "../submit.h"
 
 #define DEV_SIZE (8u << 20)
 #define SLOTS 32
@@ -155,7 +156,7 @@ static void start(struct nexus_dev *dev, struct slot *s, unsigned ss,
 	s->op = r < 5 ? NEXUS_OP_READ : r < 9 ? NEXUS_OP_WRITE
 					      : NEXUS_OP_WRITE_ZEROES;
 	if (s->op == NEXUS_OP_WRITE_ZEROES) {
-		rc = nexus_dev_submit(dev, s->op, NULL, 0, s->off, s->len, 0,
+		rc = test_submit(dev, s->op, NULL, 0, s->off, s->len, 0,
 				      io_cb, s);
 	} else {
 		if (s->op == NEXUS_OP_WRITE) {
@@ -165,7 +166,7 @@ static void start(struct nexus_dev *dev, struct slot *s, unsigned ss,
 		else
 			memset(s->buf, 0x5a, s->len);
 		s->iovcnt = cut(s);
-		rc = nexus_dev_submit(dev, s->op, s->iov, s->iovcnt, s->off, 0,
+		rc = test_submit(dev, s->op, s->iov, s->iovcnt, s->off, 0,
 				      0, io_cb, s);
 	}
 	if (rc) {
@@ -283,7 +284,8 @@ int main(void)
 	const uint32_t base = NEXUS_OP_BIT(NEXUS_OP_READ) |
 			      NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 			      NEXUS_OP_BIT(NEXUS_OP_FLUSH) |
-			      NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES);
+			      NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+			      NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS);
 	unsigned char key[64], key2[64], *a, *b;
 	struct nexus_extent ext[8];
 	struct nexus_dev *dev;
@@ -315,7 +317,7 @@ int main(void)
 			return 99;
 	}
 	dev = open_dev("file:%s | crypt:key-file=%s/k", img, dir);
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	CHECK(info.ops == base, "ops 0x%x, expected 0x%x", info.ops, base);
 	CHECK(!(info.flags & (NEXUS_DEV_TRIM_ZEROES | NEXUS_DEV_BLOCK_STATUS)),
 	      "flags 0x%x claim trim-zeroes or block status", info.flags);
@@ -341,7 +343,7 @@ int main(void)
 	/* discard=on: TRIM passes down; trimmed data is unspecified */
 	dev = open_dev("file:%s | crypt:key-file=%s/k,discard=on,"
 		       "sector-size=4096", img, dir);
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	CHECK(info.ops == (base | NEXUS_OP_BIT(NEXUS_OP_TRIM)),
 	      "discard=on: ops 0x%x", info.ops);
 	CHECK(!(info.flags & NEXUS_DEV_TRIM_ZEROES), "claims trim-zeroes");
@@ -357,7 +359,7 @@ int main(void)
 
 	/* read-only below: read-only above */
 	dev = open_dev("file:%s,readonly=on | crypt:key-file=%s/k", img, dir);
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	CHECK(info.flags & NEXUS_DEV_READ_ONLY, "not read-only");
 	CHECK(nexus_dev_pwrite(dev, a, 4096, 0, 0) == -EROFS, "write refused");
 	CHECK(nexus_dev_pread(dev, b, 4096, 0) == 4096, "read");
@@ -386,20 +388,20 @@ int main(void)
 	nexus_dev_close(dev);
 
 	/* a registered key, unregistered while in use */
-	CHECK(nexus_crypt_key_register(ctx, "vol", key, 64) == 0, "register");
+	CHECK(nexus_ctx_secret_set(ctx, "vol", key, 64) == 0, "register");
 	dev = open_dev("file:%s | crypt:key-name=vol", img);
-	CHECK(nexus_crypt_key_unregister(ctx, "vol") == 0, "unregister");
+	CHECK(nexus_ctx_secret_remove(ctx, "vol") == 0, "unregister");
 	CHECK(nexus_dev_pwrite(dev, a, 65536, 0, 0) == 65536, "write");
 	nexus_dev_close(dev);
 	dev = open_dev("file:%s | crypt:key-file=%s/k", img, dir);
 	CHECK(nexus_dev_pread(dev, b, 65536, 0) == 65536, "read");
 	CHECK(!memcmp(a, b, 65536), "key-name and key-file disagree");
 	nexus_dev_close(dev);
-	/* left registered: nexus_ctx_free wipes it (ASan sees a leak if
+	/* left registered: nexus_ctx_destroy wipes it (ASan sees a leak if
 	 * not) */
-	CHECK(nexus_crypt_key_register(ctx, "left", key, 64) == 0, "register");
+	CHECK(nexus_ctx_secret_set(ctx, "left", key, 64) == 0, "register");
 
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	free(a);
 	free(b);
 	unlink(img);

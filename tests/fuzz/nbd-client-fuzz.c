@@ -44,7 +44,7 @@
 /* ---- what the rest of libnexus would provide ---- */
 
 struct pend {
-	struct nexus_event *ev;
+	struct nexus_cqe_handler *ev;
 	struct io_uring_sqe sqe;
 	bool used;
 };
@@ -52,7 +52,7 @@ struct pend {
 static struct pend pend[16];
 
 struct io_uring_sqe *nexus_reactor_sqe(struct nexus_reactor *r,
-				       struct nexus_event *ev)
+				       struct nexus_cqe_handler *ev)
 {
 	(void)r;
 	for (int i = 0; i < 16; i++) {
@@ -207,7 +207,7 @@ static bool step(struct nbdc_conn *c, const uint8_t **in, size_t *left)
 {
 	for (int i = 0; i < 16; i++) {
 		struct pend *p = &pend[i];
-		struct nexus_event *ev = p->ev;
+		struct nexus_cqe_handler *ev = p->ev;
 		int res = 0;
 
 		if (!p->used)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <nexus/nexus.h>
+#include "../submit.h"
 #include "proto/nbd.h"
 
 #define META_ID 7
@@ -591,7 +592,7 @@ static void scenario_out_of_order(void)
 	for (int i = 0; i < 8; i++) {
 		memset(o.buf[i], 0xa5, 16384);
 		o.iov[i] = (struct iovec){ o.buf[i], 16384 };
-		CHECK(nexus_dev_submit(r.dev, NEXUS_OP_READ, &o.iov[i], 1,
+		CHECK(test_submit(r.dev, NEXUS_OP_READ, &o.iov[i], 1,
 				       (uint64_t)i * 65536, 0, 0, ooo_cb,
 				       &o) == 0);
 	}
@@ -778,7 +779,7 @@ static void scenario_fua_emulated(void)
 	if (r.open_rc == 0) {
 		struct nexus_dev_info in = NEXUS_DEV_INFO_INIT;
 
-		nexus_dev_info(r.dev, &in);
+		nexus_dev_get_info(r.dev, &in);
 		CHECK(!(in.ops & NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES)));
 		CHECK(nexus_dev_write_zeroes(r.dev, 0, 4096, 0) == -EOPNOTSUPP);
 		CHECK(nexus_dev_pwrite(r.dev, b, 4096, 0, NEXUS_IO_FUA) == 4096);
@@ -1020,7 +1021,7 @@ int main(void)
 		CHECK(b.tv_sec - a.tv_sec < 5);
 	}
 
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	close(lfd);
 	unlink(sock_path);
 	rmdir(dir);

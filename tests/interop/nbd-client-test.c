@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <nexus/nexus.h>
+#include "../submit.h"
 
 static const char *pipeline, *arg;
 static struct nexus_ctx *ctx;
@@ -126,7 +127,7 @@ static struct nexus_dev_info get_info(struct nexus_dev *dev)
 {
 	struct nexus_dev_info in = NEXUS_DEV_INFO_INIT;
 
-	CU_ASSERT_EQUAL(nexus_dev_info(dev, &in), 0);
+	CU_ASSERT_EQUAL(nexus_dev_get_info(dev, &in), 0);
 	return in;
 }
 
@@ -226,7 +227,7 @@ static void t_many_inflight(void)
 		iov[i].iov_base = w + (size_t)i * BS;
 		iov[i].iov_len = BS;
 		/* scattered offsets: the server may answer in any order */
-		rc = nexus_dev_submit(dev, NEXUS_OP_WRITE, &iov[i], 1,
+		rc = test_submit(dev, NEXUS_OP_WRITE, &iov[i], 1,
 				      (uint64_t)((i * 37) % N) * BS, 0, 0, wcb,
 				      &wt);
 		CU_ASSERT_EQUAL(rc, 0);
@@ -238,7 +239,7 @@ static void t_many_inflight(void)
 	memset(r, 0, (size_t)N * BS);
 	for (int i = 0; i < N; i++) {
 		iov[i].iov_base = r + (size_t)i * BS;
-		rc = nexus_dev_submit(dev, NEXUS_OP_READ, &iov[i], 1,
+		rc = test_submit(dev, NEXUS_OP_READ, &iov[i], 1,
 				      (uint64_t)((i * 37) % N) * BS, 0, 0, wcb,
 				      &rd);
 		CU_ASSERT_EQUAL(rc, 0);
@@ -513,7 +514,7 @@ static void loop_cb(void *ud, int res);
 
 static void loop_submit(struct loop *l, int i)
 {
-	int rc = nexus_dev_submit(l->dev, i % 2 ? NEXUS_OP_READ : NEXUS_OP_WRITE,
+	int rc = test_submit(l->dev, i % 2 ? NEXUS_OP_READ : NEXUS_OP_WRITE,
 				  &l->iov[i], 1, (uint64_t)i * 4096, 0, 0,
 				  loop_cb, l);
 
@@ -593,7 +594,7 @@ static void t_close_inflight(void)
 
 	for (int i = 0; i < N; i++) {
 		iov[i] = (struct iovec){ buf[i], 4096 };
-		if (nexus_dev_submit(dev, i % 3 ? NEXUS_OP_READ : NEXUS_OP_WRITE,
+		if (test_submit(dev, i % 3 ? NEXUS_OP_READ : NEXUS_OP_WRITE,
 				     &iov[i], 1, (uint64_t)i * 4096, 0, 0, wcb,
 				     &w) == 0)
 			submitted++;
@@ -672,6 +673,6 @@ int main(int argc, char **argv)
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
 	CU_cleanup_registry();
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return fails ? 1 : 0;
 }

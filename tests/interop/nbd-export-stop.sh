@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# nexus_export_conns() counters, and nexus_export_stop() while clients
+# nexus_export_list_conns() counters, and nexus_export_stop() while clients
 # are busy: the stopped exports' clients are finished or failed and
 # disconnected, a client still in the handshake on a listener that
 # closes is dropped, the other export on the shared listener and the

@@ -5,7 +5,7 @@
  *
  * Each PIPELINE is opened with nexus_pipeline_open(); each -e starts one
  * more export of the device of the pipeline before it with
- * nexus_export_start().  Prints "LISTEN <address>" for every listener
+ * nexus_export_create().  Prints "LISTEN <address>" for every listener
  * (so that port 0 can be used) and "READY" once everything runs, then
  * waits for signals:
  *   SIGTERM, SIGINT  stop everything and exit 0
@@ -101,8 +101,14 @@ int main(int argc, char **argv)
 					"pipeline before it\n");
 				return 2;
 			}
-			rc = nexus_export_start(nexus_pipeline_dev(pls[npl - 1]),
-						argv[++i], &exps[nexp]);
+			rc = nexus_export_create(ctx, argv[++i], &exps[nexp]);
+			if (rc == 0) {
+				rc = nexus_export_add_dev(
+					exps[nexp],
+					nexus_pipeline_dev(pls[npl - 1]), NULL);
+				if (rc)
+					nexus_export_destroy(exps[nexp]);
+			}
 			if (rc) {
 				fprintf(stderr, "nbd-serve: %s: %s\n", argv[i],
 					nexus_last_error());
@@ -153,7 +159,7 @@ int main(int argc, char **argv)
 				for (unsigned k = 0; k < 64; k++)
 					ci[k] = (struct nexus_conn_info)
 						NEXUS_CONN_INFO_INIT;
-				rc = nexus_export_conns(e, ci, 64);
+				rc = nexus_export_list_conns(e, ci, 64);
 				if (rc < 0) {
 					printf("CONNS-FAILED %s\n",
 					       nexus_last_error());
@@ -179,7 +185,7 @@ int main(int argc, char **argv)
 			char buf[512];
 
 			for (unsigned i = 0; i < nexp; i++)
-				nexus_export_stop(exps[i]);
+				nexus_export_destroy(exps[i]);
 			nexp = 0;
 			for (unsigned i = 0; i < npl; i++) {
 				struct nexus_dev *d = nexus_pipeline_dev(pls[i]);
@@ -193,9 +199,9 @@ int main(int argc, char **argv)
 		}
 	}
 	for (unsigned i = 0; i < nexp; i++)
-		nexus_export_stop(exps[i]);
+		nexus_export_destroy(exps[i]);
 	for (unsigned i = 0; i < npl; i++)
 		nexus_pipeline_close(pls[i]);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return 0;
 }

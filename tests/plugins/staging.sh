@@ -118,7 +118,7 @@ n = lib.nexus_dev_pread(dev, buf, ctypes.c_size_t(512), ctypes.c_uint64(4096))
 if n != 512 or buf.raw[:8] != (4096 ^ 3).to_bytes(8, 'big'):
     sys.exit("read: %d %s" % (n, buf.raw[:8].hex()))
 lib.nexus_dev_close(dev)
-lib.nexus_ctx_free(ctx)
+lib.nexus_ctx_destroy(ctx)
 EOF
 fi
 

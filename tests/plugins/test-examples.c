@@ -86,7 +86,7 @@ static void test_pattern(struct nexus_ctx *ctx)
 	CHECK(rc == 0, "open pattern: %s", nexus_last_error());
 	if (rc)
 		return;
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	CHECK(info.dev_size == 4 << 20, "size %llu",
 	      (unsigned long long)info.dev_size);
 	CHECK(info.flags & NEXUS_DEV_READ_ONLY, "not read-only");
@@ -127,7 +127,7 @@ static void test_pattern(struct nexus_ctx *ctx)
 	rc = nexus_dev_open(ctx, "pattern:size=1M | checksum", &dev);
 	CHECK(rc == 0, "pattern | checksum: %s", nexus_last_error());
 	if (rc == 0) {
-		nexus_dev_info(dev, &info);
+		nexus_dev_get_info(dev, &info);
 		CHECK(info.flags & NEXUS_DEV_READ_ONLY, "read-only lost");
 		CHECK(!(info.ops & NEXUS_OP_BIT(NEXUS_OP_TRIM)),
 		      "advertises TRIM the source cannot do");
@@ -395,7 +395,7 @@ int main(void)
 	test_checksum_memory(ctx);
 	test_checksum_sidecar(ctx);
 	test_checksum_threads(ctx);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	check_rmtree(tmp);
 	return check_status("example plugins");
 }

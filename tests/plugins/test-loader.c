@@ -130,7 +130,7 @@ static void test_bad_files(void)
 	CHECK(nexus_plugin_load(ctx, NULL) == -EINVAL, "NULL path");
 	CHECK(nexus_plugin_load(NULL, "x") == -EINVAL, "NULL ctx");
 	CHECK(nexus_plugin_load(ctx, "") == -EINVAL, "empty path");
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static void rw_check(struct nexus_dev *dev, const char *what)
@@ -189,7 +189,7 @@ static void test_old_table(void)
 	      "abi version");
 	CHECK(nexus_driver_struct_size() == sizeof(struct nexus_driver),
 	      "struct size");
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* Undeclared operations never reach a transform. */
@@ -218,10 +218,11 @@ static void test_declared_ops(struct nexus_ctx *ctx)
 	CHECK(seen && inits && finis, "test symbols missing");
 	CHECK(*inits == 2, "reactor_init ran %u times for 2 reactors",
 	      *inits);
-	nexus_dev_info(dev, &info);
+	nexus_dev_get_info(dev, &info);
 	CHECK(info.ops == (NEXUS_OP_BIT(NEXUS_OP_READ) |
 			   NEXUS_OP_BIT(NEXUS_OP_WRITE) |
-			   NEXUS_OP_BIT(NEXUS_OP_FLUSH)),
+			   NEXUS_OP_BIT(NEXUS_OP_FLUSH) |
+			   NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS)),
 	      "advertised ops 0x%x", info.ops);
 	CHECK(!strcmp(info.driver, "tcount"), "driver %s", info.driver);
 	rw_check(dev, "tcount");
@@ -262,7 +263,7 @@ static void test_by_name(void)
 	rc = nexus_dev_open(ctx, "tsrc:size=1M", &dev);
 	CHECK(rc == -ENOENT && strstr(nexus_last_error(), "nexus-tsrc.so"),
 	      "unknown driver: %d %s", rc, nexus_last_error());
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 
 	/* the context's plugin path (an empty and a missing entry first) */
 	ctx = new_ctx("::/nonexistent:" PLUGIN_DIR);
@@ -281,7 +282,7 @@ static void test_by_name(void)
 		CHECK(rc == 0, "tsrc | tcount | tprobe: %s", nexus_last_error());
 		if (rc == 0) {
 			for (int i = 0; i < 1000; i++) {
-				rc = nexus_export_conns(nexus_pipeline_export(pl),
+				rc = nexus_export_list_conns(nexus_pipeline_export(pl),
 							&ci, 1);
 				if (rc != 1 || ci.requests)
 					break;
@@ -324,7 +325,7 @@ static void test_by_name(void)
 	/* names that could escape the directory are not looked up */
 	rc = nexus_dev_open(ctx, "../nexus-tsrc", &dev);
 	CHECK(rc < 0, "path in a driver name accepted");
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 
 	/* $NEXUS_PLUGIN_PATH */
 	setenv("NEXUS_PLUGIN_PATH", "/nonexistent:" PLUGIN_DIR, 1);
@@ -335,7 +336,7 @@ static void test_by_name(void)
 		rw_check(dev, "tsrc");
 		nexus_dev_close(dev);
 	}
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	unsetenv("NEXUS_PLUGIN_PATH");
 }
 
@@ -371,7 +372,7 @@ static void test_concurrent(void)
 		pthread_join(t[i], NULL);
 		CHECK(r[i].rc == 0, "thread %d: %s", i, r[i].msg);
 	}
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 int main(void)

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include <nexus/nexus_driver.h>
+#include "../submit.h"
 
 #define ALL_OPS                                                             \
 	(NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |       \
@@ -157,7 +158,7 @@ static int tc_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	int rc;
 
 	(void)opts;
-	rc = nexus_dev_info(nexus_dev_child(dev, 0), &ci);
+	rc = nexus_dev_get_info(nexus_dev_child(dev, 0), &ci);
 	if (rc)
 		return rc;
 	in->dev_size = ci.dev_size;
@@ -240,7 +241,7 @@ static int tc_submit(struct nexus_io *io)
 	}
 	t->iov.iov_base = t->bounce;
 	t->iov.iov_len = t->len;
-	rc = nexus_dev_submit(child, NEXUS_OP_WRITE, &t->iov, 1, io->offset, 0,
+	rc = test_submit(child, NEXUS_OP_WRITE, &t->iov, 1, io->offset, 0,
 			      io->flags, tc_done, t);
 	if (rc)
 		nexus_buf_free(io->reactor, t->bounce, t->len);
@@ -272,6 +273,8 @@ static const struct nexus_driver tcount = {
 
 struct probe {
 	struct nexus_export *exp;
+	struct nexus_dev *dev;
+	uint64_t expect;
 	unsigned char buf[4096];
 	struct iovec iov;
 	_Atomic int done;
@@ -301,8 +304,8 @@ static void probe_start_read(void *arg)
 
 	p->iov.iov_base = p->buf;
 	p->iov.iov_len = sizeof(p->buf);
-	rc = nexus_dev_submit(nexus_export_dev(p->exp), NEXUS_OP_READ, &p->iov,
-			      1, 0, 0, 0, probe_done, p);
+	rc = test_submit(p->dev, NEXUS_OP_READ, &p->iov, 1, 0, 0, 0,
+			 probe_done, p);
 	if (rc)
 		probe_done(p, rc);
 }
@@ -310,32 +313,39 @@ static void probe_start_read(void *arg)
 static int probe_start(struct nexus_export *exp, const struct nexus_opts *o)
 {
 	struct probe *p;
-	unsigned char b[512];
 	uint64_t expect;
-	ssize_t n;
 	int rc = nexus_opts_u64(o, "expect", &expect);
 
 	if (rc)
 		return rc;
-	n = nexus_dev_pread(nexus_export_dev(exp), b, sizeof(b), 0);
-	if (n < 0)
-		return (int)n;
-	if (b[0] != expect)
-		return nexus_error(-EIO, "tprobe: first byte is %u, not %llu",
-				   b[0], (unsigned long long)expect);
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->exp = exp;
+	p->expect = expect;
 	nexus_export_set_private(exp, p);
-	rc = nexus_reactor_post(nexus_ctx_reactor(nexus_dev_ctx(
-					nexus_export_dev(exp)), 0),
-				probe_start_read, p);
-	if (rc) {
-		free(p);
-		return rc;
-	}
 	return 0;
+}
+
+/* The device is read once synchronously (an application thread), then
+ * once from reactor 0 (the data path). */
+static int probe_add(struct nexus_export *exp, struct nexus_export_dev *ed)
+{
+	struct probe *p = nexus_export_private(exp);
+	unsigned char b[512];
+	ssize_t n;
+
+	if (p->dev)
+		return nexus_error(-EOPNOTSUPP, "tprobe serves one device");
+	n = nexus_dev_pread(nexus_export_dev_device(ed), b, sizeof(b), 0);
+	if (n < 0)
+		return (int)n;
+	if (b[0] != p->expect)
+		return nexus_error(-EIO, "tprobe: first byte is %u, not %llu",
+				   b[0], (unsigned long long)p->expect);
+	p->dev = nexus_export_dev_device(ed);
+	return nexus_reactor_post(nexus_ctx_reactor(nexus_export_ctx(exp), 0),
+				  probe_start_read, p);
 }
 
 static int probe_noop(void *arg)
@@ -344,16 +354,21 @@ static int probe_noop(void *arg)
 	return 0;
 }
 
-static void probe_stop(struct nexus_export *exp)
+static void probe_remove(struct nexus_export *exp, struct nexus_export_dev *ed)
 {
 	struct probe *p = nexus_export_private(exp);
-	struct nexus_reactor *r =
-		nexus_ctx_reactor(nexus_dev_ctx(nexus_export_dev(exp)), 0);
+	struct nexus_reactor *r = nexus_ctx_reactor(nexus_export_ctx(exp), 0);
 
+	(void)ed;
 	/* the read is in flight on reactor 0: wait for it there */
 	for (int i = 0; i < 100000 && !atomic_load(&p->done); i++)
 		nexus_reactor_call(r, probe_noop, NULL);
-	free(p);
+	p->dev = NULL;
+}
+
+static void probe_stop(struct nexus_export *exp)
+{
+	free(nexus_export_private(exp));
 }
 
 static int probe_conns(struct nexus_export *exp, struct nexus_conn_info *out,
@@ -379,6 +394,8 @@ static const struct nexus_driver tprobe = {
 	.export_start = probe_start,
 	.export_stop = probe_stop,
 	.export_conns = probe_conns,
+	.export_add_dev = probe_add,
+	.export_remove_dev = probe_remove,
 };
 
 static const struct nexus_driver *const drivers[] = { &tsrc, &tcount, &tprobe,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "../submit.h"
 
 #define N 2000
 
@@ -179,7 +180,7 @@ static void test_close_inflight(struct nexus_ctx *ctx)
 	for (int i = 0; i < 8; i++) {
 		iov[i].iov_base = bufs[i];
 		iov[i].iov_len = 4096;
-		CHECK_RC(nexus_dev_submit(dev, NEXUS_OP_READ, &iov[i], 1, 0, 0,
+		CHECK_RC(test_submit(dev, NEXUS_OP_READ, &iov[i], 1, 0, 0,
 					  0, async_cb, NULL), 0);
 	}
 	nexus_dev_close(dev);
@@ -256,9 +257,9 @@ static void test_passthrough(struct nexus_ctx *ctx)
 
 	CHECK_RC(nexus_dev_open(ctx, "mem:size=1M,block-size=4096 | "
 				"fault:start=512K", &dev), 0);
-	CHECK_RC(nexus_dev_info(dev, &in), 0);
+	CHECK_RC(nexus_dev_get_info(dev, &in), 0);
 	CHECK(in.dev_size == 1 << 20 && in.logical_block_size == 4096);
-	CHECK(in.ops == 0x1f && (in.flags & NEXUS_DEV_BLOCK_STATUS));
+	CHECK(in.ops == 0x3f && (in.flags & NEXUS_DEV_BLOCK_STATUS));
 	memset(w, 0x3c, sizeof(w));
 	CHECK_RC(nexus_dev_pwrite(dev, w, sizeof(w), 4096, NEXUS_IO_FUA),
 		 8192);
@@ -285,7 +286,7 @@ int main(void)
 	test_delay(ctx);
 	test_close_inflight(ctx);
 	test_runtime(ctx);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	puts("ok");
 	return 0;
 }

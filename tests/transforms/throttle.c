@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "../submit.h"
 
 #define QD 16
 
@@ -52,7 +53,7 @@ static void cb(void *ud, int res)
 static void resubmit(struct slot *s)
 {
 	struct load *l = s->l;
-	int rc = nexus_dev_submit(l->dev, NEXUS_OP_READ, &s->iov, 1, 0, 0, 0,
+	int rc = test_submit(l->dev, NEXUS_OP_READ, &s->iov, 1, 0, 0, 0,
 				  cb, s);
 
 	if (rc) {
@@ -196,7 +197,7 @@ static void test_shared(void)
 	/* reservations are FIFO across reactors: both threads progress */
 	CHECK(a[0].n > 200 && a[1].n > 200);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* Change a limit of the running load, let the queued I/O adapt for
@@ -288,9 +289,9 @@ static void test_passthrough(struct nexus_ctx *ctx)
 
 	CHECK_RC(nexus_dev_open(ctx, "mem:size=1M,block-size=4096 | "
 				"throttle:iops=100000", &dev), 0);
-	CHECK_RC(nexus_dev_info(dev, &in), 0);
+	CHECK_RC(nexus_dev_get_info(dev, &in), 0);
 	CHECK(in.dev_size == 1 << 20 && in.logical_block_size == 4096);
-	CHECK(in.ops == 0x1f);
+	CHECK(in.ops == 0x3f);
 	memset(w, 0xa5, sizeof(w));
 	CHECK_RC(nexus_dev_pwrite(dev, w, sizeof(w), 8192, 0), 4096);
 	CHECK_RC(nexus_dev_pread(dev, r, sizeof(r), 8192), 4096);
@@ -315,7 +316,7 @@ int main(void)
 	test_iops(ctx);
 	test_bps(ctx);
 	test_runtime(ctx);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	test_shared();
 	puts("ok");
 	return 0;

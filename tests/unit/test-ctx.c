@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include <nexus/nexus_driver.h>
+#include "../submit.h"
 
 #include "unit.h"
 
@@ -17,7 +18,7 @@ static void test_defaults(void)
 	EXPECT_OK(nexus_ctx_create(NULL, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
 	CU_ASSERT_EQUAL(nexus_ctx_reactor_count(ctx), ncpu > 0 ? ncpu : 1);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	CU_ASSERT_STRING_NOT_EQUAL(nexus_version(), "");
 	CU_ASSERT_EQUAL(atoi(nexus_version()), NEXUS_VERSION_MAJOR);
 }
@@ -38,7 +39,7 @@ static void test_reactor_count(void)
 		CU_ASSERT_PTR_NULL(nexus_ctx_reactor(ctx, n));
 		/* an application thread is not a reactor */
 		CU_ASSERT_PTR_NULL(nexus_reactor_current());
-		nexus_ctx_free(ctx);
+		nexus_ctx_destroy(ctx);
 	}
 }
 
@@ -86,14 +87,14 @@ static void test_old_caller(void)
 	EXPECT_OK(nexus_ctx_create(&u.o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
 	CU_ASSERT_EQUAL(nexus_ctx_reactor_count(ctx), 3);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 
 	/* only `size`: everything default */
 	memset(&u, 0xff, sizeof(u));
 	u.o.size = sizeof(size_t);
 	EXPECT_OK(nexus_ctx_create(&u.o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 
 	/* a newer caller: a larger struct whose extra fields are zero */
 	memset(&u, 0, sizeof(u));
@@ -102,7 +103,7 @@ static void test_old_caller(void)
 	EXPECT_OK(nexus_ctx_create(&u.o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
 	CU_ASSERT_EQUAL(nexus_ctx_reactor_count(ctx), 2);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static void test_log_levels(void)
@@ -114,7 +115,7 @@ static void test_log_levels(void)
 	ctx = unit_ctx_log(1, NEXUS_LOG_INFO, &lb);
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &dev));
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	CU_ASSERT_PTR_EQUAL(lb.ud_seen, &lb);
 	CU_ASSERT(lb.count[NEXUS_LOG_INFO] >= 2); /* opened, closed */
 	CU_ASSERT_PTR_NOT_NULL(strstr(lb.text, "opened mem"));
@@ -129,7 +130,7 @@ static void test_log_levels(void)
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &dev));
 	nexus_dev_close(dev);
 	CU_ASSERT_EQUAL(lb.count[NEXUS_LOG_ERROR], 0);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	CU_ASSERT_EQUAL(lb.count[NEXUS_LOG_INFO], 0);
 	CU_ASSERT_EQUAL(lb.count[NEXUS_LOG_WARN], 0);
 }
@@ -150,9 +151,9 @@ static void test_null_handles(void)
 	struct iovec iov = { buf, sizeof(buf) };
 
 	/* frees and closes of NULL are no-ops */
-	nexus_ctx_free(NULL);
+	nexus_ctx_destroy(NULL);
 	nexus_dev_close(NULL);
-	nexus_export_stop(NULL);
+	nexus_export_destroy(NULL);
 	nexus_pipeline_close(NULL);
 
 	EXPECT_ERR(nexus_ctx_reactor_count(NULL), -EINVAL, "NULL");
@@ -160,9 +161,9 @@ static void test_null_handles(void)
 	EXPECT_ERR(nexus_dev_open(ctx, NULL, &dev), -EINVAL, "NULL");
 	CU_ASSERT_PTR_NULL(dev);
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:1M", NULL), -EINVAL, "NULL");
-	EXPECT_ERR(nexus_dev_info(NULL, &info), -EINVAL, "NULL");
-	EXPECT_ERR(nexus_dev_stats(NULL, &st), -EINVAL, "NULL");
-	EXPECT_ERR(nexus_dev_submit(NULL, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
+	EXPECT_ERR(nexus_dev_get_info(NULL, &info), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_dev_get_stats(NULL, &st), -EINVAL, "NULL");
+	EXPECT_ERR(test_submit(NULL, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
 				    NULL, NULL),
 		   -EINVAL, "NULL");
 	EXPECT_ERR(nexus_dev_pread(NULL, buf, sizeof(buf), 0), -EINVAL, "NULL");
@@ -175,7 +176,13 @@ static void test_null_handles(void)
 	EXPECT_ERR(nexus_dev_write_zeroes(NULL, 0, 512, 0), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_dev_block_status(NULL, 0, 512, ext, 4), -EINVAL,
 		   "NULL");
-	EXPECT_ERR(nexus_export_start(NULL, "nbd:x", &exp), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_export_create(NULL, "nbd:x", &exp), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_export_add_dev(NULL, NULL, NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_export_remove_dev(NULL, NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_export_dev_count(NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_dev_get_op_stats(NULL, 0, NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_ctx_secret_set(NULL, "k", "x", 1), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_ctx_secret_remove(ctx, NULL), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_pipeline_open(NULL, "mem:1M", &pl), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_pipeline_open(ctx, NULL, &pl), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_pipeline_open(ctx, "mem:1M", NULL), -EINVAL, "NULL");
@@ -188,7 +195,7 @@ static void test_null_handles(void)
 		   "NULL");
 	EXPECT_ERR(nexus_pipeline_check(ctx, "mem:1M", NULL, 10), -EINVAL,
 		   "NULL");
-	EXPECT_ERR(nexus_export_conns(NULL, &ci, 1), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_export_list_conns(NULL, &ci, 1), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_plugin_load(NULL, "/x.so"), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_plugin_load(ctx, NULL), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_ctx_describe_drivers(NULL, buf, sizeof(buf)), -EINVAL,
@@ -202,23 +209,26 @@ static void test_null_handles(void)
 	CU_ASSERT_PTR_NULL(nexus_dev_child(NULL, 0));
 	CU_ASSERT_EQUAL(nexus_dev_child_count(NULL), 0);
 	CU_ASSERT_PTR_NULL(nexus_ctx_reactor(NULL, 0));
-	CU_ASSERT_PTR_NULL(nexus_export_dev(NULL));
+	CU_ASSERT_PTR_NULL(nexus_export_dev_at(NULL, 0));
+	CU_ASSERT_PTR_NULL(nexus_export_find_dev(NULL, ""));
+	CU_ASSERT_PTR_NULL(nexus_export_dev_device(NULL));
+	CU_ASSERT_PTR_NULL(nexus_export_ctx(NULL));
 	EXPECT_ERR(nexus_reactor_post(NULL, NULL, NULL), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_reactor_call(NULL, NULL, NULL), -EINVAL, "NULL");
 
 	/* NULL arguments next to a valid device */
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &dev));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dev);
-	EXPECT_ERR(nexus_dev_info(dev, NULL), -EINVAL, "NULL");
-	EXPECT_ERR(nexus_dev_stats(dev, NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_dev_get_info(dev, NULL), -EINVAL, "NULL");
+	EXPECT_ERR(nexus_dev_get_stats(dev, NULL), -EINVAL, "NULL");
 	EXPECT_ERR(nexus_dev_block_status(dev, 0, 512, NULL, 4), -EINVAL,
 		   "NULL");
 	EXPECT_ERR(nexus_dev_block_status(dev, 0, 512, ext, 0), -EINVAL,
 		   "max");
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0, NULL,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0, NULL,
 				    NULL),
 		   -EINVAL, "callback");
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_READ, NULL, 1, 0, 0, 0, NULL,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_READ, NULL, 1, 0, 0, 0, NULL,
 				    NULL),
 		   -EINVAL, "callback");
 	EXPECT_ERR(nexus_dev_preadv(dev, NULL, 1, 0), -EINVAL, "iovec");
@@ -227,11 +237,11 @@ static void test_null_handles(void)
 	EXPECT_ERR(nexus_dev_pwrite(dev, NULL, sizeof(buf), 0, 0), -EINVAL,
 		   "NULL");
 	info.size = 0;
-	EXPECT_ERR(nexus_dev_info(dev, &info), -EINVAL, "NEXUS_DEV_INFO_INIT");
+	EXPECT_ERR(nexus_dev_get_info(dev, &info), -EINVAL, "NEXUS_DEV_INFO_INIT");
 	st.size = 0;
-	EXPECT_ERR(nexus_dev_stats(dev, &st), -EINVAL, "NEXUS_DEV_STATS_INIT");
+	EXPECT_ERR(nexus_dev_get_stats(dev, &st), -EINVAL, "NEXUS_DEV_STATS_INIT");
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* Size-stamped output structs: an old caller's smaller struct is
@@ -254,7 +264,7 @@ static void test_info_sizes(void)
 
 	memset(&u, 0xab, sizeof(u));
 	u.i.size = offsetof(struct nexus_dev_info, logical_block_size);
-	EXPECT_OK(nexus_dev_info(dev, &u.i));
+	EXPECT_OK(nexus_dev_get_info(dev, &u.i));
 	CU_ASSERT_EQUAL(u.i.dev_size, 1u << 20);
 	CU_ASSERT_EQUAL(u.i.logical_block_size, 0xabababab);
 	CU_ASSERT_EQUAL(u.i.size, offsetof(struct nexus_dev_info,
@@ -262,7 +272,7 @@ static void test_info_sizes(void)
 
 	memset(&u, 0xab, sizeof(u));
 	u.i.size = sizeof(u);
-	EXPECT_OK(nexus_dev_info(dev, &u.i));
+	EXPECT_OK(nexus_dev_get_info(dev, &u.i));
 	CU_ASSERT_EQUAL(u.i.dev_size, 1u << 20);
 	CU_ASSERT_EQUAL(u.i.logical_block_size, 512);
 	CU_ASSERT_STRING_EQUAL(u.i.driver, "mem");
@@ -270,19 +280,19 @@ static void test_info_sizes(void)
 
 	memset(&v, 0xab, sizeof(v));
 	v.s.size = offsetof(struct nexus_dev_stats, errors);
-	EXPECT_OK(nexus_dev_stats(dev, &v.s));
-	CU_ASSERT_EQUAL(v.s.ops[0], 0);
-	CU_ASSERT_EQUAL(v.s.errors[0], 0xababababababababull);
+	EXPECT_OK(nexus_dev_get_stats(dev, &v.s));
+	CU_ASSERT_EQUAL(v.s.ops, 0);
+	CU_ASSERT_EQUAL(v.s.errors, 0xababababababababull);
 	CU_ASSERT_EQUAL(v.s.size, offsetof(struct nexus_dev_stats, errors));
 
 	memset(&v, 0xab, sizeof(v));
 	v.s.size = sizeof(v);
-	EXPECT_OK(nexus_dev_stats(dev, &v.s));
+	EXPECT_OK(nexus_dev_get_stats(dev, &v.s));
 	CU_ASSERT(unit_is_zero(v.raw + sizeof(v.s), 32));
 	CU_ASSERT_EQUAL(v.s.size, sizeof(v));
 
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* nexus_last_error() is per thread. */
@@ -334,7 +344,7 @@ static void test_last_error_per_thread(void)
 	EXPECT_OK(nexus_dev_open(ctx, "null", &dev));
 	CU_ASSERT_STRING_EQUAL(nexus_last_error(), "");
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static void test_describe_drivers(void)
@@ -360,7 +370,7 @@ static void test_describe_drivers(void)
 	CU_ASSERT_EQUAL(small[sizeof(small) - 1], '\0');
 	CU_ASSERT_EQUAL(strncmp(small, buf, sizeof(small) - 1), 0);
 	free(buf);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static int fd_is_open(int fd)
@@ -381,7 +391,7 @@ static void test_many_contexts(void)
 		struct nexus_dev *dev = NULL;
 
 		EXPECT_OK(nexus_dev_open(ctx, "mem:size=64K", &dev));
-		nexus_ctx_free(ctx); /* closes the device */
+		nexus_ctx_destroy(ctx); /* closes the device */
 	}
 	for (int fd = 0; fd < 1024; fd++)
 		fds_after += fd_is_open(fd);

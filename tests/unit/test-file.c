@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "unit.h"
+#include "../submit.h"
 
 static struct nexus_ctx *ctx;
 static char *disk;  /* scratch dir in $TMPDIR or /var/tmp */
@@ -91,7 +92,7 @@ static int unreadable_cases(const char *path)
 		fprintf(stderr, "ro: %d %s\n", rc, nexus_last_error());
 		bad |= 2;
 	}
-	nexus_ctx_free(c);
+	nexus_ctx_destroy(c);
 	return bad;
 }
 
@@ -178,7 +179,7 @@ static void test_create(void)
 	char buf[4096];
 
 	dev = unit_open(ctx, spec("file:%s,create=on,size=3M", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 3u << 20);
 	CU_ASSERT_EQUAL(in.logical_block_size, 512);
 	CU_ASSERT(in.flags & NEXUS_DEV_TRIM_ZEROES);
@@ -193,11 +194,11 @@ static void test_create(void)
 	/* again with create=on: an existing file keeps its data and a
 	 * larger size; a smaller one grows */
 	dev = unit_open(ctx, spec("file:%s,create=on,size=1M", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 3u << 20);
 	nexus_dev_close(dev);
 	dev = unit_open(ctx, spec("file:%s,create=on,size=5M", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 5u << 20);
 	{
 		char rb[4096];
@@ -209,14 +210,14 @@ static void test_create(void)
 	nexus_dev_close(dev);
 	/* explicit block size */
 	dev = unit_open(ctx, spec("file:%s,block-size=4096", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.logical_block_size, 4096);
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 512, 0), -EINVAL, "aligned");
 	nexus_dev_close(dev);
 	/* size suffixes */
 	dev = unit_open(ctx, spec("file:%s,create=on,size=64KiB",
 			   unit_join(disk, "small.img")));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 65536);
 	nexus_dev_close(dev);
 }
@@ -231,7 +232,7 @@ static void test_readonly(void)
 	make_file(p, 1 << 20, 4);
 	unit_fill(want, sizeof(want), 4);
 	dev = unit_open(ctx, spec("file:%s,readonly=on", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT(in.flags & NEXUS_DEV_READ_ONLY);
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, buf, 4096, 0), 4096);
 	CU_ASSERT_EQUAL(memcmp(buf, want, 4096), 0);
@@ -261,7 +262,7 @@ static void test_odd_size(void)
 	make_file(p, 1000, 5);
 	unit_fill(want, sizeof(want), 5);
 	dev = unit_open(ctx, spec("file:%s", p));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 1000);
 	CU_ASSERT_EQUAL(in.logical_block_size, 1);
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, buf, 1000, 0), 1000);
@@ -289,7 +290,7 @@ static void test_odd_size(void)
 	/* an empty file is a device of size 0: every I/O is past the end */
 	make_file(unit_join(disk, "empty.img"), 0, 0);
 	dev = unit_open(ctx, spec("file:%s", unit_join(disk, "empty.img")));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, 0);
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 1, 0), -EINVAL, "past the end");
 	EXPECT_OK(nexus_dev_flush(dev));
@@ -333,7 +334,7 @@ static void direct_on(const char *dir)
 	EXPECT_OK(rc);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
 	dev = d;
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT(in.logical_block_size >= 512);
 	unit_fill(buf, 1 << 20, 6);
 	memset(rb, 0, 1 << 20);
@@ -352,7 +353,7 @@ static void direct_on(const char *dir)
 		   "O_DIRECT", "aligned");
 	/* the same asynchronously: accepted, then one failed callback */
 	iov = (struct iovec){ rb + 1, 4096 };
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
 				   count_cb, &c));
 	for (int i = 0; i < 10000 && atomic_load(&c.calls) < 1; i++)
 		usleep(1000);
@@ -531,7 +532,7 @@ static void test_block_device(void)
 		return;
 	}
 	dev = unit_open(ctx, spec("file:%s", path));
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	/* geometry from the device's ioctls */
 	CU_ASSERT_EQUAL(in.dev_size, 16u << 20);
 	CU_ASSERT_EQUAL(in.logical_block_size, 4096);
@@ -594,7 +595,7 @@ int main(void)
 		return 99;
 	ctx = unit_ctx(2);
 	rc = unit_main("file", tests);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	unit_rmtree(disk);
 	unit_rmtree(shm);
 	return rc;

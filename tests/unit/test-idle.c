@@ -107,7 +107,7 @@ static void test_idle(void)
 		EXPECT_EQ_MSG(nexus_dev_pread(devs[0], b, 512, 0), 512);
 		EXPECT_EQ_MSG(nexus_dev_pread(devs[2], b, 512, 0), 512);
 	}
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* The control: busy polling reactors do burn CPU, so the measurement
@@ -129,7 +129,7 @@ static void test_busy_poll_control(void)
 	/* two spinning reactors: far above the idle limit even on a
 	 * loaded machine */
 	CU_ASSERT(pct > 5.0);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static const struct unit_test tests[] = {

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include <nexus/nexus_driver.h>
+#include "../submit.h"
 
 #include "unit.h"
 
@@ -73,28 +74,28 @@ static void async_rule_on(struct nexus_ctx *ctx, const char *spec)
 	char buf[4096];
 	struct iovec iov = { buf, sizeof(buf) };
 
-	EXPECT_OK(nexus_dev_info(dev, &info));
+	EXPECT_OK(nexus_dev_get_info(dev, &info));
 	memset(buf, 0x5a, sizeof(buf));
 	/* accepted: exactly one callback, with the byte count */
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_WRITE, &iov, 1, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_WRITE, &iov, 1, 0, 0, 0,
 				   count_cb, &ok));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 4096, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &iov, 1, 4096, 0, 0,
 				   count_cb, &ok));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
 				   count_cb, &ok));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_TRIM, NULL, 0, 8192, 4096, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_TRIM, NULL, 0, 8192, 4096, 0,
 				   count_cb, &ok));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_WRITE_ZEROES, NULL, 0, 8192,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_WRITE_ZEROES, NULL, 0, 8192,
 				   4096, 0, count_cb, &ok));
 	CU_ASSERT(wait_for(&ok.calls, 5));
 	/* refused: no callback, ever */
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_READ, &iov, 1,
 				    info.dev_size, 0, 0, count_cb, &bad),
 		   -EINVAL, "past the end");
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_TRIM, NULL, 0, 0, 0, 0,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_TRIM, NULL, 0, 0, 0, 0,
 				    count_cb, &bad),
 		   -EINVAL, "zero-length");
-	EXPECT_ERR(nexus_dev_submit(dev, 77, &iov, 1, 0, 0, 0, count_cb, &bad),
+	EXPECT_ERR(test_submit(dev, 77, &iov, 1, 0, 0, 0, count_cb, &bad),
 		   -EINVAL, "unknown operation 77");
 	/* a sync I/O after them goes through the same queue */
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, buf, sizeof(buf), 0), sizeof(buf));
@@ -113,7 +114,7 @@ static void test_async_rule(void)
 	async_rule_on(ctx, "mem:size=8M");
 	async_rule_on(ctx, "null:size=8M");
 	async_rule_on(ctx, file_spec("rule.img", NULL));
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* ---- synchronous calls on each source ---- */
@@ -173,7 +174,7 @@ static void test_sync_ops(void)
 	sync_ops_on(ctx, "null:8M", false, false);
 	sync_ops_on(ctx, file_spec("sync.img", NULL), true, false);
 	sync_ops_on(ctx, file_spec("sync-direct.img", "direct=on"), true, true);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* Many iovec entries, each its own piece of the data. */
@@ -209,7 +210,7 @@ static void test_iovec_many(void)
 	}
 	free(w);
 	free(r);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* ---- bad requests: negative errno + message, never a callback ---- */
@@ -226,7 +227,7 @@ static void test_bad_requests(void)
 	struct iovec iov[2];
 	static struct iovec many[IOV_MAX + 1];
 
-	EXPECT_OK(nexus_dev_info(dev, &info));
+	EXPECT_OK(nexus_dev_get_info(dev, &info));
 	CU_ASSERT_EQUAL(info.logical_block_size, 512);
 	/* past the end */
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 512, 1 << 20), -EINVAL,
@@ -270,16 +271,16 @@ static void test_bad_requests(void)
 		   "entry 1");
 	/* unknown operations */
 	iov[0] = (struct iovec){ buf, 512 };
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_COUNT, iov, 1, 0, 512, 0,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_BLOCK_STATUS + 1, iov, 1, 0, 512, 0,
 				    count_cb, &c),
 		   -EINVAL, "unknown operation");
-	EXPECT_ERR(nexus_dev_submit(dev, -1, iov, 1, 0, 512, 0, count_cb, &c),
+	EXPECT_ERR(test_submit(dev, -1, iov, 1, 0, 512, 0, count_cb, &c),
 		   -EINVAL, "unknown operation -1");
-	EXPECT_ERR(nexus_dev_submit(dev, INT_MAX, iov, 1, 0, 512, 0, count_cb,
+	EXPECT_ERR(test_submit(dev, INT_MAX, iov, 1, 0, 512, 0, count_cb,
 				    &c),
 		   -EINVAL, "unknown operation");
 	/* flags this library does not know are refused, not ignored */
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_WRITE, iov, 1, 0, 512,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_WRITE, iov, 1, 0, 512,
 				    1u << 31, count_cb, &c),
 		   -EINVAL, "flags");
 	EXPECT_ERR(nexus_dev_pwrite(dev, buf, 512, 0, 1u << 7), -EINVAL,
@@ -288,7 +289,7 @@ static void test_bad_requests(void)
 
 	/* larger than max_io_size, on a device big enough */
 	dev = unit_open(ctx, "mem:size=1G");
-	EXPECT_OK(nexus_dev_info(dev, &info));
+	EXPECT_OK(nexus_dev_get_info(dev, &info));
 	huge = (size_t)info.max_io_size + 512;
 	big = calloc(1, huge);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
@@ -313,7 +314,7 @@ static void test_bad_requests(void)
 			 unit_join(scratch, "ro.img"));
 		ro = unit_open(ctx, spec);
 	}
-	EXPECT_OK(nexus_dev_info(ro, &info));
+	EXPECT_OK(nexus_dev_get_info(ro, &info));
 	CU_ASSERT(info.flags & NEXUS_DEV_READ_ONLY);
 	EXPECT_ERR(nexus_dev_pwrite(ro, buf, 512, 0, 0), -EROFS, "read-only");
 	EXPECT_ERR(nexus_dev_trim(ro, 0, 512, 0), -EROFS, "read-only");
@@ -325,7 +326,7 @@ static void test_bad_requests(void)
 
 	unit_sleep_ms(10);
 	CU_ASSERT_EQUAL(atomic_load(&c.calls), 0);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* ---- many application threads submitting at once ---- */
@@ -356,7 +357,7 @@ static void *worker_fn(void *arg)
 			usleep(50);
 		iov[i] = (struct iovec){ w->data + i * bs, bs };
 		do {
-			rc = nexus_dev_submit(w->dev, NEXUS_OP_WRITE, &iov[i], 1,
+			rc = test_submit(w->dev, NEXUS_OP_WRITE, &iov[i], 1,
 					      base + i * bs, 0, 0, count_cb,
 					      &w->c);
 			if (rc == -EAGAIN)
@@ -405,13 +406,13 @@ static void threads_on(struct nexus_ctx *ctx, const char *spec)
 	}
 	/* a completion is counted just after its callback returns */
 	for (int i = 0; i < 1000; i++) {
-		EXPECT_OK(nexus_dev_stats(dev, &st));
+		EXPECT_OK(nexus_dev_get_stats(dev, &st));
 		if (!st.in_flight)
 			break;
 		usleep(1000);
 	}
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_WRITE], (uint64_t)T * n);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_READ], (uint64_t)T * n);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_WRITE).ops, (uint64_t)T * n);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_READ).ops, (uint64_t)T * n);
 	CU_ASSERT_EQUAL(st.bytes_written, (uint64_t)T * n * 512);
 	CU_ASSERT_EQUAL(st.in_flight, 0);
 	nexus_dev_close(dev);
@@ -429,7 +430,7 @@ static void test_many_threads(void)
 			 unit_join(scratch, "threads.img"));
 		threads_on(ctx, spec);
 	}
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* ---- calls made from a callback (a reactor thread) ---- */
@@ -459,7 +460,7 @@ static void in_cb_fn(void *ud, int res)
 	/* closing from a callback is refused (logged), not a deadlock */
 	nexus_dev_close(s->dev);
 	/* async submission from a callback is fine */
-	s->submit_rc = nexus_dev_submit(s->dev, NEXUS_OP_READ, &iov, 1, 512, 0,
+	s->submit_rc = test_submit(s->dev, NEXUS_OP_READ, &iov, 1, 512, 0,
 					0, count_cb, &s->inner);
 	atomic_store(&s->done, 1);
 }
@@ -485,7 +486,7 @@ static void chain_cb(void *ud, int res)
 		atomic_store(&c->finished, 1);
 		return;
 	}
-	rc = nexus_dev_submit(c->dev, NEXUS_OP_READ, &c->iov, 1,
+	rc = test_submit(c->dev, NEXUS_OP_READ, &c->iov, 1,
 			      (uint64_t)(c->left % 64) * 512, 0, 0, chain_cb, c);
 	if (rc) {
 		c->err++;
@@ -501,7 +502,7 @@ static void test_from_callback(void)
 	struct chain ch = { .dev = dev, .left = 1000 };
 	struct counter c = { 0 };
 
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
 				   in_cb_fn, &s));
 	CU_ASSERT(wait_for(&s.done, 1));
 	CU_ASSERT(s.on_reactor);
@@ -515,14 +516,14 @@ static void test_from_callback(void)
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, s.buf, 512, 0), 512);
 
 	ch.iov = (struct iovec){ ch.buf, sizeof(ch.buf) };
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &ch.iov, 1, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &ch.iov, 1, 0, 0, 0,
 				   chain_cb, &ch));
 	CU_ASSERT(wait_for(&ch.finished, 1));
 	CU_ASSERT_EQUAL(ch.left, 0);
 	CU_ASSERT_EQUAL(ch.err, 0);
 	(void)c;
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* ---- a full submission queue ---- */
@@ -563,11 +564,11 @@ static void test_queue_full(void)
 	sem_init(&sem, 0, 0);
 	EXPECT_OK(nexus_reactor_post(nexus_ctx_reactor(ctx, 0), block_reactor,
 				     &sem));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
 				   count_cb, &c));
-	EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 512, 0, 0,
+	EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &iov, 1, 512, 0, 0,
 				   count_cb, &c));
-	EXPECT_ERR(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 1024, 0, 0,
+	EXPECT_ERR(test_submit(dev, NEXUS_OP_READ, &iov, 1, 1024, 0, 0,
 				    count_cb, &never),
 		   -EAGAIN, "queue", "full");
 	sem_post(&sem);
@@ -577,7 +578,7 @@ static void test_queue_full(void)
 	for (unsigned i = 0; i < n; i++) {
 		int rc;
 
-		while ((rc = nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1,
+		while ((rc = test_submit(dev, NEXUS_OP_READ, &iov, 1,
 					      (i % 2048) * 512, 0, 0, count_cb,
 					      &f.c)) == -EAGAIN)
 			f.eagain++;
@@ -595,7 +596,7 @@ static void test_queue_full(void)
 	CU_ASSERT_EQUAL(atomic_load(&f.c.calls), f.accepted);
 	nexus_dev_close(dev);
 	sem_destroy(&sem);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static const struct unit_test tests[] = {

@@ -38,9 +38,10 @@ static void test_info(void)
 	struct nexus_dev_info in = NEXUS_DEV_INFO_INIT;
 	uint32_t all = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 		       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-		       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES);
+		       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+		       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS);
 
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.dev_size, big_size());
 	CU_ASSERT_EQUAL(in.logical_block_size, 512);
 	CU_ASSERT(in.physical_block_size >= in.logical_block_size);
@@ -54,7 +55,7 @@ static void test_info(void)
 	nexus_dev_close(dev);
 
 	dev = unit_open(ctx, "mem:1M,block-size=4096");
-	EXPECT_OK(nexus_dev_info(dev, &in));
+	EXPECT_OK(nexus_dev_get_info(dev, &in));
 	CU_ASSERT_EQUAL(in.logical_block_size, 4096);
 	{
 		char b[4096] = { 0 };
@@ -308,6 +309,6 @@ int main(void)
 
 	ctx = unit_ctx(2);
 	rc = unit_main("mem", tests);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

@@ -277,6 +277,6 @@ int main(void)
 
 	ctx = unit_ctx(1);
 	rc = unit_main("pipeline", tests);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }

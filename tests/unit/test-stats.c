@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include <nexus/nexus_driver.h>
+#include "../submit.h"
 
 #include "unit.h"
 
@@ -25,7 +26,7 @@ static void settled_stats(struct nexus_dev *dev, struct nexus_dev_stats *st)
 {
 	for (int i = 0; i < 1000; i++) {
 		st->size = sizeof(*st);
-		EXPECT_OK(nexus_dev_stats(dev, st));
+		EXPECT_OK(nexus_dev_get_stats(dev, st));
 		if (!st->in_flight)
 			return;
 		usleep(1000);
@@ -43,7 +44,7 @@ static void test_counters(void)
 	EXPECT_OK(nexus_dev_open(ctx, "mem:size=1M", &other));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dev);
 	settled_stats(dev, &st);
-	CU_ASSERT_EQUAL(sum(st.ops, NEXUS_OP_COUNT), 0);
+	CU_ASSERT_EQUAL(st.ops, 0);
 	CU_ASSERT_EQUAL(sum(st.latency, NEXUS_LAT_BUCKETS), 0);
 
 	for (int i = 0; i < 10; i++)
@@ -62,12 +63,12 @@ static void test_counters(void)
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 100, 0), -EINVAL, "aligned");
 
 	settled_stats(dev, &st);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_READ], 10);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_WRITE], 5);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_FLUSH], 2);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_TRIM], 3);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_WRITE_ZEROES], 1);
-	CU_ASSERT_EQUAL(sum(st.errors, NEXUS_OP_COUNT), 0);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_READ).ops, 10);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_WRITE).ops, 5);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_FLUSH).ops, 2);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_TRIM).ops, 3);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_WRITE_ZEROES).ops, 1);
+	CU_ASSERT_EQUAL(st.errors, 0);
 	CU_ASSERT_EQUAL(st.bytes_read, 10 * 4096);
 	CU_ASSERT_EQUAL(st.bytes_written, 5 * 8192);
 	CU_ASSERT_EQUAL(st.in_flight, 0);
@@ -83,11 +84,11 @@ static void test_counters(void)
 	}
 	/* counters are per device */
 	settled_stats(other, &st);
-	CU_ASSERT_EQUAL(sum(st.ops, NEXUS_OP_COUNT), 0);
+	CU_ASSERT_EQUAL(st.ops, 0);
 	CU_ASSERT_EQUAL(st.bytes_read + st.bytes_written, 0);
 	nexus_dev_close(dev);
 	nexus_dev_close(other);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* Failed operations are counted as operations and as errors. */
@@ -109,14 +110,14 @@ static void test_error_counters(void)
 	EXPECT_ERR(nexus_dev_pread(dev, buf, 4096, 512 * 1024), -EIO, "");
 	EXPECT_EQ_MSG(nexus_dev_pread(dev, buf, 4096, 0), 4096);
 	settled_stats(dev, &st);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_READ], 2);
-	CU_ASSERT_EQUAL(st.errors[NEXUS_OP_READ], 1);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_READ).ops, 2);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_READ).errors, 1);
 	CU_ASSERT_EQUAL(st.bytes_read, 4096); /* only the successful one */
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_WRITE], 1);
-	CU_ASSERT_EQUAL(st.errors[NEXUS_OP_WRITE], 0);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_WRITE).ops, 1);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_WRITE).errors, 0);
 	CU_ASSERT_EQUAL(sum(st.latency, NEXUS_LAT_BUCKETS), 3);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* in_flight counts I/O accepted and not yet completed, queued ones
@@ -150,19 +151,19 @@ static void test_in_flight(void)
 	sem_init(&sem, 0, 0);
 	EXPECT_OK(nexus_reactor_post(nexus_ctx_reactor(ctx, 0), hold, &sem));
 	for (int i = 0; i < 3; i++)
-		EXPECT_OK(nexus_dev_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
+		EXPECT_OK(test_submit(dev, NEXUS_OP_READ, &iov, 1, 0, 0, 0,
 					   done_cb, &done));
-	EXPECT_OK(nexus_dev_stats(dev, &st));
+	EXPECT_OK(nexus_dev_get_stats(dev, &st));
 	CU_ASSERT_EQUAL(st.in_flight, 3);
 	sem_post(&sem);
 	while (atomic_load(&done) < 3)
 		usleep(100);
 	settled_stats(dev, &st);
 	CU_ASSERT_EQUAL(st.in_flight, 0);
-	CU_ASSERT_EQUAL(st.ops[NEXUS_OP_READ], 3);
+	CU_ASSERT_EQUAL(unit_op(dev, NEXUS_OP_READ).ops, 3);
 	sem_destroy(&sem);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static void test_bucket_floors(void)
@@ -258,7 +259,7 @@ static void test_latency_placement(void)
 	CU_ASSERT(nexus_lat_percentile(st.latency, 1) <= wall);
 	CU_ASSERT_EQUAL(sum(st.latency, NEXUS_LAT_BUCKETS), 100);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 /* In a stack, stamps are shared along synchronous call chains only
@@ -287,7 +288,7 @@ static void test_latency_stacked(void)
 	CU_ASSERT(nexus_lat_percentile(top.latency, 1) >= 1600000);
 	CU_ASSERT(nexus_lat_percentile(below.latency, 50) < 1000000);
 	nexus_dev_close(dev);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 }
 
 static const struct unit_test tests[] = {

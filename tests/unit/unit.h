@@ -303,4 +303,13 @@ static UNUSED int unit_main_scratch(const char *suite,
 	return rc;
 }
 
+/* The counters of one operation of a device (nexus_dev_get_op_stats). */
+static inline struct nexus_op_stats unit_op(struct nexus_dev *dev, int op)
+{
+	struct nexus_op_stats st = NEXUS_OP_STATS_INIT;
+
+	CU_ASSERT_EQUAL(nexus_dev_get_op_stats(dev, op, &st), 0);
+	return st;
+}
+
 #endif

@@ -150,7 +150,7 @@ func newDevice(ctx *Context, d *C.struct_nexus_dev, owned bool) *Device {
 		exports: make(map[*Export]struct{}),
 		views:   make(map[*Device]struct{})}
 	info := C.struct_nexus_dev_info{size: C.sizeof_struct_nexus_dev_info}
-	C.nexus_dev_info(d, &info)
+	C.nexus_dev_get_info(d, &info)
 	dev.name = C.GoString(info.name)
 	dev.size = int64(info.dev_size)
 	dev.maxIO = int(info.max_io_size)
@@ -272,7 +272,7 @@ func (dev *Device) Info() (Info, error) {
 	err := dev.use(func(d *C.struct_nexus_dev) error {
 		info := C.struct_nexus_dev_info{size: C.sizeof_struct_nexus_dev_info}
 		if _, err := call("nexus_dev_info", func() int64 {
-			return int64(C.nexus_dev_info(d, &info))
+			return int64(C.nexus_dev_get_info(d, &info))
 		}); err != nil {
 			return err
 		}
@@ -300,7 +300,7 @@ func (dev *Device) Stats() (*Stats, error) {
 		defer C.free(unsafe.Pointer(cs))
 		cs.size = C.sizeof_struct_nexus_dev_stats
 		if _, err := call("nexus_dev_stats", func() int64 {
-			return int64(C.nexus_dev_stats(d, cs))
+			return int64(C.nexus_dev_get_stats(d, cs))
 		}); err != nil {
 			return err
 		}

@@ -84,8 +84,8 @@ func (exp *Export) Conns() ([]ConnInfo, error) {
 		for i := range ci {
 			ci[i].size = C.sizeof_struct_nexus_conn_info
 		}
-		rc, err := call("nexus_export_conns", func() int64 {
-			return int64(C.nexus_export_conns(exp.e, arr, C.uint(max)))
+		rc, err := call("nexus_export_list_conns", func() int64 {
+			return int64(C.nexus_export_list_conns(exp.e, arr, C.uint(max)))
 		})
 		if err != nil {
 			C.free(unsafe.Pointer(arr))

@@ -180,7 +180,7 @@ func (ctx *Context) Close() error {
 	for ch := range children {
 		ch.Close()
 	}
-	C.nexus_ctx_free(c)
+	C.nexus_ctx_destroy(c)
 	if ctx.log != 0 {
 		ctx.log.Delete()
 	}

@@ -42,7 +42,7 @@ class nexus_ctx_opts(Structure):
     ]
 
 
-class nexus_dev_info(Structure):
+class nexus_dev_get_info(Structure):
     _fields_ = [
         ("size", c_size_t),
         ("dev_size", c_uint64),
@@ -57,7 +57,7 @@ class nexus_dev_info(Structure):
     ]
 
 
-class nexus_dev_stats(Structure):
+class nexus_dev_get_stats(Structure):
     _fields_ = [
         ("size", c_size_t),
         ("ops", c_uint64 * OP_COUNT),
@@ -104,7 +104,7 @@ _PROTOTYPES = {
     "nexus_last_error": (c_char_p, []),
     "nexus_version": (c_char_p, []),
     "nexus_ctx_create": (c_int, [POINTER(nexus_ctx_opts), POINTER(_P)]),
-    "nexus_ctx_free": (None, [_P]),
+    "nexus_ctx_destroy": (None, [_P]),
     "nexus_ctx_reactor_count": (c_int, [_P]),
     "nexus_ctx_describe_drivers": (c_int, [_P, c_char_p, c_size_t]),
     "nexus_plugin_load": (c_int, [_P, c_char_p]),
@@ -133,7 +133,7 @@ _PROTOTYPES = {
     "nexus_lat_percentile": (c_uint64, [POINTER(c_uint64), c_double]),
     "nexus_export_start": (c_int, [_P, c_char_p, POINTER(_P)]),
     "nexus_export_stop": (None, [_P]),
-    "nexus_export_conns": (c_int, [_P, POINTER(nexus_conn_info), c_uint]),
+    "nexus_export_list_conns": (c_int, [_P, POINTER(nexus_conn_info), c_uint]),
     "nexus_pipeline_open": (c_int, [_P, c_char_p, POINTER(_P)]),
     "nexus_pipeline_dev": (_P, [_P]),
     "nexus_pipeline_export": (_P, [_P]),

@@ -251,7 +251,7 @@ class _Handle:
     def __del__(self) -> None:
         # A garbage collection may run on a reactor thread while it is in
         # a Python log callback; the library refuses to close from there
-        # (it would deadlock), so leave the handle to nexus_ctx_free().
+        # (it would deadlock), so leave the handle to nexus_ctx_destroy().
         if isinstance(threading.current_thread(), _FOREIGN_THREAD):
             return
         try:
@@ -341,7 +341,7 @@ class Context(_Handle):
             return
         for child in list(self._children):
             child.close()
-        lib().nexus_ctx_free(ptr)
+        lib().nexus_ctx_destroy(ptr)
         _live_contexts.discard(self)
 
     @property
@@ -659,9 +659,9 @@ class Device(_Handle):
         """A :class:`DeviceInfo` describing the device."""
         ptr = self._acquire()
         try:
-            ci = _capi.nexus_dev_info()
+            ci = _capi.nexus_dev_get_info()
             ci.size = sizeof(ci)
-            _check(lib().nexus_dev_info(ptr, byref(ci)), "nexus_dev_info")
+            _check(lib().nexus_dev_get_info(ptr, byref(ci)), "nexus_dev_info")
             return DeviceInfo(
                 size=ci.dev_size,
                 logical_block_size=ci.logical_block_size,
@@ -693,9 +693,9 @@ class Device(_Handle):
         """A snapshot of the device's counters."""
         ptr = self._acquire()
         try:
-            cs = _capi.nexus_dev_stats()
+            cs = _capi.nexus_dev_get_stats()
             cs.size = sizeof(cs)
-            _check(lib().nexus_dev_stats(ptr, byref(cs)), "nexus_dev_stats")
+            _check(lib().nexus_dev_get_stats(ptr, byref(cs)), "nexus_dev_stats")
             return DeviceStats(ops=OpCounts(*cs.ops),
                                errors=OpCounts(*cs.errors),
                                bytes_read=cs.bytes_read,
@@ -950,8 +950,8 @@ class Export(_Handle):
                 arr = (_capi.nexus_conn_info * cap)()
                 for c in arr:
                     c.size = sizeof(_capi.nexus_conn_info)
-                n = _check(lib().nexus_export_conns(ptr, arr, cap),
-                           "nexus_export_conns")
+                n = _check(lib().nexus_export_list_conns(ptr, arr, cap),
+                           "nexus_export_list_conns")
                 if n <= cap:
                     break
                 cap = n + 16

@@ -57,6 +57,24 @@
 /* ---- CRC32C (Castagnoli), hardware where the CPU has it ---- */
 
 static uint32_t crc_table[256];
+/* nexus_dev_submit() with the request's fields as arguments. */
+static int submit(struct nexus_dev *dev, int op, const struct iovec *iov,
+		  int iovcnt, uint64_t off, uint64_t len, uint32_t flags,
+		  nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = (uint32_t)op;
+	req.iov = iov;
+	req.iovcnt = iovcnt;
+	req.offset = off;
+	req.length = len;
+	req.flags = flags;
+	req.cb = cb;
+	req.user_data = ud;
+	return nexus_dev_submit(dev, &req);
+}
+
 static uint32_t (*crc_update)(uint32_t crc, const unsigned char *p, size_t n);
 
 static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n)
@@ -262,7 +280,7 @@ again:
 		if (!c->side_flush)
 			return 1;
 		t->step = STEP_SIDE_FLUSH;
-		return nexus_dev_submit(c->side, NEXUS_OP_FLUSH, NULL, 0, 0, 0,
+		return submit(c->side, NEXUS_OP_FLUSH, NULL, 0, 0, 0,
 					0, side_done, t);
 	}
 	for (e = k; e < c->nchunks && e - k < max; e++) {
@@ -300,7 +318,7 @@ again:
 	t->iov.iov_base = t->buf;
 	t->iov.iov_len = t->buflen;
 	t->step = STEP_PERSIST;
-	rc = nexus_dev_submit(c->side, NEXUS_OP_WRITE, &t->iov, 1,
+	rc = submit(c->side, NEXUS_OP_WRITE, &t->iov, 1,
 			      (uint64_t)c->chunk * (1 + k), 0, 0, side_done, t);
 	if (rc) {
 		nexus_buf_free(io->reactor, t->buf, t->buflen);
@@ -321,7 +339,7 @@ static void persisted(struct cks *c, struct cks_io *t)
 
 	if (io->op == NEXUS_OP_FLUSH && c->data_flush) {
 		t->step = STEP_DATA_FLUSH;
-		rc = nexus_dev_submit(c->data, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
+		rc = submit(c->data, NEXUS_OP_FLUSH, NULL, 0, 0, 0, 0,
 				      data_done, t);
 		if (rc)
 			nexus_io_complete(io, rc);
@@ -370,7 +388,7 @@ static int submit_data(struct cks *c, struct cks_io *t)
 	struct nexus_io *io = t->io;
 
 	t->step = STEP_DATA;
-	return nexus_dev_submit(c->data, (int)io->op, io->iov, io->iovcnt,
+	return submit(c->data, (int)io->op, io->iov, io->iovcnt,
 				io->offset, io->length, io->flags, data_done, t);
 }
 
@@ -581,14 +599,14 @@ static int cks_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return nexus_error(-ENOMEM, "checksum: out of memory");
-	nexus_dev_info(dev, &self);
+	nexus_dev_get_info(dev, &self);
 	c->name = strdup(self.name ? self.name : "checksum");
 	c->data = nexus_dev_child(dev, 0);
 	c->side = nexus_dev_child(dev, 1);
 	c->verify = verify;
-	rc = nexus_dev_info(c->data, &di);
+	rc = nexus_dev_get_info(c->data, &di);
 	if (rc == 0 && c->side)
-		rc = nexus_dev_info(c->side, &si);
+		rc = nexus_dev_get_info(c->side, &si);
 	if (rc || !c->name)
 		goto fail_nomem;
 	if (bs < 512 || bs > 65536 || (bs & (bs - 1)) ||

@@ -68,7 +68,7 @@ static int pattern_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return nexus_error(-ENOMEM, "pattern: out of memory");
-	nexus_dev_info(dev, &self);
+	nexus_dev_get_info(dev, &self);
 	p->name = strdup(self.name ? self.name : "pattern");
 	if (!p->name) {
 		free(p);
