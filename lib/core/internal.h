@@ -191,6 +191,9 @@ NX_HIDDEN const char *nx_opts_shown(const struct nexus_opts *opts,
 /* Whether @p v is a word of @p d's list (true when it has none). */
 NX_HIDDEN bool nx_option_word_ok(const struct nexus_option_desc *d,
 				 const char *v);
+/* The bounds of @p d as text: "at least 1", "from 512 to 4K", ... */
+NX_HIDDEN void nx_option_bounds_text(const struct nexus_option_desc *d,
+				     char *buf, size_t len);
 /* Whether @p v is valid for @p d: its type, bounds and words. */
 NX_HIDDEN bool nx_option_value_ok(const struct nexus_option_desc *d,
 				  const char *v);
@@ -201,6 +204,9 @@ NX_HIDDEN int nx_opts_check_pow2(const struct nexus_opts *opts,
 				 const char *name);
 NX_HIDDEN int nx_opts_check_multiple(const struct nexus_opts *opts,
 				     const char *name, const char *unit);
+/* check() of a device with options "size" and "block-size": the block
+ * size a power of two, the size a multiple of it (mem, null). */
+NX_HIDDEN int nx_opts_check_geometry(const struct nexus_opts *opts);
 NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
 /* unsigned decimal or 0x hex; with @p size also a K, M, G, T or P suffix
  * (optionally followed by iB or B): 0, -EINVAL, or -ERANGE */

@@ -113,17 +113,35 @@ int nx_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-/* "at least MIN", "at most MAX" or "from MIN to MAX" */
-static void bounds_text(const struct nexus_option_desc *d, char *buf,
-			size_t len)
+/* A bound as the option's type reads it: a size with the largest exact
+ * binary suffix (64K, 64T), a number in decimal. */
+static void bound_text(const struct nexus_option_desc *d, uint64_t v,
+		       char *buf, size_t len)
 {
+	static const char suffix[] = "KMGTP";
+	unsigned s = 0;
+
+	while (d->type == NEXUS_OPT_SIZE && v && !(v & 1023) && s < 5) {
+		v >>= 10;
+		s++;
+	}
+	snprintf(buf, len, "%" PRIu64 "%.*s", v, s ? 1 : 0,
+		 s ? &suffix[s - 1] : "");
+}
+
+void nx_option_bounds_text(const struct nexus_option_desc *d, char *buf,
+			   size_t len)
+{
+	char lo[32], hi[32];
+
+	bound_text(d, d->min, lo, sizeof(lo));
+	bound_text(d, d->max, hi, sizeof(hi));
 	if (!d->max)
-		snprintf(buf, len, "at least %" PRIu64, d->min);
+		snprintf(buf, len, "at least %s", lo);
 	else if (!d->min)
-		snprintf(buf, len, "at most %" PRIu64, d->max);
+		snprintf(buf, len, "at most %s", hi);
 	else
-		snprintf(buf, len, "from %" PRIu64 " to %" PRIu64, d->min,
-			 d->max);
+		snprintf(buf, len, "from %s to %s", lo, hi);
 }
 
 static bool in_bounds(const struct nexus_option_desc *d, uint64_t v)
@@ -202,7 +220,7 @@ static int check_value(const struct nexus_option_desc *d, const char *v,
 						   : "an unsigned number",
 					   shown);
 		if (!in_bounds(d, u)) {
-			bounds_text(d, want, sizeof(want));
+			nx_option_bounds_text(d, want, sizeof(want));
 			return nexus_error(-EINVAL, "%s: option '%s' must be "
 					   "%s, got '%s'", where, d->name,
 					   want, shown);
@@ -365,4 +383,11 @@ int nx_opts_check_multiple(const struct nexus_opts *o, const char *name,
 				   o->stage ? o->stage : "stage", name, v,
 				   unit, u);
 	return 0;
+}
+
+int nx_opts_check_geometry(const struct nexus_opts *o)
+{
+	int rc = nx_opts_check_pow2(o, "block-size");
+
+	return rc ? rc : nx_opts_check_multiple(o, "size", "block-size");
 }

@@ -146,18 +146,19 @@ static const char *type_name(int t)
 	return t >= 0 && t <= NEXUS_OPT_SIZE ? names[t] : "?";
 }
 
-/* " (1 to 4096)", " (at least 1)", " (one of a|b)" or "". */
+/* " (from 1 to 4096)", " (at least 1)", " (one of a|b)" or "". */
 static void limits_text(const struct nexus_option_desc *o, char *buf,
 			size_t len)
 {
 	size_t off;
 
 	buf[0] = '\0';
-	if (o->max)
-		snprintf(buf, len, " (%" PRIu64 " to %" PRIu64 ")", o->min,
-			 o->max);
-	else if (o->min)
-		snprintf(buf, len, " (at least %" PRIu64 ")", o->min);
+	if (o->min || o->max) {
+		buf[0] = ' ';
+		buf[1] = '(';
+		nx_option_bounds_text(o, buf + 2, len - 3);
+		strcat(buf, ")");
+	}
 	if (!o->values)
 		return;
 	off = (size_t)snprintf(buf, len, " (one of ");

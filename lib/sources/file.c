@@ -24,6 +24,8 @@
 #include <liburing.h>
 #include <nexus/nexus_driver.h>
 
+#include "internal.h"
+
 /* The kernel fills read buffers behind valgrind's back: tell memcheck
  * that they are defined, or every consumer of the data is reported. */
 #if defined(__has_include)
@@ -65,9 +67,10 @@ static const struct nexus_option_desc file_options[] = {
 	{ "readonly", NEXUS_OPT_BOOL, "off", "open read-only", 0 },
 	{ "create", NEXUS_OPT_BOOL, "off", "create the file if missing", 0 },
 	{ "size", NEXUS_OPT_SIZE, NULL,
-	  "with create: grow the file to this size", 0 },
+	  "with create: grow the file to this size", 0, .min = 1 },
 	{ "block-size", NEXUS_OPT_SIZE, NULL,
-	  "logical block size (default: 512, or the device's)", 0 },
+	  "logical block size, a power of two (default: 512, or "
+	  "the device's)", 0, .min = 1, .max = 65536 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -127,6 +130,27 @@ static int open_fd(const char *path, bool ro, bool direct, bool create)
 	}
 }
 
+/* The rules between options, checked when the pipeline is parsed:
+ * file_open() trusts them. */
+static int file_check(const struct nexus_opts *opts)
+{
+	const char *path = nexus_opts_str(opts, "path");
+	bool create = false;
+	int rc;
+
+	if (!path || !*path)
+		return nexus_error(-EINVAL, "file: path is empty");
+	if ((rc = nx_opts_check_pow2(opts, "block-size")) ||
+	    (rc = nexus_opts_bool(opts, "create", &create)))
+		return rc;
+	if (create && !nexus_opts_given(opts, "size"))
+		return nexus_error(-EINVAL, "file: create=on needs size=");
+	if (!create && nexus_opts_given(opts, "size"))
+		return nexus_error(-EINVAL, "file: size= is only used with "
+				   "create=on");
+	return 0;
+}
+
 static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
 	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
@@ -147,17 +171,6 @@ static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	if (nexus_opts_given(opts, "block-size") &&
 	    (rc = nexus_opts_u64(opts, "block-size", &bs)))
 		return rc;
-	if (!path || !*path)
-		return nexus_error(-EINVAL, "file: path is empty");
-	if (bs && (bs > 65536 || (bs & (bs - 1))))
-		return nexus_error(-EINVAL, "file: block-size %llu is not a "
-				   "power of two up to 64K",
-				   (unsigned long long)bs);
-	if (create && !size)
-		return nexus_error(-EINVAL, "file: create=on needs size=");
-	if (size && !create)
-		return nexus_error(-EINVAL, "file: size= is only used with "
-				   "create=on");
 	fd = open_fd(path, ro, direct, create);
 	if (fd < 0)
 		return fd;
@@ -583,6 +596,7 @@ const struct nexus_driver nx_driver_file = {
 	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
 	.per_io_size = sizeof(struct file_io),
 	.options = file_options,
+	.check = file_check,
 	.open = file_open,
 	.close = file_close,
 	.submit = file_submit,

@@ -109,6 +109,6 @@ int main(void)
 
 	ctx = unit_ctx(1);
 	rc = unit_main("depth", tests);
-	nexus_ctx_free(ctx);
+	nexus_ctx_destroy(ctx);
 	return rc;
 }
