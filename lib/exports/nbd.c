@@ -48,7 +48,8 @@ static const struct nexus_option_desc nbd_options[] = {
 	  "seconds a client may take to finish the handshake (0: no limit)",
 	  0 },
 	{ "max-inflight", NEXUS_OPT_UINT, "128",
-	  "requests in flight per connection (1-4096)", 0 },
+	  "requests in flight per connection (1-4096)", 0, .min = 1,
+	  .max = 4096 },
 	{ "congestion", NEXUS_OPT_STRING, "auto",
 	  "TCP congestion control of the connections: auto (on loopback, "
 	  "cubic or reno instead of a pacing one such as bbr, which caps "
