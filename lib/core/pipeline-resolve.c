@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "pipeline.h"
 #include "redact.h"
+#include "registry.h"
 
 void nx_stage_where(const struct nx_stage *st, char *buf, size_t len)
 {
@@ -86,9 +87,16 @@ static int name_positional(struct nx_stage *st, const char *w)
 	return 0;
 }
 
-/* Find @p st's driver among @p nkinds kinds, in order; check its options. */
+static const char *article(uint32_t kind)
+{
+	return kind == NEXUS_DRIVER_EXPORT ? "an" : "a";
+}
+
+/* Find @p st's driver among @p nkinds kinds, in order; check its options.
+ * @p alone: a stage parsed on its own (an export spec), not in a
+ * pipeline. */
 static int resolve_stage(struct nexus_ctx *ctx, struct nx_stage *st,
-			 const uint32_t *kinds, unsigned nkinds)
+			 const uint32_t *kinds, unsigned nkinds, bool alone)
 {
 	char w[128];
 	int rc;
@@ -98,7 +106,17 @@ static int resolve_stage(struct nexus_ctx *ctx, struct nx_stage *st,
 	for (unsigned k = 0; k < nkinds && !st->drv; k++)
 		st->drv = nx_registry_lookup(ctx, st->driver, kinds[k]);
 	if (!st->drv) {
-		if (nx_registry_find(ctx, st->driver, 0))
+		const struct nexus_driver *other =
+			nx_registry_find(ctx, st->driver, 0);
+
+		if (other && alone)
+			return nexus_error(-EINVAL, "%s: '%s' is not %s %s "
+					   "driver (it is %s %s)", w,
+					   st->driver, article(kinds[0]),
+					   nx_registry_kind_name(kinds[0]),
+					   article(other->kind),
+					   nx_registry_kind_name(other->kind));
+		if (other)
 			return nexus_error(-EINVAL, "%s: '%s' cannot be used "
 					   "here (a source comes first, "
 					   "transforms in the middle, an "
@@ -161,9 +179,9 @@ static int resolve(struct nexus_ctx *ctx, struct nx_stage *head)
 			nbelow = st->ngroups;
 			continue;
 		}
-		rc = st == head	 ? resolve_stage(ctx, st, source, 1)
-		     : st->next ? resolve_stage(ctx, st, middle, 1)
-				: resolve_stage(ctx, st, last, 2);
+		rc = st == head	 ? resolve_stage(ctx, st, source, 1, false)
+		     : st->next ? resolve_stage(ctx, st, middle, 1, false)
+				: resolve_stage(ctx, st, last, 2, false);
 		if (rc == 0 && st != head)
 			rc = count_below(st, nbelow);
 		if (rc)
@@ -193,7 +211,7 @@ int nx_stage_parse(struct nexus_ctx *ctx, const char *text, uint32_t kind,
 	int rc = nx_grammar_stage(text, out);
 
 	if (rc == 0)
-		rc = resolve_stage(ctx, *out, &kind, 1);
+		rc = resolve_stage(ctx, *out, &kind, 1, true);
 	if (rc) {
 		nx_pipeline_free_stages(*out);
 		*out = NULL;
