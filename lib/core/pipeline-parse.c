@@ -304,26 +304,8 @@ static int end_of_text(struct cursor *c)
 	return 0;
 }
 
-int nx_grammar_pipeline(const char *text, struct nx_stage **out)
-{
-	struct cursor c = { .s = text };
-	unsigned depth;
-	int rc;
-
-	*out = NULL;
-	if (!text)
-		return nexus_error(-EINVAL, "pipeline: NULL text");
-	rc = parse_pipeline(&c, out, &depth);
-	if (rc == 0)
-		rc = end_of_text(&c);
-	if (rc) {
-		nx_pipeline_free_stages(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
-int nx_grammar_stage(const char *text, struct nx_stage **out)
+/* Parse @p text as a whole pipeline or as one stage alone. */
+static int parse_text(const char *text, bool one_stage, struct nx_stage **out)
 {
 	struct cursor c = { .s = text };
 	unsigned depth;
@@ -333,9 +315,10 @@ int nx_grammar_stage(const char *text, struct nx_stage **out)
 	if (!text)
 		return nexus_error(-EINVAL, "pipeline: NULL text");
 	skip_ws(&c);
-	if (c.s[c.i] == '(')
+	if (one_stage && c.s[c.i] == '(')
 		return syntax(&c, "a single stage was expected, not a group");
-	rc = parse_stage(&c, out, false, &depth);
+	rc = one_stage ? parse_stage(&c, out, false, &depth)
+		       : parse_pipeline(&c, out, &depth);
 	if (rc == 0)
 		rc = end_of_text(&c);
 	if (rc) {
@@ -343,6 +326,16 @@ int nx_grammar_stage(const char *text, struct nx_stage **out)
 		*out = NULL;
 	}
 	return rc;
+}
+
+int nx_grammar_pipeline(const char *text, struct nx_stage **out)
+{
+	return parse_text(text, false, out);
+}
+
+int nx_grammar_stage(const char *text, struct nx_stage **out)
+{
+	return parse_text(text, true, out);
 }
 
 void nx_pipeline_free_stages(struct nx_stage *s)

@@ -174,7 +174,8 @@ static int check_driver(const struct nexus_driver *d, const char *origin)
 	case NEXUS_DRIVER_TRANSFORM:
 		if (!d->open || !d->submit)
 			return nexus_error(-EPROTO, "%s: %s driver '%s' lacks "
-					   "%s", origin, nx_registry_kind_name(d->kind), n,
+					   "%s", origin,
+					   nx_registry_kind_name(d->kind), n,
 					   !d->open ? "open()" : "submit()");
 		if (d->ops & ~((1u << NX_OP_MAX) - 1))
 			return nexus_error(-EPROTO, "%s: driver '%s' declares "

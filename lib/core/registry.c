@@ -56,7 +56,8 @@ int nx_registry_insert_all(struct nexus_ctx *ctx, struct nx_driver_entry *list,
 		if (dup) {
 			rc = nexus_error(-EEXIST, "%s: a %s driver named '%s' "
 					 "is already registered (%s)", origin,
-					 nx_registry_kind_name(e->drv.kind), e->drv.name,
+					 nx_registry_kind_name(e->drv.kind),
+					 e->drv.name,
 					 dup->origin ? dup->origin : "built-in");
 			break;
 		}

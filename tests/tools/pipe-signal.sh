@@ -19,11 +19,7 @@ for sig in TERM INT; do
 	kill -0 "$p_PID" 2>/dev/null ||
 		fail "SIG$sig: exited before its stop finished (test is moot)"
 	kill -"$sig" "$p_PID"
-	for _ in $(seq 1 20); do
-		kill -0 "$p_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$p_PID" 2>/dev/null; then
+	if ! gone_within "$p_PID" 20; then
 		kill -9 "$p_PID"
 		fail "SIG$sig: still running 2 s after a second signal"
 	fi
