@@ -267,7 +267,8 @@ static int crypt_check(const struct nexus_opts *opts)
 					   "a key looks like a key, and keys "
 					   "are refused in pipeline text: use "
 					   "key-file=, key-env= or key-name=");
-		if (cipher && names_a_cipher(cipher))
+		if (cipher && names_a_cipher(cipher) &&
+		    !nx_looks_like_key(cipher))
 			return nexus_error(-EINVAL, "crypt: cipher '%s' is not "
 					   "supported (only aes-xts-plain64)",
 					   cipher);

@@ -41,13 +41,17 @@ int nx_crypt_halves_equal(const unsigned char *key, size_t len)
 	return CRYPTO_memcmp(key, key + len / 2, len / 2) == 0;
 }
 
+/* Bytes past the key that a message counts exactly. */
+#define MAX_COUNTED ((size_t)1 << 20)
+
 /* Read exactly @p len bytes of key from @p path.  The file is read, not
  * stat()ed: files of /proc, pipes and devices say st_size 0.  @p shown
  * is the path as messages may show it. */
 static int read_key_file(struct nexus_ctx *ctx, const char *path,
 			 const char *shown, unsigned char *key, size_t len)
 {
-	unsigned char extra;
+	unsigned char extra[256];
+	size_t extra_bytes = 0;
 	struct stat st;
 	size_t got = 0;
 	ssize_t r;
@@ -88,23 +92,26 @@ static int read_key_file(struct nexus_ctx *ctx, const char *path,
 			break;
 		got += (size_t)r;
 	}
-	/* it must end right after the key */
-	if (got == len) {
-		while ((r = read(fd, &extra, 1)) < 0 && errno == EINTR)
-			;
-		if (r > 0) {
-			OPENSSL_cleanse(&extra, sizeof(extra));
-			rc = nexus_error(-EINVAL, "crypt: key-file=%s has more "
-					 "than %zu bytes: key-size=%zu needs "
-					 "exactly %zu raw bytes", shown, len,
-					 len * 8, len);
-			goto out;
-		}
+	/* it must end right after the key: count what follows, so that the
+	 * message gives the file's real length */
+	while (got == len && extra_bytes <= MAX_COUNTED) {
+		r = read(fd, extra, sizeof(extra));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		extra_bytes += (size_t)r;
 	}
-	if (got != len)
+	OPENSSL_cleanse(extra, sizeof(extra));
+	if (extra_bytes > MAX_COUNTED)
+		rc = nexus_error(-EINVAL, "crypt: key-file=%s has more than "
+				 "%zu bytes: key-size=%zu needs exactly %zu "
+				 "raw bytes", shown, len + MAX_COUNTED,
+				 len * 8, len);
+	else if (got != len || extra_bytes)
 		rc = nexus_error(-EINVAL, "crypt: key-file=%s has %zu bytes: "
 				 "key-size=%zu needs exactly %zu raw bytes",
-				 shown, got, len * 8, len);
+				 shown, got + extra_bytes, len * 8, len);
 out:
 	close(fd);
 	if (rc)

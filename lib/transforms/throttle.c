@@ -375,7 +375,9 @@ static int thr_control(struct nexus_dev *dev, const char *key,
 	if (parse_limit(value, k == L_BPS || k == L_BURST_BYTES, &x) ||
 	    (!x && strcasecmp(value, "unlimited") && strcasecmp(value, "off")))
 		return nexus_error(-EINVAL, "throttle: %s=%s: give a positive "
-				   "%s, or 'unlimited'", key, value,
+				   "%s, or 'unlimited'", key,
+				   nx_looks_like_key(value) ? NX_SECRET_SHOWN
+							    : value,
 				   k == L_BPS || k == L_BURST_BYTES
 					   ? "size like 4096, 64K or 1G"
 					   : "number");

@@ -37,6 +37,16 @@ for key in "$HEX" "$B64"; do
 	done
 done
 
+# run-time settings (nexus_dev_control) answer without the value either
+start_control c 'mem:1M | fault:enable=off | throttle:iops=100' -q -v
+printf 'throttle.iops=%s\nfault.errno=%s\nfault.delay=%s\n' "$HEX" "$HEX" "$B64" >&3
+wait_lines "$T/c.out" '^error' 3
+kill -TERM "$c_PID"
+stop_wait "$c_PID" || fail "exit $? after SIGTERM"
+exec 3>&-
+[ "$(grep -c '^error' "$T/c.out")" = 3 ] || { cat "$T/c.out"; fail "settings not refused"; }
+no_key "$T/c.out" "$T/c.err"
+
 # a value that only looks like a key is still usable: an environment
 # variable with a long hex name is read, and the key it holds works
 # (the message says which option, not the value)
