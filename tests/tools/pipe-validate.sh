@@ -73,6 +73,9 @@ if has_driver export nbd; then
 	bad 'mem:1M | nbd:listen=127.0.0.1:0,max-inflight=0' "max-inflight"
 	bad 'mem:1M | nbd:listen=127.0.0.1:0,max-inflight=5000' "max-inflight"
 	good 'mem:1M | nbd:listen=127.0.0.1:0,max-inflight=4096'
+	bad 'mem:1M | nbd:listen=127.0.0.1:0,handshake-timeout=86401' \
+		"handshake-timeout" "at most 86400"
+	good 'mem:1M | nbd:listen=127.0.0.1:0,handshake-timeout=0'
 fi
 
 # opening gives the same message as --check (one validation for both)
