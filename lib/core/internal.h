@@ -178,15 +178,38 @@ struct nexus_opts {
 };
 NX_HIDDEN int nx_opts_validate(const struct nexus_opts *opts,
 			       const char *where);
-/* What is printed for the value of an option flagged NEXUS_OPTF_SECRET. */
-#define NX_SECRET_SHOWN "***"
+/* NX_SECRET_SHOWN, nx_looks_like_key(), nx_value_shown() */
+#include "redact.h"
 /* Whether option @p name of a driver's option table is a secret. */
 NX_HIDDEN bool nx_option_secret(const struct nexus_option_desc *table,
 				const char *name);
-/* @p value of option @p name as messages may show it: NX_SECRET_SHOWN
- * for a secret option, else @p value itself. */
+/* The positional option of a table, or NULL. */
+NX_HIDDEN const struct nexus_option_desc *
+nx_opts_positional(const struct nexus_option_desc *table);
+/* @p value of option @p name as messages may show it (redact.c):
+ * NX_SECRET_SHOWN for an unknown or secret option or a value that looks
+ * like key material, else @p value itself. */
 NX_HIDDEN const char *nx_opts_shown(const struct nexus_opts *opts,
 				    const char *name, const char *value);
+/* Whether @p v is a word of @p d's list (true when it has none). */
+NX_HIDDEN bool nx_option_word_ok(const struct nexus_option_desc *d,
+				 const char *v);
+/* The bounds of @p d as text: "at least 1", "from 512 to 4K", ... */
+NX_HIDDEN void nx_option_bounds_text(const struct nexus_option_desc *d,
+				     char *buf, size_t len);
+/* Whether @p v is valid for @p d: its type, bounds and words. */
+NX_HIDDEN bool nx_option_value_ok(const struct nexus_option_desc *d,
+				  const char *v);
+/* For drivers' check(): the value of option @p name (given or default,
+ * if any) is a power of two / a multiple of option @p unit's value.
+ * 0, or -EINVAL with a message naming the stage and the options. */
+NX_HIDDEN int nx_opts_check_pow2(const struct nexus_opts *opts,
+				 const char *name);
+NX_HIDDEN int nx_opts_check_multiple(const struct nexus_opts *opts,
+				     const char *name, const char *unit);
+/* check() of a device with options "size" and "block-size": the block
+ * size a power of two, the size a multiple of it (mem, null). */
+NX_HIDDEN int nx_opts_check_geometry(const struct nexus_opts *opts);
 NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
 /* unsigned decimal or 0x hex; with @p size also a K, M, G, T or P suffix
  * (optionally followed by iB or B): 0, -EINVAL, or -ERANGE */
@@ -344,21 +367,8 @@ NX_HIDDEN const struct nexus_opts *nx_export_opts(const struct nexus_export *e);
 /* Copy parsed options (deep); 0 or -ENOMEM. */
 NX_HIDDEN int nx_opts_copy(struct nexus_opts *dst, const struct nexus_opts *src);
 
-/* A parsed stage (pipeline.c). */
-struct nx_stage {
-	char *driver;
-	unsigned column; /* 1-based */
-	struct nexus_opts opts;
-	struct nx_stage *groups[NX_MAX_CHILDREN]; /* children pipelines */
-	unsigned ngroups;
-	struct nx_stage *next; /* next stage in this pipeline */
-	const struct nexus_driver *drv;
-	char *text; /* original text of the stage */
-};
-
-NX_HIDDEN int nx_pipeline_parse(struct nexus_ctx *ctx, const char *text,
-				struct nx_stage **out);
-NX_HIDDEN void nx_pipeline_free_stages(struct nx_stage *s);
+/* Parsed stages, nx_pipeline_parse(), nx_stage_parse() (pipeline.h). */
+#include "pipeline.h"
 NX_HIDDEN int nx_export_create(struct nexus_ctx *ctx,
 			       const struct nexus_driver *drv,
 			       const struct nexus_opts *opts, const char *spec,
