@@ -291,8 +291,10 @@ static void leg_done(struct mirror_io *mio, struct mirror_leg *leg, int res,
 	if (res < 0) {
 		atomic_fetch_add_explicit(&m->c[c].errors, 1,
 					  memory_order_relaxed);
-		if (ranged(io))
-			mirror_dirty_mark(m, c, io->offset, io->length);
+		/* before the fault: the record written for it holds them */
+		if (ranged(io) &&
+		    mirror_dirty_mark(m, c, io->offset, io->length) && m->store)
+			mirror_record_needed(m);
 		else if (io->op == NEXUS_OP_FLUSH)
 			atomic_store(&m->c[c].dirty_valid, false);
 		mirror_fault_child(m, c, res, timeout);
@@ -384,26 +386,40 @@ void mirror_write_start(struct mirror_io *mio)
 {
 	struct nexus_io *io = mio->io;
 	struct mirror *m = ((struct mirror_rstate *)io->rstate)->m;
-	uint32_t targets = 0;
 	unsigned n = mirror_slots(m);
-	int err;
+	bool fresh = false;
 
 	if (atomic_load_explicit(&m->timeout_ns, memory_order_relaxed)) {
 		mio->start_ns = nx_now_ns();
 		timed_add(io->rstate, mio);
 	}
+	mio->targets = 0;
 	for (unsigned c = 0; c < n; c++) {
 		if (mirror_writable(m, c))
-			targets |= 1u << c;
+			mio->targets |= 1u << c;
 		else if (ranged(io) &&
 			 atomic_load(&m->c[c].state) != MIRROR_REMOVED)
-			mirror_dirty_mark(m, c, io->offset, io->length);
+			fresh |= mirror_dirty_mark(m, c, io->offset, io->length);
 	}
+	/* a region newly dirty is in the record before any child gets the
+	 * write: after a crash the record names every region where the
+	 * children may differ (not only those of acknowledged writes) */
+	if (fresh && m->store)
+		mirror_dispatch_durable(m, mio);
+	else
+		mirror_write_dispatch(mio);
+}
+
+void mirror_write_dispatch(struct mirror_io *mio)
+{
+	struct nexus_io *io = mio->io;
+	int err;
+
 	/* one extra count while the legs are started: none can finish the
 	 * I/O before the last is out */
 	mio->pending = 1;
-	for (unsigned c = 0; c < n; c++) {
-		if (!(targets & (1u << c)))
+	for (unsigned c = 0; c < MIRROR_SLOTS; c++) {
+		if (!(mio->targets & (1u << c)))
 			continue;
 		mio->pending++;
 		if (!leg_start(mio, c, &err)) {
@@ -415,6 +431,16 @@ void mirror_write_start(struct mirror_io *mio)
 	}
 	if (--mio->pending == 0)
 		write_finish(mio);
+}
+
+void mirror_write_abort(struct mirror_io *mio, int err)
+{
+	struct nexus_io *io = mio->io;
+
+	/* no child got it: nothing to wait for */
+	timed_del(io->rstate, mio);
+	mirror_write_done(((struct mirror_rstate *)io->rstate)->m, mio);
+	nexus_io_complete(io, err);
 }
 
 int mirror_submit(struct nexus_io *io)

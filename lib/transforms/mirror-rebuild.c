@@ -58,14 +58,14 @@ void mirror_dirty_free(struct mirror *m)
 	}
 }
 
-void mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
+bool mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
 		       uint64_t len)
 {
 	uint64_t first, last;
 	bool fresh = false;
 
 	if (!len)
-		return;
+		return false;
 	first = off >> m->region_shift;
 	last = (off + len - 1) >> m->region_shift;
 	for (uint64_t r = first; r <= last && r < m->nregions; r++)
@@ -73,10 +73,7 @@ void mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
 				      1ull << (r % 64)) &
 		      (1ull << (r % 64))))
 			fresh = true;
-	/* a region newly dirty must be in the record before the write that
-	 * dirtied it is acknowledged, for a partial rebuild after a crash */
-	if (fresh && m->store)
-		mirror_record_needed(m);
+	return fresh;
 }
 
 static bool dirty_test(struct mirror *m, unsigned i, uint64_t r)

@@ -206,6 +206,8 @@ static size_t encode(struct mirror *m, uint64_t gen, char *buf, size_t cap)
 		if (!mirror_in_sync(m, i) && atomic_load(&m->c[i].dirty_valid))
 			len = encode_dirty(m, i, r, buf, len, cap);
 	}
+	if (m->clean && len < cap)
+		len += (size_t)snprintf(buf + len, cap - len, "clean\n");
 	return len < cap ? len : cap;
 }
 
@@ -244,7 +246,7 @@ static bool decode_dirty(struct mirror *m, const char *line, unsigned *rank)
 /* Parse a record: the in-sync children as a mask, those whose dirty map
  * it holds as another, its generation. */
 static int decode(struct mirror *m, char *buf, uint32_t *mask,
-		  uint32_t *maps, uint64_t *gen)
+		  uint32_t *maps, uint64_t *gen, bool *clean)
 {
 	const char *where = m->store->where;
 	unsigned long long g;
@@ -267,7 +269,12 @@ static int decode(struct mirror *m, char *buf, uint32_t *mask,
 				   "the pipeline has %u: give source=N to "
 				   "start over from child N", where, n, m->n);
 	*mask = *maps = 0;
+	*clean = false;
 	while ((line = strtok_r(NULL, "\n", &save))) {
+		if (!strcmp(line, "clean")) {
+			*clean = true;
+			continue;
+		}
 		if (!strncmp(line, "dirty ", 6)) {
 			if (decode_dirty(m, line, &i))
 				*maps |= 1u << i;
@@ -293,7 +300,7 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 {
 	uint32_t mask = 0, maps = 0, all = (1u << m->n) - 1;
 	uint64_t gen = 0;
-	bool have = false;
+	bool have = false, was_clean = false;
 	int rc;
 
 	if (m->store) {
@@ -304,7 +311,7 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 		rc = nx_store_get(m->store, buf, NX_STORE_MAX);
 		if (rc > 0) {
 			buf[rc] = 0;
-			rc = decode(m, buf, &mask, &maps, &gen);
+			rc = decode(m, buf, &mask, &maps, &gen, &was_clean);
 			have = rc == 0;
 		}
 		free(buf);
@@ -323,6 +330,16 @@ int mirror_state_load(struct mirror *m, int source, bool clean)
 			return nexus_error(-EIO, "mirror: %s names no child in "
 					   "sync: give source=N to pick one",
 					   m->store->where);
+		if (!was_clean && (mask & (mask - 1))) {
+			/* not closed: where writes were in flight the children
+			 * in sync may differ; one of them is the truth */
+			nexus_log(m->ctx, NEXUS_LOG_WARN, "mirror: %s: the "
+				  "mirror was not closed cleanly: child %d is "
+				  "the source, the other in-sync children are "
+				  "rebuilt fully", m->store->where,
+				  __builtin_ctz(mask));
+			mask &= ~(mask - 1);
+		}
 	} else if (m->n == 1) {
 		mask = all;
 	} else {
@@ -362,7 +379,15 @@ static void complete_fn(void *arg)
 {
 	struct mirror_io *mio = arg;
 
-	nexus_io_complete(mio->io, mio->err);
+	if (mio->predispatch && !mio->err) {
+		mio->predispatch = false;
+		mirror_write_dispatch(mio);
+		return;
+	}
+	if (mio->predispatch)
+		mirror_write_abort(mio, mio->err);
+	else
+		nexus_io_complete(mio->io, mio->err);
 }
 
 /* Give the waiters up to generation @p gen back to their reactors with
@@ -487,10 +512,21 @@ int mirror_state_start(struct mirror *m)
 	return 0;
 }
 
-void mirror_state_stop(struct mirror *m)
+void mirror_state_stop(struct mirror *m, bool clean)
 {
 	if (!m->store_running)
 		return;
+	if (clean) {
+		/* no I/O is in flight: the children in sync are identical */
+		pthread_mutex_lock(&m->lock);
+		m->clean = true;
+		atomic_fetch_add(&m->gen_want, 1);
+		pthread_mutex_unlock(&m->lock);
+		if (mirror_wait_durable(m))
+			nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: cannot record "
+				  "a clean close: %s", m->dev->name,
+				  nexus_last_error());
+	}
 	pthread_mutex_lock(&m->lock);
 	m->stop = true;
 	pthread_cond_broadcast(&m->cond);
@@ -517,6 +553,23 @@ void mirror_complete_durable(struct mirror *m, struct mirror_io *mio,
 	}
 	mio->gen = g;
 	mio->err = result;
+	mio->next = m->waiters;
+	m->waiters = mio;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mirror_dispatch_durable(struct mirror *m, struct mirror_io *mio)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&m->lock);
+	/* a new generation: the record must hold what was just marked */
+	g = atomic_fetch_add(&m->gen_want, 1) + 1;
+	atomic_store(&m->gen_need, g);
+	mio->gen = g;
+	mio->err = 0;
+	mio->predispatch = true;
 	mio->next = m->waiters;
 	m->waiters = mio;
 	pthread_cond_broadcast(&m->cond);

@@ -72,14 +72,6 @@ static int mirror_check(const struct nexus_opts *opts)
 	if (!nexus_opts_u64(opts, "region-size", &r) && (r & (r - 1)))
 		return nexus_error(-EINVAL, "mirror: region-size=%llu is not a "
 				   "power of two", (unsigned long long)r);
-	if (policy_of(nexus_opts_str(opts, "read-policy")) < 0)
-		return nexus_error(-EINVAL, "mirror: read-policy=%s: expected "
-				   "round-robin, least-pending or prefer",
-				   nexus_opts_str(opts, "read-policy"));
-	if (strcmp(nexus_opts_str(opts, "rebuild"), "auto") &&
-	    strcmp(nexus_opts_str(opts, "rebuild"), "manual"))
-		return nexus_error(-EINVAL, "mirror: rebuild=%s: expected auto "
-				   "or manual", nexus_opts_str(opts, "rebuild"));
 	if (nexus_opts_given(opts, "source") &&
 	    nexus_opts_given(opts, "assume-clean"))
 		return nexus_error(-EINVAL, "mirror: source= and assume-clean= "
@@ -144,7 +136,8 @@ static void mirror_close(struct nexus_dev *dev)
 		return;
 	atomic_store(&m->closing, true);
 	mirror_rebuild_stop(m);
-	mirror_state_stop(m);
+	/* open() failing leaves the record as it was */
+	mirror_state_stop(m, m->opened);
 	/* legs of timed-out I/O may still be out on hung children */
 	if (!mirror_rstates_free(m, 10000)) {
 		nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: a child still has "
@@ -163,11 +156,6 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	int source = -1, rc;
 	bool clean = false;
 
-	/* the core runs check() at parse time too, once it calls it */
-	if ((rc = mirror_check(opts))) {
-		free(m);
-		return rc;
-	}
 	if (!m)
 		return nexus_error(-ENOMEM, "out of memory");
 	m->dev = dev;
@@ -217,6 +205,8 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		mirror_close(dev);
 		nexus_dev_set_private(dev, NULL);
 	}
+	else
+		m->opened = true;
 	return rc;
 }
 

@@ -79,6 +79,8 @@ struct mirror {
 	uint64_t gen_failed;	    /* generation whose put failed */
 	_Atomic uint64_t gen_done;  /* generation known durable */
 	int store_err;		    /* error of the last put, or 0 */
+	bool clean;		    /* closing: record "clean" */
+	bool opened;		    /* open() succeeded */
 	struct mirror_io *waiters;  /* writes waiting for gen_done */
 	pthread_t store_thread;
 	bool store_running, stop;
@@ -119,6 +121,8 @@ struct mirror_io {
 	int err;
 	uint32_t tried;	   /* reads: slots tried */
 	bool timed, tracked, failed_child;
+	bool predispatch;  /* waits for the record before its legs start */
+	uint32_t targets;  /* writes: slots the legs go to */
 	struct mirror_leg *legs[NX_MAX_CHILDREN];
 };
 
@@ -173,11 +177,18 @@ NX_HIDDEN bool mirror_fault_child(struct mirror *m, unsigned i, int err,
 NX_HIDDEN void mirror_record_needed(struct mirror *m);
 /* Start the record's thread and write the first record. */
 NX_HIDDEN int mirror_state_start(struct mirror *m);
-NX_HIDDEN void mirror_state_stop(struct mirror *m);
+/* Stop the record's thread; with @p clean, after recording that the
+ * mirror was closed cleanly (no I/O in flight, in-sync children equal). */
+NX_HIDDEN void mirror_state_stop(struct mirror *m, bool clean);
 /* Complete @p mio's I/O with @p result once the record is durable (at
  * once without a store, or when it already is).  Reactor thread. */
 NX_HIDDEN void mirror_complete_durable(struct mirror *m,
 				       struct mirror_io *mio, int result);
+/* Start @p mio's legs (mirror_write_dispatch()) once the record holds
+ * the regions it just dirtied; a store error fails it instead
+ * (mirror_write_abort()).  Reactor thread. */
+NX_HIDDEN void mirror_dispatch_durable(struct mirror *m,
+				       struct mirror_io *mio);
 /* Wait until the record holds the current states; 0 or the store's
  * error.  Application threads (control). */
 NX_HIDDEN int mirror_wait_durable(struct mirror *m);
@@ -188,8 +199,9 @@ NX_HIDDEN int mirror_state_load(struct mirror *m, int source, bool clean);
 /* ---- mirror-rebuild.c ---- */
 NX_HIDDEN int mirror_dirty_alloc(struct mirror *m);
 NX_HIDDEN void mirror_dirty_free(struct mirror *m);
-/* Mark [off, off+len) dirty for child @p i. */
-NX_HIDDEN void mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
+/* Mark [off, off+len) dirty for child @p i; true if a region was not
+ * dirty before (the record must then hold it: mirror_record_needed()). */
+NX_HIDDEN bool mirror_dirty_mark(struct mirror *m, unsigned i, uint64_t off,
 				 uint64_t len);
 /* Bytes marked dirty for child @p i. */
 NX_HIDDEN uint64_t mirror_dirty_bytes(struct mirror *m, unsigned i);
@@ -213,6 +225,10 @@ NX_HIDDEN void mirror_write_done(struct mirror *m, struct mirror_io *mio);
 NX_HIDDEN int mirror_submit(struct nexus_io *io);
 /* Send a write admitted by mirror_write_admit() to its children. */
 NX_HIDDEN void mirror_write_start(struct mirror_io *mio);
+/* Start the legs of a write to mio->targets. */
+NX_HIDDEN void mirror_write_dispatch(struct mirror_io *mio);
+/* Fail a write that no child got (its record could not be written). */
+NX_HIDDEN void mirror_write_abort(struct mirror_io *mio, int err);
 NX_HIDDEN int mirror_reactor_init(struct nexus_dev *dev,
 				  struct nexus_reactor *r, void **rstate);
 NX_HIDDEN void mirror_reactor_fini(struct nexus_dev *dev,

@@ -7,7 +7,7 @@
 # is there, and the other child is rebuilt to the same bytes, copying
 # only the regions written after the fault.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
-need cmp
+# cmp: diffutils, an Essential package of Debian
 PY=
 for p in /usr/bin/python3 python3; do
 	"$p" -c 'import nbd' >/dev/null 2>&1 && { PY=$p; break; }

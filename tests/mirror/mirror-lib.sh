@@ -59,6 +59,6 @@ wait_log() {
 
 # need_fio_nbd: skip unless fio with its nbd engine is installed
 need_fio_nbd() {
-	need fio cmp
+	need fio # cmp: diffutils, Essential in Debian
 	fio --enghelp=nbd >/dev/null 2>&1 || skip "fio has no nbd engine"
 }

@@ -151,7 +151,18 @@ static void test_record(struct nexus_ctx *ctx)
 	CHECK(child(dev, 0).state == NEXUS_DEV_STATE_FAULTED);
 	CHECK_RC(nexus_dev_close(dev), 0);
 	CHECK(strstr(slurp(path("rec")), "child 1 in-sync"));
-	CHECK(strstr(slurp(path("rec")), "generation 4"));
+	CHECK(strstr(slurp(path("rec")), "generation 5"));
+	CHECK(strstr(slurp(path("rec")), "\nclean\n")); /* closed */
+	/* not closed cleanly (a crash): the children in sync may differ
+	 * where writes were in flight; the first is the truth */
+	spit(path("rec"), "nexus-mirror-state 1\ngeneration 3\nchildren 2\n"
+			  "child 0 in-sync x\nchild 1 in-sync y\n");
+	dev = open_pl(ctx, AB "mirror:state=@/rec,rebuild=manual", 0);
+	CHECK(child(dev, 0).state == NEXUS_DEV_STATE_ONLINE);
+	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_FAULTED);
+	CHECK(!child(dev, 1).partial_ok);
+	CHECK(!strstr(slurp(path("rec")), "clean")); /* open: not clean */
+	CHECK_RC(nexus_dev_close(dev), 0);
 	/* a state file in a directory that does not exist */
 	open_pl(ctx, AB "mirror:state=@/no/such/dir/rec,assume-clean=on",
 		-ENOENT);
