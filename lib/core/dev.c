@@ -203,6 +203,7 @@ void nx_dev_destroy(struct nexus_dev *dev)
 		nexus_reactor_call(&dev->ctx->reactors[i], pool_free_fn, &ri);
 	}
 	nx_graph_destroy_children(dev);
+	nx_event_forget(dev->ctx, dev); /* no event names it once freed */
 	nexus_log(dev->ctx, NEXUS_LOG_INFO, "closed %s", dev->name);
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);

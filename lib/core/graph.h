@@ -11,10 +11,12 @@
 
 struct nexus_dev;
 
-/* An immutable child list.  A new one replaces it on every change; the
- * old one is freed once every reactor went through its loop (no
- * submit() that read it can still be running). */
+/* An immutable child list.  A new one replaces it on every change and
+ * keeps the lists it replaced (older), freed with the device: a reader
+ * on any thread may still hold one (application threads have no grace
+ * period), and changes are rare. */
 struct nx_kids {
+	struct nx_kids *older;
 	unsigned n;
 	struct nexus_dev *dev[];
 };

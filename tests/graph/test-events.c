@@ -358,6 +358,44 @@ static void test_destroy_from_callback(void)
 	free(s);
 }
 
+/* A device closed while events that name it wait in the queue: they
+ * arrive with dev NULL and the name kept, never a dangling handle. */
+static void test_closed_before_delivery(void)
+{
+	struct sink *s = sink_new();
+	sem_t gate;
+	struct nexus_ctx *ctx;
+	struct nexus_dev *hold, *gone;
+	unsigned named = 0;
+
+	sem_init(&gate, 0, 0);
+	ctx = ctx_events(s, 1);
+	hold = unit_open(ctx, "mem:size=64K");
+	gone = unit_open(ctx, "null:size=64K");
+	s->gate = &gate; /* the next event waits: it names hold */
+	EXPECT_OK(nexus_dev_set_state(hold, NEXUS_DEV_STATE_OFFLINE,
+				      NEXUS_REASON_USER, NULL));
+	for (int i = 0; i < 3; i++)
+		EXPECT_OK(nexus_dev_set_state(gone, i % 2 ?
+					      NEXUS_DEV_STATE_ONLINE :
+					      NEXUS_DEV_STATE_FAULTED,
+					      NEXUS_REASON_IO_ERROR, "x"));
+	EXPECT_OK(nexus_dev_close(gone)); /* does not wait for the gate */
+	sem_post(&gate);
+	EXPECT_OK(nexus_dev_close(hold));
+	nexus_ctx_destroy(ctx);
+	check_seq(s);
+	for (unsigned i = 0; i < s->n; i++) {
+		if (strcmp(s->ev[i].object, "null:size=64K"))
+			continue;
+		named++;
+		CU_ASSERT_PTR_NULL(s->ev[i].dev);
+	}
+	CU_ASSERT_EQUAL(named, 4); /* three changes and closing */
+	sem_destroy(&gate);
+	free(s);
+}
+
 static void test_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(nexus_event_kind_name(NEXUS_EVENT_DEV_STATE),
@@ -382,6 +420,8 @@ int main(void)
 		{ "event_free exactly once", test_free_once },
 		{ "destroy from the event callback is refused",
 		  test_destroy_from_callback },
+		{ "a device closed before its events are delivered",
+		  test_closed_before_delivery },
 		{ "names of kinds, states, reasons", test_names },
 		{ NULL, NULL },
 	};
