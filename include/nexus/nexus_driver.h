@@ -309,7 +309,9 @@ NEXUS_API unsigned nexus_dev_children(const struct nexus_dev *dev,
  *
  * When the state changes, a NEXUS_EVENT_DEV_STATE event carries the old
  * and new state, @p reason and @p msg; setting the current state again
- * does nothing.  The changes of one device are raised in the order they
+ * does nothing, and so does any change of a device that is closing
+ * (NEXUS_DEV_STATE_CLOSING is final: the core sets it when the close
+ * begins).  The changes of one device are raised in the order they
  * were made, from whichever threads.
  * @param dev    the device
  * @param state  the new state

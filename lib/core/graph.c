@@ -330,8 +330,8 @@ int nexus_dev_set_state(struct nexus_dev *dev, int state, uint32_t reason,
 		return nexus_error(-EINVAL, "nexus_dev_set_state(%s): %d is not "
 				   "a device state", dev->name, state);
 	pthread_mutex_lock(&state_lock);
-	old = atomic_exchange(&dev->state, state);
-	if (old != state) {
+	old = atomic_load(&dev->state);
+	if (old != state && old != NEXUS_DEV_STATE_CLOSING) {
 		struct nexus_event_info ev = {
 			.size = sizeof(ev),
 			.kind = NEXUS_EVENT_DEV_STATE,
@@ -343,6 +343,7 @@ int nexus_dev_set_state(struct nexus_dev *dev, int state, uint32_t reason,
 			.message = msg,
 		};
 
+		atomic_store(&dev->state, state);
 		nx_event_emit(dev->ctx, &ev);
 	}
 	pthread_mutex_unlock(&state_lock);
