@@ -134,6 +134,7 @@ fail_close:
 		drv->close(dev);
 fail:
 	nx_graph_forget(dev); /* the children stay the caller's */
+	nx_event_forget(ctx, dev); /* open() may have set its state */
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);
 	free(dev->per_reactor);

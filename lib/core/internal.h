@@ -294,6 +294,27 @@ static inline int nx_submit(struct nexus_dev *dev, int op,
 	return nexus_dev_submit(dev, &req);
 }
 
+/* The request that passes @p io on unchanged (operation, flags, data,
+ * range, extents), completing to cb(ud, result): nexus_io_forward(), and
+ * transforms that pass an operation down with a callback of their own. */
+static inline struct nexus_io_req nx_io_req_of(const struct nexus_io *io,
+					       nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = io->op;
+	req.flags = io->flags;
+	req.iov = io->iov;
+	req.iovcnt = io->iovcnt;
+	req.offset = io->offset;
+	req.length = io->length;
+	req.cb = cb;
+	req.user_data = ud;
+	req.extents = io->extents;
+	req.max_extents = io->max_extents;
+	return req;
+}
+
 /* ---- stats (stats.c) ---- */
 #define NX_LAT_SUB 4 /* latency buckets per octave of nanoseconds */
 /* The latency bucket of @p ns (inline: it runs for every I/O). */
