@@ -174,6 +174,9 @@ void nx_dev_drain(struct nexus_dev *dev)
 		pthread_cond_timedwait(&dev->close_cond, &dev->close_lock, &ts);
 	}
 	pthread_mutex_unlock(&dev->close_lock);
+	/* a device drained by a detach goes on: completions need not wake
+	 * anyone any more */
+	atomic_store(&dev->close_waiting, 0);
 }
 
 static int pool_free_fn(void *arg)
