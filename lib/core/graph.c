@@ -66,11 +66,6 @@ int nx_graph_init(struct nexus_dev *dev, struct nexus_dev *const *children,
 	return 0;
 }
 
-void nx_graph_adopt(struct nexus_dev *dev)
-{
-	(void)dev; /* ownership is implied by the list; nothing to do yet */
-}
-
 static void kids_free(struct nx_kids *k)
 {
 	while (k) {

@@ -21,13 +21,10 @@ struct nx_kids {
 	struct nexus_dev *dev[];
 };
 
-/* Give @p dev its first child list (nx_dev_create(), before open()).
- * The children become owned by @p dev only when nx_graph_adopt() runs.
- * Returns 0 or -ENOMEM (message set). */
+/* Give @p dev its first child list (nx_dev_create(), before open()); the
+ * device owns them once it opened.  Returns 0 or -ENOMEM (message set). */
 NX_HIDDEN int nx_graph_init(struct nexus_dev *dev,
 			    struct nexus_dev *const *children, unsigned n);
-/* The device opened: its children are its own from now on. */
-NX_HIDDEN void nx_graph_adopt(struct nexus_dev *dev);
 /* Free the child list without touching the children (failed open). */
 NX_HIDDEN void nx_graph_forget(struct nexus_dev *dev);
 /* Close the children (nx_dev_destroy()) and free the list: the device

@@ -28,7 +28,7 @@
 #define NX_MAX_IO_DEFAULT (32u << 20)
 /* Operations this library knows (enum nexus_op); internal, may grow. */
 #define NX_OP_MAX (NEXUS_OP_BLOCK_STATUS + 1)
-#define NX_MAX_CHILDREN 16
+#define NX_MAX_CHILDREN 16 /* children in pipeline text, and max_children */
 #define NX_MAX_OPTS 32
 
 /* ---- errors and logging (error.c) ---- */
