@@ -112,7 +112,7 @@ unsigned nexus_dev_children(const struct nexus_dev *dev,
 	struct nx_kids *k = dev ? kids_of(dev) : NULL;
 
 	if (out)
-		*out = k ? k->dev : NULL;
+		*out = k && k->n ? k->dev : NULL;
 	return k ? k->n : 0;
 }
 
