@@ -28,7 +28,7 @@
 #define NX_MAX_IO_DEFAULT (32u << 20)
 /* Operations this library knows (enum nexus_op); internal, may grow. */
 #define NX_OP_MAX (NEXUS_OP_BLOCK_STATUS + 1)
-#define NX_MAX_CHILDREN 16
+#define NX_MAX_CHILDREN 16 /* children in pipeline text, and max_children */
 #define NX_MAX_OPTS 32
 
 /* ---- errors and logging (error.c) ---- */
@@ -315,6 +315,27 @@ static inline int nx_submit(struct nexus_dev *dev, int op,
 	req.cb = cb;
 	req.user_data = user_data;
 	return nexus_dev_submit(dev, &req);
+}
+
+/* The request that passes @p io on unchanged (operation, flags, data,
+ * range, extents), completing to cb(ud, result): nexus_io_forward(), and
+ * transforms that pass an operation down with a callback of their own. */
+static inline struct nexus_io_req nx_io_req_of(const struct nexus_io *io,
+					       nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = io->op;
+	req.flags = io->flags;
+	req.iov = io->iov;
+	req.iovcnt = io->iovcnt;
+	req.offset = io->offset;
+	req.length = io->length;
+	req.cb = cb;
+	req.user_data = ud;
+	req.extents = io->extents;
+	req.max_extents = io->max_extents;
+	return req;
 }
 
 /* ---- stats (stats.c) ---- */
