@@ -470,12 +470,20 @@ static int inline_rw(struct file_dev *f, struct nexus_io *io)
 	return (int)r;
 }
 
+/* A buffer from the reactor's pool is registered with its ring: the
+ * kernel then skips pinning its pages for this I/O. */
+static int buf_index(const struct nexus_io *io)
+{
+	return nexus_buf_index(io->reactor, io->iov[0].iov_base,
+			       io->iov[0].iov_len);
+}
+
 static int file_submit(struct nexus_io *io)
 {
 	struct file_dev *f = nexus_dev_private(io->dev);
 	struct file_io *fio = io->driver_ctx;
 	struct io_uring_sqe *sqe;
-	int mode;
+	int mode, bi;
 
 	fio->ev.fn = file_event;
 	fio->io = io;
@@ -497,7 +505,11 @@ static int file_submit(struct nexus_io *io)
 					    "full");
 	switch (io->op) {
 	case NEXUS_OP_READ:
-		if (io->iovcnt == 1)
+		if (io->iovcnt == 1 && (bi = buf_index(io)) >= 0)
+			io_uring_prep_read_fixed(sqe, f->fd, io->iov[0].iov_base,
+						 (unsigned)io->iov[0].iov_len,
+						 io->offset, bi);
+		else if (io->iovcnt == 1)
 			io_uring_prep_read(sqe, f->fd, io->iov[0].iov_base,
 					   (unsigned)io->iov[0].iov_len,
 					   io->offset);
@@ -506,7 +518,12 @@ static int file_submit(struct nexus_io *io)
 					    (unsigned)io->iovcnt, io->offset);
 		break;
 	case NEXUS_OP_WRITE:
-		if (io->iovcnt == 1)
+		if (io->iovcnt == 1 && (bi = buf_index(io)) >= 0)
+			io_uring_prep_write_fixed(sqe, f->fd,
+						  io->iov[0].iov_base,
+						  (unsigned)io->iov[0].iov_len,
+						  io->offset, bi);
+		else if (io->iovcnt == 1)
 			io_uring_prep_write(sqe, f->fd, io->iov[0].iov_base,
 					    (unsigned)io->iov[0].iov_len,
 					    io->offset);
