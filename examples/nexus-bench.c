@@ -179,36 +179,6 @@ static void start_job(void *arg)
 		submit_one(&j->slots[i]);
 }
 
-/* The I/O buffers come from the reactor's pool, as those of exports
- * and transforms do: registered with its ring where the kernel can. */
-static int slots_alloc(void *arg)
-{
-	struct job *j = arg;
-
-	for (unsigned i = 0; i < cfg.qd; i++) {
-		struct slot *s = &j->slots[i];
-		unsigned char *buf = nexus_buf_alloc(j->reactor, cfg.bs);
-
-		if (!buf)
-			return -ENOMEM;
-		for (unsigned k = 0; k < cfg.bs; k++)
-			buf[k] = (unsigned char)xorshift(&j->rng);
-		s->job = j;
-		s->iov.iov_base = buf;
-		s->iov.iov_len = cfg.bs;
-	}
-	return 0;
-}
-
-static int slots_free(void *arg)
-{
-	struct job *j = arg;
-
-	for (unsigned i = 0; i < cfg.qd; i++)
-		nexus_buf_free(j->reactor, j->slots[i].iov.iov_base, cfg.bs);
-	return 0;
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -371,9 +341,15 @@ int main(int argc, char **argv)
 		j->region_len = slice;
 		j->rng = 0x9e3779b97f4a7c15ull * (r + 1);
 		j->slots = calloc(cfg.qd, sizeof(*j->slots));
-		if (!j->slots || nexus_reactor_call(j->reactor, slots_alloc, j)) {
-			fprintf(stderr, "nexus-bench: out of memory\n");
-			return 1;
+		for (unsigned i = 0; i < cfg.qd; i++) {
+			struct slot *s = &j->slots[i];
+			unsigned char *buf = aligned_alloc(4096, (cfg.bs + 4095) & ~4095u);
+
+			for (unsigned k = 0; k < cfg.bs; k++)
+				buf[k] = (unsigned char)xorshift(&j->rng);
+			s->job = j;
+			s->iov.iov_base = buf;
+			s->iov.iov_len = cfg.bs;
 		}
 		atomic_init(&j->inflight, (int)cfg.qd);
 	}
@@ -444,7 +420,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nexus-bench: %llu errors, first: %s\n",
 			(unsigned long long)errors, strerror(-first_error));
 	for (unsigned r = 0; r < cfg.reactors; r++) {
-		nexus_reactor_call(jobs[r].reactor, slots_free, &jobs[r]);
+		for (unsigned i = 0; i < cfg.qd; i++)
+			free(jobs[r].slots[i].iov.iov_base);
 		free(jobs[r].slots);
 	}
 	free(jobs);

@@ -261,23 +261,6 @@ NEXUS_API void *nexus_buf_alloc(struct nexus_reactor *r, size_t len);
  */
 NEXUS_API void nexus_buf_free(struct nexus_reactor *r, void *buf, size_t len);
 
-/**
- * @brief Index of a pool buffer in the reactor's table of registered
- *        buffers, for io_uring_prep_read_fixed()/write_fixed().
- *
- * Pool buffers are registered with the reactor's ring when the kernel
- * allows it (a sparse table, Linux 5.19+; an unprivileged process is
- * limited by RLIMIT_MEMLOCK).  A hash lookup: cheap enough per I/O.
- * @param r   the reactor whose ring the SQE goes to
- * @param buf start of the I/O's buffer
- * @param len bytes of the I/O
- * @return the index, or -1 when [buf, buf+len) is not the start of a
- *         registered buffer of @p r (then use the plain read/write).
- * @par Threading: the reactor's own thread only.
- */
-NEXUS_API int nexus_buf_index(struct nexus_reactor *r, const void *buf,
-			      size_t len);
-
 /** @brief Context of a device (for nexus_log()). */
 NEXUS_API struct nexus_ctx *nexus_dev_ctx(const struct nexus_dev *dev);
 

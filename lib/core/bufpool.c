@@ -2,8 +2,7 @@
 /* Per-reactor pool of page-aligned buffers in power-of-two classes.
  * Buffers are recycled through free lists; the pool grows only when
  * every buffer of a class is in use, so the steady state allocates
- * nothing.  Each new buffer is registered with the reactor's ring
- * (bufreg.c).  Spare buffers that stay unused for a trim period (trim.h)
+ * nothing.  Spare buffers that stay unused for a trim period (trim.h)
  * are freed, largest first, down to FLOOR bytes, so that a burst (a
  * client's 32 MiB requests) does not hold memory for good.  Only the
  * owning reactor thread touches its pool. */
@@ -48,9 +47,8 @@ static void *mem_get(size_t size)
 	return posix_memalign(&p, 4096, size) ? NULL : p;
 }
 
-static void mem_put(struct nexus_reactor *r, void *p, size_t size)
+static void mem_put(void *p, size_t size)
 {
-	nx_bufreg_remove(&r->bufs.reg, &r->ring, p);
 	if (size >= MMAP_MIN)
 		munmap(p, size);
 	else
@@ -74,10 +72,7 @@ void *nexus_buf_alloc(struct nexus_reactor *r, size_t len)
 			bp->low[cls] = bp->nfree[cls];
 		return p;
 	}
-	p = mem_get(class_size(cls));
-	if (p)
-		nx_bufreg_add(&bp->reg, &r->ring, p, class_size(cls));
-	return p;
+	return mem_get(class_size(cls));
 }
 
 void nexus_buf_free(struct nexus_reactor *r, void *buf, size_t len)
@@ -104,16 +99,11 @@ void nexus_buf_free(struct nexus_reactor *r, void *buf, size_t len)
 	}
 }
 
-int nexus_buf_index(struct nexus_reactor *r, const void *buf, size_t len)
-{
-	if (!r || !buf)
-		return -1;
-	return nx_bufreg_find(&r->bufs.reg, buf, len);
-}
-
 static bool pool_trim(struct nx_trim *t, struct nexus_reactor *r, bool *freed)
 {
 	struct nx_bufpool *bp = container_of(t, struct nx_bufpool, trim);
+
+	(void)r;
 
 	for (int cls = NX_BUF_CLASSES - 1; cls >= 0; cls--) {
 		size_t size = class_size(cls);
@@ -125,7 +115,7 @@ static bool pool_trim(struct nx_trim *t, struct nexus_reactor *r, bool *freed)
 			bp->nfree[cls]--;
 			bp->low[cls]--;
 			bp->idle_bytes -= size;
-			mem_put(r, p, size);
+			mem_put(p, size);
 			*freed = true;
 		}
 		bp->low[cls] = bp->nfree[cls];
@@ -137,22 +127,19 @@ void nx_bufpool_init(struct nexus_reactor *r)
 {
 	memset(&r->bufs, 0, sizeof(r->bufs));
 	r->bufs.trim.fn = pool_trim;
-	nx_bufreg_init(&r->bufs.reg, &r->ring);
 }
 
-/* After the reactor thread ended: the ring's table went with the ring
- * (and only the reactor thread could update it). */
+/* After the reactor thread ended. */
 void nx_bufpool_destroy(struct nexus_reactor *r)
 {
 	struct nx_bufpool *bp = &r->bufs;
 
-	nx_bufreg_fini(&bp->reg);
 	for (int cls = 0; cls < NX_BUF_CLASSES; cls++) {
 		while (bp->free[cls]) {
 			void *p = bp->free[cls];
 
 			bp->free[cls] = *(void **)p;
-			mem_put(r, p, class_size(cls));
+			mem_put(p, class_size(cls));
 		}
 		bp->nfree[cls] = 0;
 	}

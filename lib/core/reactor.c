@@ -325,8 +325,6 @@ static int ring_init(struct nexus_reactor *r)
 		if (rc != -EINVAL) /* EINVAL: flags this kernel lacks */
 			break;
 	}
-	if (rc == 0)
-		nx_bufpool_init(r);
 	return rc;
 }
 
@@ -412,6 +410,7 @@ int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
 	r->busy_poll = (o->flags & NEXUS_CTX_BUSY_POLL) != 0;
 	r->nap = under_valgrind();
 	r->efd_ev.fn = efd_event;
+	nx_bufpool_init(r);
 	pthread_mutex_init(&r->msg_lock, NULL);
 	rc = nx_mpsc_init(&r->reqq, qcap, sizeof(struct nx_req));
 	if (rc)

@@ -470,26 +470,12 @@ static int inline_rw(struct file_dev *f, struct nexus_io *io)
 	return (int)r;
 }
 
-/* With O_DIRECT the kernel pins the pages of a buffer for every I/O;
- * a buffer of the reactor's pool is registered with its ring, pinned
- * once, and READ_FIXED/WRITE_FIXED skip that.  Buffered I/O copies
- * through the page cache without pinning: nothing to save there, and
- * 1 MiB reads from tmpfs measured slower with fixed buffers
- * (doc/uring.md). */
-static int buf_index(const struct file_dev *f, const struct nexus_io *io)
-{
-	if (!f->direct)
-		return -1;
-	return nexus_buf_index(io->reactor, io->iov[0].iov_base,
-			       io->iov[0].iov_len);
-}
-
 static int file_submit(struct nexus_io *io)
 {
 	struct file_dev *f = nexus_dev_private(io->dev);
 	struct file_io *fio = io->driver_ctx;
 	struct io_uring_sqe *sqe;
-	int mode, bi;
+	int mode;
 
 	fio->ev.fn = file_event;
 	fio->io = io;
@@ -511,11 +497,7 @@ static int file_submit(struct nexus_io *io)
 					    "full");
 	switch (io->op) {
 	case NEXUS_OP_READ:
-		if (io->iovcnt == 1 && (bi = buf_index(f, io)) >= 0)
-			io_uring_prep_read_fixed(sqe, f->fd, io->iov[0].iov_base,
-						 (unsigned)io->iov[0].iov_len,
-						 io->offset, bi);
-		else if (io->iovcnt == 1)
+		if (io->iovcnt == 1)
 			io_uring_prep_read(sqe, f->fd, io->iov[0].iov_base,
 					   (unsigned)io->iov[0].iov_len,
 					   io->offset);
@@ -524,12 +506,7 @@ static int file_submit(struct nexus_io *io)
 					    (unsigned)io->iovcnt, io->offset);
 		break;
 	case NEXUS_OP_WRITE:
-		if (io->iovcnt == 1 && (bi = buf_index(f, io)) >= 0)
-			io_uring_prep_write_fixed(sqe, f->fd,
-						  io->iov[0].iov_base,
-						  (unsigned)io->iov[0].iov_len,
-						  io->offset, bi);
-		else if (io->iovcnt == 1)
+		if (io->iovcnt == 1)
 			io_uring_prep_write(sqe, f->fd, io->iov[0].iov_base,
 					    (unsigned)io->iov[0].iov_len,
 					    io->offset);

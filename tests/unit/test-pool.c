@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Pool buffers are registered with the reactor's ring, and I/O of the
- * file source through them is right.  Pool memory is given back when
- * idle: after a burst of large buffers from the reactors' pools, or of
- * I/Os in flight at a great depth, the process's resident memory falls
- * back near where it started within a few seconds of idleness; and once
- * it has, the reactors are not woken again (the trim timer is armed
- * only while there is something to give back). */
+/* Pool memory is given back when idle: after a burst of large buffers
+ * from the reactors' pools, or of I/Os in flight at a great depth, the
+ * process's resident memory falls back near where it started within a
+ * few seconds of idleness; and once it has, the reactors are not woken
+ * again (the trim timer is armed only while there is something to give
+ * back). */
 #include <dirent.h>
 #include <stdatomic.h>
-#include <sys/utsname.h>
 
 #include <nexus/nexus_driver.h>
 
@@ -16,8 +14,6 @@
 
 /* a trim period (lib/core/trim.h) is 2 s: give it several */
 #define WAIT_MS 15000
-
-static char *scratch;
 
 static uint64_t rss_bytes(void)
 {
@@ -253,150 +249,7 @@ static void test_io_slabs_given_back(void)
 	free(d);
 }
 
-/* Sparse registered-buffer tables came with Linux 5.19. */
-static bool kernel_has_sparse_buffers(void)
-{
-	struct utsname u;
-	unsigned maj = 0, min = 0;
-
-	if (uname(&u) || sscanf(u.release, "%u.%u", &maj, &min) != 2)
-		return false;
-	return maj > 5 || (maj == 5 && min >= 19);
-}
-
-#define NREG 300
-
-struct reg {
-	struct nexus_ctx *ctx;
-	void *bufs[NREG];
-	int idx[NREG];
-	int idx_foreign, idx_too_long, idx_inside;
-	struct nexus_dev *dev;
-	void *io_buf;
-	atomic_int io_res;
-	int op;
-	uint64_t off;
-};
-
-static int reg_alloc_fn(void *arg)
-{
-	struct reg *g = arg;
-	struct nexus_reactor *r = nexus_ctx_reactor(g->ctx, 0);
-	static char foreign[8192] __attribute__((aligned(4096)));
-
-	for (unsigned i = 0; i < NREG; i++) {
-		g->bufs[i] = nexus_buf_alloc(r, 4096);
-		if (!g->bufs[i])
-			return -ENOMEM;
-		g->idx[i] = nexus_buf_index(r, g->bufs[i], 4096);
-	}
-	g->idx_foreign = nexus_buf_index(r, foreign, 4096);
-	g->idx_too_long = nexus_buf_index(r, g->bufs[0], 8192);
-	g->idx_inside = nexus_buf_index(r, (char *)g->bufs[0] + 512, 512);
-	for (unsigned i = 0; i < NREG; i++)
-		nexus_buf_free(r, g->bufs[i], 4096);
-	g->io_buf = nexus_buf_alloc(r, 1 << 20);
-	return g->io_buf ? 0 : -ENOMEM;
-}
-
-static int reg_free_fn(void *arg)
-{
-	struct reg *g = arg;
-
-	nexus_buf_free(nexus_ctx_reactor(g->ctx, 0), g->io_buf, 1 << 20);
-	return 0;
-}
-
-static void reg_cb(void *ud, int res)
-{
-	struct reg *g = ud;
-
-	atomic_store(&g->io_res, res);
-}
-
-/* On the reactor, so that the file source sees a buffer of its pool. */
-static int reg_io_fn(void *arg)
-{
-	struct reg *g = arg;
-	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
-	static struct iovec iov;
-
-	iov.iov_base = g->io_buf;
-	iov.iov_len = 1 << 20;
-	req.op = (uint32_t)g->op;
-	req.iov = &iov;
-	req.iovcnt = 1;
-	req.offset = g->off;
-	req.cb = reg_cb;
-	req.user_data = g;
-	return nexus_dev_submit(g->dev, &req);
-}
-
-static int reg_io(struct reg *g, int op, uint64_t off)
-{
-	uint64_t t0 = unit_now_ns();
-
-	g->op = op;
-	g->off = off;
-	atomic_store(&g->io_res, INT32_MIN);
-	EXPECT_OK(nexus_reactor_call(nexus_ctx_reactor(g->ctx, 0), reg_io_fn, g));
-	while (atomic_load(&g->io_res) == INT32_MIN &&
-	       unit_now_ns() - t0 < 10000000000ull)
-		unit_sleep_ms(1);
-	return atomic_load(&g->io_res);
-}
-
-static void test_registered(void)
-{
-	struct reg *g = calloc(1, sizeof(*g));
-	char spec[600], *a = aligned_alloc(4096, 1 << 20);
-	char *b = aligned_alloc(4096, 1 << 20);
-	bool seen[16384] = { false };
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
-	g->ctx = unit_ctx(1);
-	EXPECT_OK(nexus_reactor_call(nexus_ctx_reactor(g->ctx, 0), reg_alloc_fn, g));
-	if (kernel_has_sparse_buffers()) {
-		for (unsigned i = 0; i < NREG; i++) {
-			CU_ASSERT(g->idx[i] >= 0 && g->idx[i] < 16384);
-			if (g->idx[i] >= 0 && g->idx[i] < 16384) {
-				CU_ASSERT(!seen[g->idx[i]]);
-				seen[g->idx[i]] = true;
-			}
-		}
-	}
-	CU_ASSERT_EQUAL(g->idx_foreign, -1);
-	CU_ASSERT_EQUAL(g->idx_too_long, -1);
-	CU_ASSERT_EQUAL(g->idx_inside, -1);
-	/* I/O of the file source through a registered buffer, both ways
-	 * (the file source uses them with O_DIRECT) */
-	snprintf(spec, sizeof(spec), "file:%s,create=on,size=4M,direct=on",
-		 unit_join(scratch, "reg.img"));
-	if (nexus_dev_open(g->ctx, spec, &g->dev) == -EINVAL) {
-		printf("(no O_DIRECT in %s: buffered) ", scratch);
-		snprintf(spec, sizeof(spec), "file:%s,create=on,size=4M",
-			 unit_join(scratch, "reg.img"));
-		g->dev = unit_open(g->ctx, spec);
-	}
-	CU_ASSERT_PTR_NOT_NULL_FATAL(g->dev);
-	unit_fill(a, 1 << 20, 1);
-	EXPECT_EQ_MSG(nexus_dev_pwrite(g->dev, a, 1 << 20, 1 << 20, 0), 1 << 20);
-	CU_ASSERT_EQUAL(reg_io(g, NEXUS_OP_READ, 1 << 20), 1 << 20);
-	CU_ASSERT(memcmp(g->io_buf, a, 1 << 20) == 0);
-	unit_fill(g->io_buf, 1 << 20, 2);
-	CU_ASSERT_EQUAL(reg_io(g, NEXUS_OP_WRITE, 2 << 20), 1 << 20);
-	EXPECT_EQ_MSG(nexus_dev_pread(g->dev, b, 1 << 20, 2 << 20), 1 << 20);
-	CU_ASSERT(memcmp(g->io_buf, b, 1 << 20) == 0);
-	EXPECT_OK(nexus_reactor_call(nexus_ctx_reactor(g->ctx, 0), reg_free_fn, g));
-	CU_ASSERT_EQUAL(nexus_dev_close(g->dev), 0);
-	nexus_ctx_destroy(g->ctx);
-	free(a);
-	free(b);
-	free(g);
-}
-
 static const struct unit_test tests[] = {
-	{ "pool buffers are registered; file I/O through them", test_registered },
 	{ "pool buffers are given back when idle", test_buffers_given_back },
 	{ "I/O slabs are given back when idle", test_io_slabs_given_back },
 	{ NULL, NULL },
@@ -404,5 +257,5 @@ static const struct unit_test tests[] = {
 
 int main(void)
 {
-	return unit_main_scratch("pool", tests, &scratch);
+	return unit_main("pool", tests);
 }
