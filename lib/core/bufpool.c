@@ -104,7 +104,6 @@ static bool pool_trim(struct nx_trim *t, struct nexus_reactor *r, bool *freed)
 	struct nx_bufpool *bp = container_of(t, struct nx_bufpool, trim);
 
 	(void)r;
-
 	for (int cls = NX_BUF_CLASSES - 1; cls >= 0; cls--) {
 		size_t size = class_size(cls);
 
