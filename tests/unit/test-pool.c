@@ -12,6 +12,21 @@
 
 #include "unit.h"
 
+/* Under AddressSanitizer freed heap memory stays with the sanitizer's
+ * allocator (its quarantine, then its own free lists), so RSS cannot
+ * tell whether the pools gave it back: there the trims still run and
+ * are checked for memory errors, and only the RSS limit is not. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANINGFUL false
+#endif
+#endif
+#ifndef RSS_MEANINGFUL
+#define RSS_MEANINGFUL true
+#endif
+
 /* a trim period (lib/core/trim.h) is 2 s: give it several */
 #define WAIT_MS 15000
 
@@ -159,7 +174,8 @@ static void test_buffers_given_back(void)
 	       (unsigned long long)(before >> 20),
 	       (unsigned long long)(peak >> 20),
 	       (unsigned long long)(rss_bytes() >> 20), ms);
-	CU_ASSERT(ms >= 0);
+	if (RSS_MEANINGFUL)
+		CU_ASSERT(ms >= 0);
 	check_no_wakeups();
 	/* the pools still work after giving memory back */
 	EXPECT_OK(nexus_reactor_call(nexus_ctx_reactor(ctx, 0), burst_fn, &big));
@@ -232,7 +248,8 @@ static void test_io_slabs_given_back(void)
 	       (unsigned long long)(before >> 20),
 	       (unsigned long long)(peak >> 20),
 	       (unsigned long long)(rss_bytes() >> 20), ms);
-	CU_ASSERT(ms >= 0);
+	if (RSS_MEANINGFUL)
+		CU_ASSERT(ms >= 0);
 	check_no_wakeups();
 	/* and the device still works at depth afterwards */
 	atomic_store(&d->done, 0);
