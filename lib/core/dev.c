@@ -183,7 +183,8 @@ static int pool_free_fn(void *arg)
 {
 	struct rinit *ri = arg;
 
-	nx_dev_pool_free(&ri->dev->per_reactor[ri->idx]);
+	nx_dev_pool_free(&ri->dev->ctx->reactors[ri->idx],
+			 &ri->dev->per_reactor[ri->idx]);
 	return 0;
 }
 

@@ -13,10 +13,12 @@
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
 
+#include "bufpool.h"
 #include "clock.h"
 #include "event.h"
 #include "graph.h"
 #include "mpsc.h"
+#include "trim.h"
 
 #include "hidden.h"
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -34,12 +36,6 @@
 /* ---- errors and logging (error.c) ---- */
 NX_HIDDEN void nx_clear_error(void);
 NX_HIDDEN void nx_log_default(void *ud, int level, const char *msg);
-
-/* ---- per-reactor buffer pool (bufpool.c) ---- */
-struct nx_bufpool {
-	void *free[24]; /* singly linked free lists per power-of-two class */
-};
-NX_HIDDEN void nx_bufpool_destroy(struct nx_bufpool *bp);
 
 /* ---- reactor (reactor.c) ---- */
 struct nx_msg {
@@ -105,6 +101,7 @@ struct nexus_reactor {
 	struct nx_io_impl **done_nest;
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
+	struct nx_trimmer trimmer; /* gives idle pool memory back (trim.c) */
 	unsigned sqe_pending;
 	struct nx_flush *flush_head; /* run before the next submit */
 };
@@ -244,6 +241,10 @@ struct nx_dev_reactor {
 	unsigned nslabs, slab_cap;
 	void *rstate;
 	struct nx_dev_counters c;
+	/* giving slabs back when idle (io.c, slab_trim) */
+	struct nx_trim trim;
+	struct nexus_dev *dev;
+	uint64_t trim_seen; /* c.submitted at the last trim */
 };
 
 struct nexus_dev {
@@ -286,7 +287,8 @@ NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,
 				 const struct nx_req *req);
 NX_HIDDEN void nx_io_run_deferred(struct nexus_reactor *r);
 NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
-NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
+NX_HIDDEN void nx_dev_pool_free(struct nexus_reactor *r,
+			       struct nx_dev_reactor *pr);
 /* BLOCK_STATUS for a driver that does not handle the operation: its
  * synchronous block_status() if it has one, else one data extent.
  * Returns the number of extents or a negative errno. */
