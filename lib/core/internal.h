@@ -13,10 +13,12 @@
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
 
+#include "bufpool.h"
 #include "clock.h"
 #include "event.h"
 #include "graph.h"
 #include "mpsc.h"
+#include "trim.h"
 
 #include "hidden.h"
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -28,18 +30,12 @@
 #define NX_MAX_IO_DEFAULT (32u << 20)
 /* Operations this library knows (enum nexus_op); internal, may grow. */
 #define NX_OP_MAX (NEXUS_OP_BLOCK_STATUS + 1)
-#define NX_MAX_CHILDREN 16
+#define NX_MAX_CHILDREN 16 /* children in pipeline text, and max_children */
 #define NX_MAX_OPTS 32
 
 /* ---- errors and logging (error.c) ---- */
 NX_HIDDEN void nx_clear_error(void);
 NX_HIDDEN void nx_log_default(void *ud, int level, const char *msg);
-
-/* ---- per-reactor buffer pool (bufpool.c) ---- */
-struct nx_bufpool {
-	void *free[24]; /* singly linked free lists per power-of-two class */
-};
-NX_HIDDEN void nx_bufpool_destroy(struct nx_bufpool *bp);
 
 /* ---- reactor (reactor.c) ---- */
 struct nx_msg {
@@ -105,6 +101,7 @@ struct nexus_reactor {
 	struct nx_io_impl **done_nest;
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
+	struct nx_trimmer trimmer; /* gives idle pool memory back (trim.c) */
 	unsigned sqe_pending;
 	struct nx_flush *flush_head; /* run before the next submit */
 };
@@ -244,6 +241,10 @@ struct nx_dev_reactor {
 	unsigned nslabs, slab_cap;
 	void *rstate;
 	struct nx_dev_counters c;
+	/* giving slabs back when idle (io.c, slab_trim) */
+	struct nx_trim trim;
+	struct nexus_dev *dev;
+	uint64_t trim_seen; /* c.submitted at the last trim */
 };
 
 struct nexus_dev {
@@ -286,7 +287,8 @@ NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,
 				 const struct nx_req *req);
 NX_HIDDEN void nx_io_run_deferred(struct nexus_reactor *r);
 NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
-NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
+NX_HIDDEN void nx_dev_pool_free(struct nexus_reactor *r,
+			       struct nx_dev_reactor *pr);
 /* BLOCK_STATUS for a driver that does not handle the operation: its
  * synchronous block_status() if it has one, else one data extent.
  * Returns the number of extents or a negative errno. */
@@ -315,6 +317,27 @@ static inline int nx_submit(struct nexus_dev *dev, int op,
 	req.cb = cb;
 	req.user_data = user_data;
 	return nexus_dev_submit(dev, &req);
+}
+
+/* The request that passes @p io on unchanged (operation, flags, data,
+ * range, extents), completing to cb(ud, result): nexus_io_forward(), and
+ * transforms that pass an operation down with a callback of their own. */
+static inline struct nexus_io_req nx_io_req_of(const struct nexus_io *io,
+					       nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = io->op;
+	req.flags = io->flags;
+	req.iov = io->iov;
+	req.iovcnt = io->iovcnt;
+	req.offset = io->offset;
+	req.length = io->length;
+	req.cb = cb;
+	req.user_data = ud;
+	req.extents = io->extents;
+	req.max_extents = io->max_extents;
+	return req;
 }
 
 /* ---- stats (stats.c) ---- */

@@ -633,15 +633,8 @@ static int crypt_submit(struct nexus_io *io)
 					io->flags & NEXUS_IO_FUA, pass_done,
 					io);
 	case NEXUS_OP_BLOCK_STATUS: {
-		struct nexus_io_req r = NEXUS_IO_REQ_INIT;
+		struct nexus_io_req r = nx_io_req_of(io, bs_done, io);
 
-		r.op = NEXUS_OP_BLOCK_STATUS;
-		r.offset = io->offset;
-		r.length = io->length;
-		r.extents = io->extents;
-		r.max_extents = io->max_extents;
-		r.cb = bs_done;
-		r.user_data = io;
 		return nexus_dev_submit(cd->child, &r);
 	}
 	default:
