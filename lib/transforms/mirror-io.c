@@ -10,7 +10,8 @@
  * detached (its late completion only frees it) and the I/O goes on with
  * the other children.  A read leg reads into a buffer of its own when a
  * timeout is set, so that a late answer never lands in memory that the
- * caller got back long ago.
+ * caller got back long ago, and a write copies its data once for its
+ * legs, so that a late leg never reads the caller's buffers.
  *
  * Every I/O with legs in flight sits on its reactor's list in start
  * order; a timer on the reactor (a tenth of the timeout) looks at the
@@ -25,6 +26,16 @@
 
 struct mirror_rstate;
 
+/* A write's data, copied once for all its legs when a timeout is set: a
+ * leg detached from its write may still read it after the caller got
+ * its buffers (and iovec) back.  Freed by the last leg. */
+struct mirror_wbuf {
+	struct mirror_wbuf *next; /* free list */
+	void *data;
+	size_t len;
+	unsigned refs;
+};
+
 struct mirror_leg {
 	struct mirror_leg *next; /* free list */
 	struct mirror_io *mio;	 /* NULL once detached */
@@ -32,6 +43,7 @@ struct mirror_leg {
 	unsigned child;
 	void *bounce;
 	size_t bounce_len;
+	struct mirror_wbuf *wb; /* writes: the data, shared */
 	struct iovec biov;
 };
 
@@ -48,6 +60,7 @@ struct mirror_rstate {
 	struct mirror *m;
 	struct nexus_reactor *r;
 	struct mirror_leg *free_legs;
+	struct mirror_wbuf *free_wbufs;
 	struct mirror_io *thead, *ttail; /* I/Os with legs, oldest first */
 	struct mirror_timer *timer;
 };
@@ -163,6 +176,41 @@ static struct mirror_leg *leg_get(struct mirror_rstate *rs)
 	return leg;
 }
 
+static struct mirror_wbuf *wbuf_get(struct mirror_rstate *rs,
+				     const struct nexus_io *io)
+{
+	struct mirror_wbuf *w = rs->free_wbufs;
+	char *p;
+
+	if (w)
+		rs->free_wbufs = w->next;
+	else if (!(w = malloc(sizeof(*w))))
+		return NULL;
+	w->data = nexus_buf_alloc(rs->r, io->length);
+	if (!w->data) {
+		w->next = rs->free_wbufs;
+		rs->free_wbufs = w;
+		return NULL;
+	}
+	p = w->data;
+	for (int i = 0; i < io->iovcnt; i++) {
+		memcpy(p, io->iov[i].iov_base, io->iov[i].iov_len);
+		p += io->iov[i].iov_len;
+	}
+	w->len = io->length;
+	w->refs = 1;
+	return w;
+}
+
+static void wbuf_put(struct mirror_rstate *rs, struct mirror_wbuf *w)
+{
+	if (--w->refs)
+		return;
+	nexus_buf_free(rs->r, w->data, w->len);
+	w->next = rs->free_wbufs;
+	rs->free_wbufs = w;
+}
+
 static void leg_put(struct mirror_leg *leg)
 {
 	struct mirror_rstate *rs = leg->rs;
@@ -170,6 +218,8 @@ static void leg_put(struct mirror_leg *leg)
 
 	if (leg->bounce)
 		nexus_buf_free(rs->r, leg->bounce, leg->bounce_len);
+	if (leg->wb)
+		wbuf_put(rs, leg->wb);
 	leg->next = rs->free_legs;
 	rs->free_legs = leg;
 	/* last: close() waits for this to reach 0 before it frees rs */
@@ -223,6 +273,14 @@ static bool leg_start(struct mirror_io *mio, unsigned c, int *err)
 		leg->bounce_len = io->length;
 		leg->biov.iov_base = leg->bounce;
 		leg->biov.iov_len = io->length;
+		iov = &leg->biov;
+		iovcnt = 1;
+	}
+	if (mio->wb) {
+		leg->wb = mio->wb;
+		leg->wb->refs++;
+		leg->biov.iov_base = leg->wb->data;
+		leg->biov.iov_len = leg->wb->len;
 		iov = &leg->biov;
 		iovcnt = 1;
 	}
@@ -413,8 +471,17 @@ void mirror_write_start(struct mirror_io *mio)
 void mirror_write_dispatch(struct mirror_io *mio)
 {
 	struct nexus_io *io = mio->io;
+	struct mirror_rstate *rs = io->rstate;
+	struct mirror_wbuf *wb = NULL;
 	int err;
 
+	if (io->op == NEXUS_OP_WRITE &&
+	    atomic_load_explicit(&rs->m->timeout_ns, memory_order_relaxed) &&
+	    !(wb = wbuf_get(rs, io))) {
+		mirror_write_abort(mio, -ENOMEM);
+		return;
+	}
+	mio->wb = wb;
 	/* one extra count while the legs are started: none can finish the
 	 * I/O before the last is out */
 	mio->pending = 1;
@@ -429,6 +496,9 @@ void mirror_write_dispatch(struct mirror_io *mio)
 			leg_done(mio, &fake, err, false);
 		}
 	}
+	mio->wb = NULL;
+	if (wb)
+		wbuf_put(rs, wb); /* the legs hold theirs */
 	if (--mio->pending == 0)
 		write_finish(mio);
 }
@@ -540,6 +610,12 @@ bool mirror_rstates_free(struct mirror *m, unsigned wait_ms)
 
 			rs->free_legs = leg->next;
 			free(leg);
+		}
+		while (rs->free_wbufs) {
+			struct mirror_wbuf *w = rs->free_wbufs;
+
+			rs->free_wbufs = w->next;
+			free(w);
 		}
 		free(rs);
 		m->rstates[i] = NULL;

@@ -15,6 +15,7 @@
 
 struct mirror_io;
 struct mirror_rstate;
+struct mirror_wbuf;
 struct mirror_chunk;
 
 /* Slots of children: attached children take new slots, detached ones
@@ -123,7 +124,8 @@ struct mirror_io {
 	bool timed, tracked, failed_child;
 	bool predispatch;  /* waits for the record before its legs start */
 	uint32_t targets;  /* writes: slots the legs go to */
-	struct mirror_leg *legs[NX_MAX_CHILDREN];
+	struct mirror_leg *legs[MIRROR_SLOTS];
+	struct mirror_wbuf *wb; /* while the legs start (mirror-io.c) */
 };
 
 /* Slots in use, for the data path (an attach may add one). */

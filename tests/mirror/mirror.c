@@ -202,6 +202,15 @@ static void test_timeout(struct nexus_ctx *ctx)
 	CHECK(dt >= 0.19 && dt < 0.5);
 	CHECK(child(dev, 1).state == NEXUS_DEV_STATE_FAULTED);
 	CHECK(child(dev, 1).reason == NEXUS_REASON_TIMEOUT);
+	/* the caller has its buffer back: the late leg must not read it */
+	memset(buf, 0x5a, 8192);
+	for (int i = 0; i < 500 && child(dev, 1).in_flight; i++)
+		usleep(10000);
+	CHECK(child(dev, 1).in_flight == 0);
+	CHECK_RC(nexus_dev_control(dev, "fault.enable", "off"), 0);
+	fill(buf, 8192, 3);
+	CHECK_RC(nexus_dev_pread(nexus_dev_child(dev, 1), back, 8192, 0), 8192);
+	CHECK(!memcmp(back, buf, 8192)); /* what was written, not 0x5a */
 	CHECK_RC(nexus_dev_close(dev), 0);
 }
 
