@@ -375,23 +375,27 @@ _END = object()  # end of a context's event queue
 class _EventSink:
     """The Python side of one context's event stream."""
 
-    def __init__(self, objects: Dict[int, "weakref.ref"],
+    def __init__(self, objects: "_Objects",
                  callback: Optional[Callable[[Event], None]],
                  events: bool) -> None:
-        self.objects = objects          # C handle -> weakref to wrapper
+        self.objects = objects          # C handle -> wrapper
         self.callback = callback
         self.queue: Optional["queue.Queue"] = queue.Queue() if events else None
-        self.thread: Optional[int] = None  # ident of the event thread
+        self.thread: Optional[int] = None  # thread inside deliver()
         self.ended = False
+        self.freed_by_library = False      # event_free ran (tests)
 
     def _lookup(self, ptr):
-        if not ptr:
-            return None
-        ref = self.objects.get(ptr)
-        return ref() if ref is not None else None
+        return self.objects.lookup(ptr) if ptr else None
 
     def deliver(self, raw: "_capi.nexus_event_info") -> None:
         self.thread = threading.get_ident()
+        try:
+            self._deliver(raw)
+        finally:
+            self.thread = None
+
+    def _deliver(self, raw: "_capi.nexus_event_info") -> None:
         ev = Event(
             kind=_enum_or_int(EventKind, raw.kind),
             kind_name=_dec(lib().nexus_event_kind_name(raw.kind)),
@@ -421,6 +425,58 @@ class _EventSink:
                 self.queue.put(_END)
 
 
+class _Objects:
+    """A context's C handles -> weak references to their wrappers, so that
+    events name the Python objects.  An event about an object is usually
+    delivered before the call that created the object has returned and
+    registered it, so a miss waits for the creations in progress."""
+
+    def __init__(self) -> None:
+        self._refs: Dict[int, "weakref.ref"] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._pending = 0
+
+    def creating(self):
+        objects = self
+
+        class _Creating:
+            def __enter__(self):
+                with objects._cond:
+                    objects._pending += 1
+
+            def __exit__(self, *exc):
+                with objects._cond:
+                    objects._pending -= 1
+                    objects._cond.notify_all()
+        return _Creating()
+
+    # A wrapper stays registered after it is closed (events about its end
+    # arrive later) until its address is registered again.
+
+    def _get(self, ptr):
+        ref = self._refs.get(ptr)
+        return ref() if ref is not None else None
+
+    def lookup(self, ptr):
+        with self._cond:
+            obj = self._get(ptr)
+            if obj is None and self._pending:
+                self._cond.wait_for(lambda: not self._pending, timeout=10)
+                obj = self._get(ptr)
+            return obj
+
+    def register(self, ptr: int, obj, replace: bool = True) -> None:
+        if not ptr:
+            return
+        with self._cond:
+            cur = self._get(ptr)
+            if replace or cur is None or cur.closed:
+                self._refs[ptr] = weakref.ref(obj)
+            for p, ref in list(self._refs.items()):  # prune the dead
+                if ref() is None:
+                    del self._refs[p]
+
+
 _event_sinks: Dict[int, _EventSink] = {}
 _event_keys = itertools.count(1)
 
@@ -444,6 +500,7 @@ def _event_free(user_data) -> None:
     try:
         sink = _event_sinks.pop(user_data or 0, None)
         if sink is not None:
+            sink.freed_by_library = True
             sink.end()
     except BaseException:  # pragma: no cover
         pass
@@ -589,7 +646,7 @@ class Context(_Handle):
         self._children: "weakref.WeakSet[_Handle]" = weakref.WeakSet()
         # C handle -> weakref to its Device/Export wrapper, so that events
         # name the Python objects.
-        self._objects: Dict[int, "weakref.ref"] = {}
+        self._objects = _Objects()
         self._log_cb = None
         self._sink: Optional[_EventSink] = None
         self._event_key = 0
@@ -704,18 +761,7 @@ class Context(_Handle):
         return ev
 
     def _register(self, ptr: int, obj, replace: bool = True) -> None:
-        if not ptr:
-            return
-        if not replace:
-            ref = self._objects.get(ptr)
-            cur = ref() if ref is not None else None
-            if cur is not None and not cur.closed:
-                return
-        self._objects[ptr] = weakref.ref(obj)
-
-    def _unregister(self, ptr: Optional[int], obj) -> None:
-        if ptr and (self._objects.get(ptr) or (lambda: None))() is obj:
-            self._objects.pop(ptr, None)
+        self._objects.register(ptr, obj, replace)
 
     @property
     def reactor_count(self) -> int:
@@ -738,9 +784,10 @@ class Context(_Handle):
         ptr = self._acquire()
         try:
             out = c_void_p()
-            _check(lib().nexus_dev_open(ptr, _enc(pipeline), byref(out)),
-                   "nexus_dev_open")
-            dev = Device._wrap(self, out.value, owner=None)
+            with self._objects.creating():
+                _check(lib().nexus_dev_open(ptr, _enc(pipeline), byref(out)),
+                       "nexus_dev_open")
+                dev = Device._wrap(self, out.value, owner=None)
             self._children.add(dev)
             return dev
         finally:
@@ -758,9 +805,11 @@ class Context(_Handle):
         ptr = self._acquire()
         try:
             out = c_void_p()
-            _check(lib().nexus_export_create(ptr, _enc(spec), byref(out)),
-                   "nexus_export_create")
-            exp = Export._wrap(self, out.value, spec, owner=None)
+            with self._objects.creating():
+                _check(lib().nexus_export_create(ptr, _enc(spec),
+                                                 byref(out)),
+                       "nexus_export_create")
+                exp = Export._wrap(self, out.value, spec, owner=None)
             self._children.add(exp)
             return exp
         finally:
@@ -772,9 +821,11 @@ class Context(_Handle):
         ptr = self._acquire()
         try:
             out = c_void_p()
-            _check(lib().nexus_pipeline_open(ptr, _enc(text), byref(out)),
-                   "nexus_pipeline_open")
-            pl = Pipeline._wrap(self, out.value, os.fsdecode(text))
+            with self._objects.creating():
+                _check(lib().nexus_pipeline_open(ptr, _enc(text),
+                                                 byref(out)),
+                       "nexus_pipeline_open")
+                pl = Pipeline._wrap(self, out.value, os.fsdecode(text))
             self._children.add(pl)
             return pl
         finally:
@@ -1030,19 +1081,9 @@ class Device(_Handle):
         # After a successful nexus_dev_close(): the handle and its views
         # are invalid now.
         self._detach_stack()
-        self._ctx._unregister(ptr, self)
-        for view in list(self._views):
-            view._unregister_stack()
         self._ctx._children.discard(self)
         if self._own_ctx:
             self._ctx.close()
-
-    def _unregister_stack(self) -> None:
-        for view in list(self._views):
-            view._unregister_stack()
-        for p, ref in list(self._ctx._objects.items()):
-            if ref() is self:
-                self._ctx._objects.pop(p, None)
 
     def _detach_stack(self) -> List[Tuple["_Handle", int]]:
         """Invalidate this handle and the views of devices below it
@@ -1537,7 +1578,6 @@ class Export(_Handle):
             return
         lib().nexus_export_destroy(ptr)
         self._release_devices()
-        self._ctx._unregister(ptr, self)
         self._ctx._children.discard(self)
         home, self._home = self._home, None
         if home is not None:
@@ -1641,7 +1681,6 @@ class Pipeline(_Handle):
         lib().nexus_pipeline_close(ptr)
         if self._export is not None:
             self._export._release_devices()
-        self._device._unregister_stack()
         self._ctx._children.discard(self)
 
     def __repr__(self) -> str:
