@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT
+
+package nexus
+
+/*
+#include <stdint.h>
+#include <string.h>
+#include <nexus/nexus.h>
+
+// Copy the part of a size-stamped event the library filled; the rest
+// (fields of a newer binding) reads as zero.
+static void nexus_go_event_copy(struct nexus_event_info *dst,
+				const struct nexus_event_info *src)
+{
+	size_t n = src->size < sizeof(*dst) ? src->size : sizeof(*dst);
+
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, n);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// EventKind is the kind of an Event (enum nexus_event_kind).  The library
+// may report kinds newer than the constants here: ignore those you do
+// not know.
+type EventKind uint32
+
+// Event kinds.
+const (
+	EventDevState         EventKind = C.NEXUS_EVENT_DEV_STATE          // a device changed state
+	EventChildAttached    EventKind = C.NEXUS_EVENT_CHILD_ATTACHED     // a child was attached to Device
+	EventChildDetached    EventKind = C.NEXUS_EVENT_CHILD_DETACHED     // a child was detached from Device
+	EventExportStarted    EventKind = C.NEXUS_EVENT_EXPORT_STARTED     // an export serves clients
+	EventExportStopped    EventKind = C.NEXUS_EVENT_EXPORT_STOPPED     // an export stopped
+	EventExportDevAdded   EventKind = C.NEXUS_EVENT_EXPORT_DEV_ADDED   // an export serves Device
+	EventExportDevRemoved EventKind = C.NEXUS_EVENT_EXPORT_DEV_REMOVED // an export stopped serving Device
+	EventConnOpened       EventKind = C.NEXUS_EVENT_CONN_OPENED        // a client connected (Peer)
+	EventConnClosed       EventKind = C.NEXUS_EVENT_CONN_CLOSED        // a client connection ended
+	EventClientError      EventKind = C.NEXUS_EVENT_CLIENT_ERROR       // a client was sent an error
+	EventIOTimeout        EventKind = C.NEXUS_EVENT_IO_TIMEOUT         // an I/O of Device timed out
+	EventCopyDone         EventKind = C.NEXUS_EVENT_COPY_DONE          // a copy job finished
+	EventLost             EventKind = C.NEXUS_EVENT_LOST               // Count events were dropped
+)
+
+// String returns the library's name of the kind, e.g. "conn-opened"
+// ("unknown" for a kind it does not know).
+func (k EventKind) String() string {
+	return C.GoString(C.nexus_event_kind_name(C.uint32_t(k)))
+}
+
+// DevState is the state of a device (enum nexus_dev_state).
+type DevState int
+
+// Device states.
+const (
+	DevOnline     DevState = C.NEXUS_DEV_STATE_ONLINE     // serving I/O normally
+	DevDegraded   DevState = C.NEXUS_DEV_STATE_DEGRADED   // serving I/O with reduced redundancy
+	DevFaulted    DevState = C.NEXUS_DEV_STATE_FAULTED    // failing I/O
+	DevOffline    DevState = C.NEXUS_DEV_STATE_OFFLINE    // out of service on purpose
+	DevRebuilding DevState = C.NEXUS_DEV_STATE_REBUILDING // being brought back in sync
+	DevClosing    DevState = C.NEXUS_DEV_STATE_CLOSING    // being closed
+)
+
+// String returns the library's name of the state, e.g. "degraded".
+func (s DevState) String() string {
+	return C.GoString(C.nexus_dev_state_name(C.int(s)))
+}
+
+// Reason says why something happened (enum nexus_reason).
+type Reason uint32
+
+// Reasons.
+const (
+	ReasonNone          Reason = C.NEXUS_REASON_NONE
+	ReasonIOError       Reason = C.NEXUS_REASON_IO_ERROR
+	ReasonTimeout       Reason = C.NEXUS_REASON_TIMEOUT
+	ReasonCantOpen      Reason = C.NEXUS_REASON_CANT_OPEN
+	ReasonNoSpace       Reason = C.NEXUS_REASON_NO_SPACE
+	ReasonUser          Reason = C.NEXUS_REASON_USER
+	ReasonRebuildFailed Reason = C.NEXUS_REASON_REBUILD_FAILED
+	ReasonPeerClosed    Reason = C.NEXUS_REASON_PEER_CLOSED
+	ReasonProtocol      Reason = C.NEXUS_REASON_PROTOCOL
+	ReasonLimit         Reason = C.NEXUS_REASON_LIMIT
+	ReasonShutdown      Reason = C.NEXUS_REASON_SHUTDOWN
+)
+
+// String returns the library's name of the reason, e.g. "peer-closed".
+func (r Reason) String() string {
+	return C.GoString(C.nexus_reason_name(C.uint32_t(r)))
+}
+
+// Event is one event of a context's event stream (struct
+// nexus_event_info), copied: it stays valid.  The events of a context
+// arrive in order, each once; Seq counts them from 1, and a gap means
+// events were lost (an EventLost event says how many).
+type Event struct {
+	Kind   EventKind
+	Seq    uint64    // sequence number in the context, from 1
+	Time   time.Time // when it happened
+	Reason Reason    // why
+	// Object names the object concerned (device name, export spec), or "".
+	Object string
+	// Device, Child and Export are the objects concerned, if they were
+	// opened or created through this binding (else nil: see Object).
+	Device *Device
+	Child  *Device
+	Export *Export
+	// OldState and NewState: EventDevState's change.
+	OldState, NewState DevState
+	// Errno is the error the event is about, or 0.
+	Errno   syscall.Errno
+	Peer    string // peer address of a connection, or ""
+	Message string // human-readable detail, or ""
+	Count   uint64 // EventLost: number of events dropped
+}
+
+// String describes the event in one line, e.g.
+// "#3 conn-opened nbd:listen=127.0.0.1:10809 peer 127.0.0.1:50312".
+func (ev Event) String() string {
+	parts := []string{fmt.Sprintf("#%d %s", ev.Seq, ev.Kind)}
+	if ev.Object != "" {
+		parts = append(parts, ev.Object)
+	}
+	if ev.Kind == EventDevState {
+		parts = append(parts, ev.OldState.String()+" -> "+ev.NewState.String())
+	}
+	if ev.Peer != "" {
+		parts = append(parts, "peer "+ev.Peer)
+	}
+	if ev.Reason != ReasonNone {
+		parts = append(parts, "("+ev.Reason.String()+")")
+	}
+	if ev.Errno != 0 {
+		parts = append(parts, "error: "+ev.Errno.Error())
+	}
+	if ev.Count != 0 {
+		parts = append(parts, fmt.Sprintf("%d lost", ev.Count))
+	}
+	if ev.Message != "" {
+		parts = append(parts, ": "+ev.Message)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Events returns the channel on which the context reports its events, if
+// it was created with Options.Events; it is closed when the context has
+// been closed and the last event is in it.  Without Options.Events the
+// channel returned is closed already.
+func (ctx *Context) Events() <-chan Event {
+	if ctx.events == nil {
+		ch := make(chan Event)
+		close(ch)
+		return ch
+	}
+	return ctx.events.ch
+}
+
+// eventSink is the Go side of one context's event stream; the C library
+// holds it as a cgo.Handle in event_user_data until event_free.
+type eventSink struct {
+	ctx    *Context
+	ch     chan Event
+	done   chan struct{} // closed when Context.Close starts
+	handle cgo.Handle
+
+	closeOnce  sync.Once
+	finishOnce sync.Once
+	freed      atomic.Bool // event_free ran (tests)
+}
+
+func newEventSink(ctx *Context, buffer int) *eventSink {
+	if buffer <= 0 {
+		buffer = 256
+	}
+	s := &eventSink{ctx: ctx, ch: make(chan Event, buffer), done: make(chan struct{})}
+	s.handle = cgo.NewHandle(s)
+	return s
+}
+
+func (s *eventSink) closing() {
+	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// finish ends the stream: exactly once, from event_free, or from Close
+// or a failed NewContext when the library did not call it.
+func (s *eventSink) finish() {
+	s.finishOnce.Do(func() {
+		s.closing()
+		close(s.ch)
+		s.handle.Delete()
+	})
+}
+
+func (s *eventSink) deliver(raw *C.struct_nexus_event_info) {
+	var ev C.struct_nexus_event_info
+	C.nexus_go_event_copy(&ev, raw)
+	e := Event{
+		Kind:     EventKind(ev.kind),
+		Seq:      uint64(ev.seq),
+		Time:     time.Unix(0, int64(ev.time_ns)),
+		Reason:   Reason(ev.reason),
+		OldState: DevState(ev.old_state),
+		NewState: DevState(ev.new_state),
+		Count:    uint64(ev.count),
+	}
+	if ev.error < 0 {
+		e.Errno = syscall.Errno(-ev.error)
+	} else {
+		e.Errno = syscall.Errno(ev.error)
+	}
+	if ev.object != nil {
+		e.Object = C.GoString(ev.object)
+	}
+	if ev.peer != nil {
+		e.Peer = C.GoString(ev.peer)
+	}
+	if ev.message != nil {
+		e.Message = C.GoString(ev.message)
+	}
+	if ev.dev != nil {
+		e.Device, _ = s.ctx.objects.lookup(unsafe.Pointer(ev.dev)).(*Device)
+	}
+	if ev.child != nil {
+		e.Child, _ = s.ctx.objects.lookup(unsafe.Pointer(ev.child)).(*Device)
+	}
+	if ev.exp != nil {
+		e.Export, _ = s.ctx.objects.lookup(unsafe.Pointer(ev.exp)).(*Export)
+	}
+	select {
+	case s.ch <- e:
+		return
+	default:
+	}
+	// The reader is behind: wait for it, but never past Context.Close
+	// (nexus_ctx_destroy waits for this thread).
+	select {
+	case s.ch <- e:
+	case <-s.done:
+	}
+}
+
+//export nexusGoEvent
+func nexusGoEvent(handle C.uintptr_t, ev *C.struct_nexus_event_info) {
+	if s, ok := cgo.Handle(handle).Value().(*eventSink); ok && ev != nil {
+		s.deliver(ev)
+	}
+}
+
+//export nexusGoEventFree
+func nexusGoEventFree(handle C.uintptr_t) {
+	if s, ok := cgo.Handle(handle).Value().(*eventSink); ok {
+		s.freed.Store(true)
+		s.finish()
+	}
+}
+
+// objects maps a context's C handles to their Go wrappers, so that
+// events name the *Device and *Export values.  The event about a new
+// object is usually delivered before the call that created it has
+// returned and registered it: a lookup that misses waits for the
+// creations in progress.  A closed wrapper stays registered (events
+// about its end come later) among the last retiredMax closed ones, or
+// until its address is reused.
+type objects struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending int
+	m       map[unsafe.Pointer]interface{ closed() bool }
+	retired []retiredObj
+}
+
+type retiredObj struct {
+	p unsafe.Pointer
+	v interface{ closed() bool }
+}
+
+const retiredMax = 64
+
+func (o *objects) init() {
+	o.cond = sync.NewCond(&o.mu)
+	o.m = make(map[unsafe.Pointer]interface{ closed() bool })
+}
+
+// creating marks a creation in progress; call the function returned
+// once the new object is registered (or the creation failed).
+func (o *objects) creating() func() {
+	o.mu.Lock()
+	o.pending++
+	o.mu.Unlock()
+	return func() {
+		o.mu.Lock()
+		o.pending--
+		o.cond.Broadcast()
+		o.mu.Unlock()
+	}
+}
+
+func (o *objects) register(p unsafe.Pointer, v interface{ closed() bool }, replace bool) {
+	o.mu.Lock()
+	if cur, ok := o.m[p]; replace || !ok || cur.closed() {
+		o.m[p] = v
+	}
+	o.mu.Unlock()
+}
+
+// retire notes that v (at p) was closed; the oldest closed ones are
+// forgotten.
+func (o *objects) retire(p unsafe.Pointer, v interface{ closed() bool }) {
+	o.mu.Lock()
+	o.retired = append(o.retired, retiredObj{p, v})
+	if len(o.retired) > retiredMax {
+		old := o.retired[0]
+		o.retired = append(o.retired[:0:0], o.retired[1:]...)
+		if o.m[old.p] == old.v {
+			delete(o.m, old.p)
+		}
+	}
+	o.mu.Unlock()
+}
+
+func (o *objects) lookup(p unsafe.Pointer) interface{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	v, ok := o.m[p]
+	for !ok && o.pending > 0 {
+		o.cond.Wait()
+		v, ok = o.m[p]
+	}
+	if !ok {
+		return nil
+	}
+	return v
+}
