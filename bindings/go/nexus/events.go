@@ -3,7 +3,9 @@
 package nexus
 
 /*
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <nexus/nexus.h>
 
@@ -16,6 +18,38 @@ static void nexus_go_event_copy(struct nexus_event_info *dst,
 
 	memset(dst, 0, sizeof(*dst));
 	memcpy(dst, src, n);
+}
+
+extern void nexusGoEvent(uintptr_t handle, struct nexus_event_info *ev);
+extern void nexusGoEventFree(uintptr_t handle);
+
+// For the tests: an event as the library would deliver it, through the
+// exported Go trampolines (C calling Go), with a given size stamp.
+static void nexus_go_test_event(uintptr_t handle, size_t size, uint32_t kind,
+				uint64_t seq, struct nexus_dev *dev,
+				struct nexus_export *exp, const char *object,
+				int old_state, int new_state, int error,
+				const char *peer, const char *message,
+				uint64_t count)
+{
+	struct nexus_event_info ev = { .size = size, .kind = kind,
+		.reason = NEXUS_REASON_IO_ERROR, .seq = seq, .time_ns = 1,
+		.dev = dev, .exp = exp, .object = object,
+		.old_state = old_state, .new_state = new_state,
+		.error = error, .peer = peer, .message = message,
+		.count = count };
+
+	nexusGoEvent(handle, &ev);
+}
+
+static size_t nexus_go_count_offset(void)
+{
+	return offsetof(struct nexus_event_info, count);
+}
+
+static void nexus_go_test_event_free(uintptr_t handle)
+{
+	nexusGoEventFree(handle);
 }
 */
 import "C"
@@ -179,12 +213,16 @@ type eventSink struct {
 	freed      atomic.Bool // event_free ran (tests)
 }
 
+// liveSinks counts the event sinks whose handle is held (tests).
+var liveSinks atomic.Int32
+
 func newEventSink(ctx *Context, buffer int) *eventSink {
 	if buffer <= 0 {
 		buffer = 256
 	}
 	s := &eventSink{ctx: ctx, ch: make(chan Event, buffer), done: make(chan struct{})}
 	s.handle = cgo.NewHandle(s)
+	liveSinks.Add(1)
 	return s
 }
 
@@ -199,6 +237,7 @@ func (s *eventSink) finish() {
 		s.closing()
 		close(s.ch)
 		s.handle.Delete()
+		liveSinks.Add(-1)
 	})
 }
 
@@ -341,4 +380,36 @@ func (o *objects) lookup(p unsafe.Pointer) interface{} {
 		return nil
 	}
 	return v
+}
+
+// testEvent hands the context's event trampoline one event (for the
+// tests of the binding's half of the event stream).  size 0 means the
+// whole struct; a smaller one is a library whose struct ends there.
+func (ctx *Context) testEvent(size uintptr, kind EventKind, seq uint64, dev *Device, exp *Export,
+	object string, oldState, newState DevState, errno syscall.Errno, peer, message string, count uint64) {
+	if size == 0 {
+		size = C.sizeof_struct_nexus_event_info
+	}
+	co, cp, cm := C.CString(object), C.CString(peer), C.CString(message)
+	defer C.free(unsafe.Pointer(co))
+	defer C.free(unsafe.Pointer(cp))
+	defer C.free(unsafe.Pointer(cm))
+	var d *C.struct_nexus_dev
+	var e *C.struct_nexus_export
+	if dev != nil {
+		d = (*C.struct_nexus_dev)(dev.cptr)
+	}
+	if exp != nil {
+		e = (*C.struct_nexus_export)(exp.cptr)
+	}
+	C.nexus_go_test_event(C.uintptr_t(ctx.events.handle), C.size_t(size), C.uint32_t(kind),
+		C.uint64_t(seq), d, e, co, C.int(oldState), C.int(newState), -C.int(errno), cp, cm,
+		C.uint64_t(count))
+}
+
+// countOffset is offsetof(struct nexus_event_info, count).
+var countOffset = uintptr(C.nexus_go_count_offset())
+
+func (ctx *Context) testEventFree() {
+	C.nexus_go_test_event_free(C.uintptr_t(ctx.events.handle))
 }
