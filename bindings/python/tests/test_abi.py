@@ -78,7 +78,8 @@ def test_every_struct_of_the_header_is_checked():
     # be declared (and so checked) here; list the ones it does not need.
     text = HEADER.read_text()
     defined = set(re.findall(r"^struct (nexus_\w+) \{", text, re.M))
-    unused = set()  # every struct of nexus.h is declared today
+    # The copy engine (nexus_copy_*) has no Python face yet.
+    unused = {"nexus_copy_range", "nexus_copy_progress", "nexus_copy_opts"}
     declared = {st.__name__ for st in _capi.STRUCTS}
     assert defined - unused <= declared, sorted(defined - declared)
 
