@@ -8,6 +8,7 @@ package nexus
 #include <stdlib.h>
 #include <string.h>
 #include <nexus/nexus.h>
+#include <nexus/nexus_driver.h>
 
 // Copy the part of a size-stamped event the library filled; the rest
 // (fields of a newer binding) reads as zero.
@@ -382,10 +383,11 @@ func (o *objects) lookup(p unsafe.Pointer) interface{} {
 	return v
 }
 
-// testEvent hands the context's event trampoline one event (for the
-// tests of the binding's half of the event stream).  size 0 means the
-// whole struct; a smaller one is a library whose struct ends there.
-func (ctx *Context) testEvent(size uintptr, kind EventKind, seq uint64, dev *Device, exp *Export,
+// testEvent hands the event trampoline one event for sink s, as the
+// library would (for the tests of the binding's half of the event
+// stream).  size 0 means the whole struct; a smaller one is a library
+// whose struct ends there.
+func (s *eventSink) testEvent(size uintptr, kind EventKind, seq uint64, dev *Device, exp *Export,
 	object string, oldState, newState DevState, errno syscall.Errno, peer, message string, count uint64) {
 	if size == 0 {
 		size = C.sizeof_struct_nexus_event_info
@@ -402,7 +404,7 @@ func (ctx *Context) testEvent(size uintptr, kind EventKind, seq uint64, dev *Dev
 	if exp != nil {
 		e = (*C.struct_nexus_export)(exp.cptr)
 	}
-	C.nexus_go_test_event(C.uintptr_t(ctx.events.handle), C.size_t(size), C.uint32_t(kind),
+	C.nexus_go_test_event(C.uintptr_t(s.handle), C.size_t(size), C.uint32_t(kind),
 		C.uint64_t(seq), d, e, co, C.int(oldState), C.int(newState), -C.int(errno), cp, cm,
 		C.uint64_t(count))
 }
@@ -410,6 +412,22 @@ func (ctx *Context) testEvent(size uintptr, kind EventKind, seq uint64, dev *Dev
 // countOffset is offsetof(struct nexus_event_info, count).
 var countOffset = uintptr(C.nexus_go_count_offset())
 
-func (ctx *Context) testEventFree() {
-	C.nexus_go_test_event_free(C.uintptr_t(ctx.events.handle))
+func (s *eventSink) testEventFree() {
+	C.nexus_go_test_event_free(C.uintptr_t(s.handle))
+}
+
+// testSetState is nexus_dev_set_state() of the driver API, which the
+// embedder API has no use for: a device changes state for the tests.
+func testSetState(dev *Device, state DevState, reason Reason, msg string) error {
+	return dev.use(func(d *C.struct_nexus_dev) error {
+		var cm *C.char
+		if msg != "" {
+			cm = C.CString(msg)
+			defer C.free(unsafe.Pointer(cm))
+		}
+		_, err := call("nexus_dev_set_state", func() int64 {
+			return int64(C.nexus_dev_set_state(d, C.int(state), C.uint32_t(reason), cm))
+		})
+		return err
+	})
 }
