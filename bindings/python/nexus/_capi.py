@@ -204,6 +204,8 @@ _PROTOTYPES = {
     "nexus_dev_write_zeroes": (c_int, [_P, c_uint64, c_uint64, c_uint32]),
     "nexus_dev_block_status": (c_int, [_P, c_uint64, c_uint64,
                                        POINTER(nexus_extent), c_uint]),
+    "nexus_dev_attach_child": (c_int, [_P, _P]),
+    "nexus_dev_detach_child": (c_int, [_P, _P]),
     "nexus_dev_child_count": (c_uint, [_P]),
     "nexus_dev_child": (_P, [_P, c_uint]),
     "nexus_dev_control": (c_int, [_P, c_char_p, c_char_p]),

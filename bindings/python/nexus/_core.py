@@ -457,6 +457,12 @@ class _Objects:
         ref = self._refs.get(ptr)
         return ref() if ref is not None else None
 
+    def find(self, ptr):
+        """The open wrapper of @ptr, or None (no waiting)."""
+        with self._cond:
+            obj = self._get(ptr)
+            return obj if obj is not None and not obj.closed else None
+
     def lookup(self, ptr):
         with self._cond:
             obj = self._get(ptr)
@@ -1101,19 +1107,79 @@ class Device(_Handle):
     @property
     def children(self) -> List["Device"]:
         """The devices directly below this one in its stack (a transform's
-        children; empty for a source).  They belong to the stack and are
-        closed with it; closing them here does nothing."""
+        children; empty for a source), as they are now (see
+        :meth:`attach_child`).  They belong to the stack and are closed
+        with it; closing them here does nothing (or raises EBUSY for one
+        given to :meth:`attach_child`)."""
         ptr = self._acquire()
         try:
             L = lib()
             out = []
             for i in range(L.nexus_dev_child_count(ptr)):
                 cptr = L.nexus_dev_child(ptr, i)
-                if cptr:
+                if not cptr:
+                    continue
+                view = self._ctx._objects.find(cptr)
+                if not isinstance(view, Device):  # else: attached by us
                     view = Device._wrap(self._ctx, cptr, owner=self)
-                    self._views.add(view)
-                    out.append(view)
+                self._views.add(view)
+                out.append(view)
             return out
+        finally:
+            self._release()
+
+    def attach_child(self, child: "Device") -> None:
+        """Attach @child, an open device of the same context that nothing
+        else holds, as a new (last) child of this running transform, e.g.
+        a replica of a mirror; I/O goes on meanwhile.  The child then
+        belongs to this device: it is closed with it, and its own
+        :meth:`close` raises EBUSY until :meth:`detach_child`.
+
+        Raises:
+            NexusError: EOPNOTSUPP (this driver cannot attach while
+                open), EBUSY (@child is served by an export or part of a
+                stack), ENOSPC (no room for more children), EINVAL
+                (another context, a loop, a child the driver refuses).
+                @child then stays as it was.
+        """
+        if not isinstance(child, Device):
+            raise TypeError("attach_child() needs a nexus.Device, not %s"
+                            % type(child).__name__)
+        ptr = self._acquire()
+        try:
+            cptr = child._acquire()
+            try:
+                _check(lib().nexus_dev_attach_child(ptr, cptr),
+                       "nexus_dev_attach_child")
+            finally:
+                child._release()
+            self._views.add(child)
+        finally:
+            self._release()
+
+    def detach_child(self, child: "Device") -> None:
+        """Detach @child from this running transform: once this returns
+        no I/O of this device goes to it, and it is the caller's again
+        (close it, or attach it elsewhere).  Works for children from
+        :attr:`children` as for those given to :meth:`attach_child`.
+
+        Raises:
+            NexusError: ENOENT (not a child of this device), EBUSY (the
+                last child, or one the driver cannot spare), EOPNOTSUPP.
+        """
+        ptr = self._acquire()
+        try:
+            cptr = child._acquire()
+            try:
+                _check(lib().nexus_dev_detach_child(ptr, cptr),
+                       "nexus_dev_detach_child")
+            finally:
+                child._release()
+            self._views.discard(child)
+            if child._owner is self:
+                # a view from `children`: the caller's device now
+                child._owner = None
+                self._ctx._children.add(child)
         finally:
             self._release()
 
