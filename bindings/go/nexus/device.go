@@ -217,7 +217,10 @@ func (dev *Device) String() string { return dev.name }
 // the export, and the device stays open and usable: remove it from the
 // export (Export.Remove) or close the export first.
 func (dev *Device) Close() error {
-	if dev.owned {
+	dev.mu.RLock()
+	owned := dev.owned
+	dev.mu.RUnlock()
+	if owned {
 		return nil
 	}
 	dev.stopExports()
@@ -317,8 +320,10 @@ func (dev *Device) detach() *C.struct_nexus_dev {
 }
 
 // Children returns the devices directly below this one in its stack (a
-// transform's children; none for a source).  They belong to the stack:
-// they are closed with it, and their Close does nothing.
+// transform's children; none for a source), as they are now (see
+// AttachChild).  They belong to the stack: they are closed with it, and
+// their Close does nothing (or fails with EBUSY for one given to
+// AttachChild).
 func (dev *Device) Children() ([]*Device, error) {
 	var out []*Device
 	err := dev.use(func(d *C.struct_nexus_dev) error {
@@ -328,7 +333,10 @@ func (dev *Device) Children() ([]*Device, error) {
 			if c == nil {
 				continue
 			}
-			v := newDevice(dev.ctx, c, true)
+			v, ok := dev.ctx.objects.find(unsafe.Pointer(c)).(*Device)
+			if !ok { // else: one we attached
+				v = newDevice(dev.ctx, c, true)
+			}
 			dev.expMu.Lock()
 			dev.views[v] = struct{}{}
 			dev.expMu.Unlock()
@@ -337,6 +345,63 @@ func (dev *Device) Children() ([]*Device, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AttachChild attaches child, an open device of the same context that
+// nothing else holds, as a new (last) child of this running transform,
+// e.g. a replica of a mirror; I/O goes on meanwhile.  The child then
+// belongs to this device: it is closed with it, and its own Close fails
+// with EBUSY until DetachChild.  Errors: EOPNOTSUPP (the driver cannot
+// attach while open), EBUSY (child is served by an export or part of a
+// stack), ENOSPC (no room for more children), EINVAL (another context,
+// a loop, a child the driver refuses); child then stays as it was.
+func (dev *Device) AttachChild(child *Device) error {
+	return dev.use(func(d *C.struct_nexus_dev) error {
+		return child.use(func(c *C.struct_nexus_dev) error {
+			if _, err := call("nexus_dev_attach_child", func() int64 {
+				return int64(C.nexus_dev_attach_child(d, c))
+			}); err != nil {
+				return err
+			}
+			dev.expMu.Lock()
+			if dev.views != nil {
+				dev.views[child] = struct{}{}
+			}
+			dev.expMu.Unlock()
+			return nil
+		})
+	})
+}
+
+// DetachChild detaches child from this running transform: once it
+// returns no I/O of this device goes to it, and it is the caller's again
+// (close it, or attach it elsewhere).  It works for devices from
+// Children as for those given to AttachChild.  Errors: ENOENT (not a
+// child of this device), EBUSY (the last child, or one the driver cannot
+// spare), EOPNOTSUPP.
+func (dev *Device) DetachChild(child *Device) error {
+	err := dev.use(func(d *C.struct_nexus_dev) error {
+		return child.use(func(c *C.struct_nexus_dev) error {
+			_, err := call("nexus_dev_detach_child", func() int64 {
+				return int64(C.nexus_dev_detach_child(d, c))
+			})
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	dev.expMu.Lock()
+	delete(dev.views, child)
+	dev.expMu.Unlock()
+	child.mu.Lock()
+	wasView := child.owned
+	child.owned = false
+	child.mu.Unlock()
+	if wasView { // a view from Children: the caller's device now
+		dev.ctx.adopt(child)
+	}
+	return nil
 }
 
 // Control changes a setting of the device stack at run time, e.g.

@@ -369,6 +369,17 @@ func (o *objects) retire(p unsafe.Pointer, v interface{ closed() bool }) {
 	o.mu.Unlock()
 }
 
+// find returns the open wrapper of p, or nil (without waiting).
+func (o *objects) find(p unsafe.Pointer) interface{} {
+	o.mu.Lock()
+	v, ok := o.m[p]
+	o.mu.Unlock()
+	if !ok || v.closed() {
+		return nil
+	}
+	return v
+}
+
 func (o *objects) lookup(p unsafe.Pointer) interface{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
