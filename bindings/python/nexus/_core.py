@@ -1560,6 +1560,9 @@ class Export(_Handle):
         finally:
             self._release()
 
+    def __bool__(self) -> bool:
+        return True  # an export with no device yet is still an export
+
     def __contains__(self, dev) -> bool:
         return any(d is dev for d in self._devices)
 

@@ -25,6 +25,7 @@ def test_export_holds_the_device(nbd_ctx):
     with ctx.create_export(spec) as exp:
         assert exp.spec == spec and exp.context is ctx
         assert len(exp) == 0 and exp.devices == [] and exp.device is None
+        assert exp  # empty, but an export all the same
         exp.add(dev, name="vol")
         assert len(exp) == 1 and exp.devices == [dev] and dev in exp
         wait_listening(port)
