@@ -338,7 +338,7 @@ func TestManyStateChangesInOrder(t *testing.T) {
 		}
 	}
 	for i, ev := range c.evs {
-		if ev.Seq != uint64(i+1) || ev.Kind == EventLost {
+		if ev.Seq != c.evs[0].Seq+uint64(i) || ev.Kind == EventLost {
 			t.Fatalf("event %d: %v", i, ev)
 		}
 	}

@@ -320,9 +320,10 @@ def test_many_state_changes_in_order():
         assert [e.old_state for e in mine[1:]] == [e.new_state
                                                    for e in mine[:-1]]
     assert [e.message for e in evs if e.device is a][:2] == ["a 0", "a 1"]
-    assert all(e.reason == nexus.Reason.TIMEOUT
-               for e in evs if e.device is b and e.new_state != 5)
-    assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
+    assert all(e.reason == nexus.Reason.TIMEOUT for e in evs
+               if e.device is b and e.new_state != nexus.DevState.CLOSING)
+    assert [e.seq for e in evs] == list(range(evs[0].seq,
+                                              evs[0].seq + len(evs)))
 
 
 def test_callback_errors_and_close_from_the_callback(caplog):
