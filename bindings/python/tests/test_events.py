@@ -17,6 +17,7 @@ import ctypes
 import errno
 import gc
 import pathlib
+import re
 import threading
 import time
 
@@ -42,7 +43,9 @@ def raised_in_tree(label):
     for f in sorted((TOP / "lib").rglob("*.c")):
         if f.name in ("names.c", "event.c"):
             continue
-        if const in f.read_text(errors="replace"):
+        code = re.sub(r"/\*.*?\*/|//[^\n]*", "",
+                      f.read_text(errors="replace"), flags=re.S)
+        if re.search(r"\b%s\b" % const, code):  # not in a comment (a TODO)
             return f
     return None
 
@@ -120,92 +123,114 @@ def need_nbd():
             pytest.skip("the nbd export is not built into this libnexus")
 
 
-def export_session(ctx, col):
-    """Create an export, serve a device, connect a client, take it all
-    down; return (export, device, port)."""
+EXPORT_KINDS = ["export-started", "export-dev-added", "conn-opened",
+                "conn-closed", "export-dev-removed", "export-stopped"]
+
+
+def export_kinds():
+    """The export and connection kinds this tree raises, or skip."""
+    kinds = [k for k in EXPORT_KINDS if raised_in_tree(k)]
+    if not kinds:
+        pytest.skip("no file of this tree's lib/ raises %s yet (exports "
+                    "and connections: workstream server); the test runs "
+                    "once one does" % ", ".join(
+                        "NEXUS_EVENT_" + k.upper().replace("-", "_")
+                        for k in EXPORT_KINDS))
+    return kinds
+
+
+def export_session(ctx, col, kinds):
+    """Create an export, serve a device, connect one client, take it all
+    down, waiting for each event of @kinds; return (export, device,
+    port)."""
     port = free_port()
     spec = "nbd:listen=127.0.0.1:%d" % port
+
+    def step(label, after):
+        if label in kinds:
+            col.wait(label, after)
     dev = ctx.open("mem:size=1M")
     exp = ctx.create_export(spec)
-    col.wait("export-started", "nexus_export_create(%s)" % spec)
+    step("export-started", "nexus_export_create(%s)" % spec)
     exp.add(dev, name="vol")
-    col.wait("export-dev-added", "nexus_export_add_dev")
-    wait_listening(port)
-    # wait_listening's probe connected too; clear the field and use a
-    # real client.
+    step("export-dev-added", "nexus_export_add_dev")
+    # The export listens once the calls return: one client, no probe.
     out = nbdsh("nbd://127.0.0.1:%d/vol" % port, "print(h.get_size())")
     assert int(out) == 1 << 20
-    col.wait("conn-closed", "an NBD client disconnected")
+    step("conn-opened", "an NBD client connected")
+    step("conn-closed", "an NBD client disconnected")
     exp.remove(dev)
-    col.wait("export-dev-removed", "nexus_export_remove_dev")
+    step("export-dev-removed", "nexus_export_remove_dev")
     exp.close()
-    col.wait("export-stopped", "nexus_export_destroy")
+    step("export-stopped", "nexus_export_destroy")
     dev.close()
     return exp, dev, port
 
 
-def check_session(col, exp, dev, port):
+def check_session(col, kinds, exp, dev, port):
     evs = col.events
     seqs = [e.seq for e in evs]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
     assert all(isinstance(e, nexus.Event) for e in evs)
     assert not any(e.kind == EventKind.LOST for e in evs)
     names = col.names()
-    order = ["export-started", "export-dev-added", "conn-opened",
-             "conn-closed", "export-dev-removed", "export-stopped"]
-    idx = [names.index(n) for n in order]
+    idx = [names.index(n) for n in kinds]
     assert idx == sorted(idx), names
     now = time.time_ns()
     for e in evs:
         assert abs(now - e.time_ns) < 600e9, e
         assert e.kind_name == nexus.EventKind(e.kind).label
-    started = evs[names.index("export-started")]
-    assert started.export is exp
-    assert str(port) in started.object
-    added = evs[names.index("export-dev-added")]
-    assert added.export is exp and added.device is dev
-    opened = [e for e in evs if e.kind == EventKind.CONN_OPENED]
-    closed = [e for e in evs if e.kind == EventKind.CONN_CLOSED]
-    # the wait_listening probe and nbdsh: every connection opens and closes
-    assert len(opened) == len(closed) >= 1
-    for e in opened + closed:
-        assert e.peer.startswith("127.0.0.1:"), e
-        assert e.export is exp
-    assert {e.peer for e in opened} == {e.peer for e in closed}
-    stopped = evs[names.index("export-stopped")]
-    assert stopped.export is exp and exp.closed
-    assert "export-stopped" in str(stopped)
+    if "export-started" in kinds:
+        started = evs[names.index("export-started")]
+        assert started.export is exp
+        assert str(port) in started.object
+    for label in ("export-dev-added", "export-dev-removed"):
+        if label in kinds:
+            ev = evs[names.index(label)]
+            assert ev.export is exp and ev.device is dev, ev
+    for kind in (EventKind.CONN_OPENED, EventKind.CONN_CLOSED):
+        if kind.label in kinds:
+            conns = [e for e in evs if e.kind == kind]
+            assert len(conns) == 1, [str(e) for e in conns]
+            assert conns[0].peer.startswith("127.0.0.1:"), conns[0]
+            assert conns[0].export is exp, conns[0]
+    if "export-stopped" in kinds:
+        stopped = evs[names.index("export-stopped")]
+        assert stopped.export is exp and exp.closed
+        assert "export-stopped" in str(stopped)
 
 
 def test_export_events_queue(need_nbd):
+    kinds = export_kinds()
     before = len(_core._event_sinks)
     ctx = nexus.Context(reactors=2, events=True)
     sink = ctx._sink
     col = Collector(ctx)
     try:
-        exp, dev, port = export_session(ctx, col)
+        exp, dev, port = export_session(ctx, col, kinds)
     finally:
         ctx.close()
     # After close the queue ends: events() drains what is left and stops.
     col.events.extend(ctx.events())
     assert ctx.next_event(0) is None
-    check_session(col, exp, dev, port)
+    check_session(col, kinds, exp, dev, port)
     assert len(_core._event_sinks) == before
     if EVENT_C.exists():
         assert sink.freed_by_library, "event_free was not called"
 
 
 def test_export_events_callback(need_nbd):
+    kinds = export_kinds()
     col = Collector()
     main = threading.get_ident()
     ctx = nexus.Context(reactors=2, on_event=col)
     sink = ctx._sink
     try:
-        exp, dev, port = export_session(ctx, col)
+        exp, dev, port = export_session(ctx, col, kinds)
     finally:
         ctx.close()
     n = len(col.events)
-    check_session(col, exp, dev, port)
+    check_session(col, kinds, exp, dev, port)
     # One event thread, not ours; nothing after close.
     assert len(col.threads) == 1 and main not in col.threads
     time.sleep(0.2)
