@@ -15,6 +15,7 @@ saying so; once the tree has the code, no event is a failure."""
 
 import ctypes
 import errno
+import functools
 import gc
 import pathlib
 import re
@@ -34,6 +35,7 @@ FIRST_EVENT_TIMEOUT = 5.0
 TIMEOUT = 20.0
 
 
+@functools.lru_cache(maxsize=None)
 def raised_in_tree(label):
     """The file of this tree's lib/ that raises events of kind @label
     ("export-started": NEXUS_EVENT_EXPORT_STARTED), or None."""
