@@ -380,13 +380,28 @@ func (o *objects) find(p unsafe.Pointer) interface{} {
 	return v
 }
 
+// lookupWait is how long an event waits for the creation of the object
+// it names: not for long, so that a slow open elsewhere (an NBD
+// connect) does not hold up the events of objects never wrapped.
+const lookupWait = 2 * time.Second
+
 func (o *objects) lookup(p unsafe.Pointer) interface{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	v, ok := o.m[p]
-	for !ok && o.pending > 0 {
-		o.cond.Wait()
-		v, ok = o.m[p]
+	if !ok && o.pending > 0 {
+		expired := false
+		timer := time.AfterFunc(lookupWait, func() {
+			o.mu.Lock()
+			expired = true
+			o.cond.Broadcast()
+			o.mu.Unlock()
+		})
+		for !ok && o.pending > 0 && !expired {
+			o.cond.Wait()
+			v, ok = o.m[p]
+		}
+		timer.Stop()
 	}
 	if !ok {
 		return nil

@@ -425,6 +425,10 @@ class _EventSink:
                 self.queue.put(_END)
 
 
+# How long an event waits for the creation of the object it names.
+LOOKUP_WAIT = 2.0
+
+
 class _Objects:
     """A context's C handles -> weak references to their wrappers, so that
     events name the Python objects.  An event about an object is usually
@@ -467,7 +471,11 @@ class _Objects:
         with self._cond:
             obj = self._get(ptr)
             if obj is None and self._pending:
-                self._cond.wait_for(lambda: not self._pending, timeout=10)
+                # Not for long: a slow open elsewhere (an NBD connect)
+                # must not hold up the events of objects we never wrap.
+                self._cond.wait_for(
+                    lambda: not self._pending or self._get(ptr) is not None,
+                    timeout=LOOKUP_WAIT)
                 obj = self._get(ptr)
             return obj
 

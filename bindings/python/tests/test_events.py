@@ -486,3 +486,26 @@ def test_delivery_path_with_a_synthetic_event():
         assert len(got) == 2
     finally:
         ctx.close()
+
+
+def test_lookup_waits_for_a_creation_in_progress():
+    """The event of a new object is delivered before the call that made it
+    returns: its lookup waits for the creation, and only so long."""
+    objs = _core._Objects()
+
+    class Obj:
+        closed = False
+    obj = Obj()
+    with objs.creating():
+        t = threading.Timer(0.2, objs.register, (0x1000, obj))
+        t.start()
+        t0 = time.monotonic()
+        assert objs.lookup(0x1000) is obj          # waited for it
+        assert time.monotonic() - t0 < _core.LOOKUP_WAIT
+        t0 = time.monotonic()
+        assert objs.lookup(0x2000) is None         # never comes: gives up
+        assert time.monotonic() - t0 >= _core.LOOKUP_WAIT * 0.9
+        t.join()
+    t0 = time.monotonic()
+    assert objs.lookup(0x3000) is None             # nothing pending: at once
+    assert time.monotonic() - t0 < 0.5
