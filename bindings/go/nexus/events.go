@@ -350,6 +350,7 @@ func (o *objects) register(p unsafe.Pointer, v interface{ closed() bool }, repla
 	o.mu.Lock()
 	if cur, ok := o.m[p]; replace || !ok || cur.closed() {
 		o.m[p] = v
+		o.cond.Broadcast()
 	}
 	o.mu.Unlock()
 }

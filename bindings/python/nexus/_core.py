@@ -486,6 +486,7 @@ class _Objects:
             cur = self._get(ptr)
             if replace or cur is None or cur.closed:
                 self._refs[ptr] = weakref.ref(obj)
+                self._cond.notify_all()
             for p, ref in list(self._refs.items()):  # prune the dead
                 if ref() is None:
                     del self._refs[p]
