@@ -491,3 +491,53 @@ func TestEventDeliveryPath(t *testing.T) {
 		t.Errorf("%d sinks, want %d", n, before)
 	}
 }
+
+// Contexts closed while events flow and nobody reads them: Close never
+// hangs on the full channel, nothing is sent after the channel closes.
+func TestEventsCloseWhileBusy(t *testing.T) {
+	for round := 0; round < 10; round++ {
+		ctx, err := NewContext(&Options{Reactors: 1, Events: true, EventBuffer: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, err := ctx.Open("mem:size=1M")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			states := []DevState{DevDegraded, DevOnline}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if testSetState(dev, states[i%2], ReasonUser, "") != nil {
+					return // closed
+				}
+			}
+		}()
+		<-ctx.Events() // events flow; then nobody reads
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		done := make(chan struct{})
+		go func() { ctx.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close hangs with a full event channel")
+		}
+		close(stop)
+		wg.Wait()
+		n := 0
+		for range ctx.Events() {
+			n++
+		}
+		if n > 1 {
+			t.Errorf("round %d: %d events left in a channel of 1", round, n)
+		}
+	}
+}

@@ -509,3 +509,40 @@ def test_lookup_waits_for_a_creation_in_progress():
     t0 = time.monotonic()
     assert objs.lookup(0x3000) is None             # nothing pending: at once
     assert time.monotonic() - t0 < 0.5
+
+
+def test_close_while_events_flow():
+    """Contexts closed while a thread changes states and a slow callback
+    runs: close() waits for the event thread, the callback is not called
+    after it, the queue ends."""
+    for round_ in range(3):
+        calls = []
+
+        def slow(ev):
+            calls.append(ev)
+            time.sleep(0.001)
+        ctx = nexus.Context(reactors=1, on_event=slow, events=True)
+        dev = ctx.open("mem:size=1M")
+        stop = threading.Event()
+
+        def flip():
+            states = (nexus.DevState.DEGRADED, nexus.DevState.ONLINE)
+            i = 0
+            while not stop.is_set() and i < 500:
+                try:
+                    set_state(dev, states[i % 2])
+                except (ValueError, AssertionError):
+                    return  # closed
+                i += 1
+        t = threading.Thread(target=flip)
+        t.start()
+        assert ctx.next_event(TIMEOUT) is not None
+        time.sleep(0.01 * round_)
+        stop.set()
+        t.join()
+        ctx.close()
+        n = len(calls)
+        time.sleep(0.05)
+        assert len(calls) == n
+        rest = list(ctx.events())
+        assert len(rest) <= n
