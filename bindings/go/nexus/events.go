@@ -206,7 +206,7 @@ func (ctx *Context) Events() <-chan Event {
 type eventSink struct {
 	ctx    *Context
 	ch     chan Event
-	done   chan struct{} // closed when Context.Close starts
+	done   chan struct{} // closed when Context.Close destroys the context
 	handle cgo.Handle
 
 	closeOnce  sync.Once
@@ -282,8 +282,8 @@ func (s *eventSink) deliver(raw *C.struct_nexus_event_info) {
 		return
 	default:
 	}
-	// The reader is behind: wait for it, but never past Context.Close
-	// (nexus_ctx_destroy waits for this thread).
+	// The reader is behind: wait for it, but not once Context.Close
+	// destroys the context (nexus_ctx_destroy waits for this thread).
 	select {
 	case s.ch <- e:
 	case <-s.done:

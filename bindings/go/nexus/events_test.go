@@ -472,7 +472,7 @@ func TestEventDeliveryPath(t *testing.T) {
 		s.testEvent(0, EventLost, 10, nil, nil, "", 0, 0, 0, "", "", 4)
 	}()
 	time.Sleep(100 * time.Millisecond)
-	s.closing() // what Context.Close does first
+	s.closing() // what Context.Close does before destroying the context
 	wg.Wait()
 
 	s.testEventFree()

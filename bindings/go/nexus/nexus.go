@@ -130,7 +130,9 @@ type Options struct {
 	// EventBuffer is the capacity of that channel; 0 means 256.  When
 	// the reader falls behind and it is full, the library's event thread
 	// waits (later events are delayed, never I/O) and the library drops
-	// what its own queue cannot hold, reporting an EventLost.
+	// what its own queue cannot hold, reporting an EventLost; once
+	// Context.Close has closed everything and destroys the context, it
+	// no longer waits, and events that do not fit are dropped.
 	EventBuffer int
 }
 
@@ -208,9 +210,6 @@ func NewContext(opts *Options) (*Context, error) {
 // channel of Events is closed once the last event is in it.  Closing
 // twice is harmless.
 func (ctx *Context) Close() error {
-	if ctx.events != nil {
-		ctx.events.closing() // an event thread blocked on a full channel goes on
-	}
 	ctx.mu.Lock()
 	c := ctx.c
 	ctx.c = nil
@@ -240,6 +239,12 @@ func (ctx *Context) Close() error {
 				}
 			}
 		}
+	}
+	// nexus_ctx_destroy waits for the event thread: from now on it does
+	// not wait for a reader who may be gone (the events the destroy
+	// itself raises are dropped if the channel is full).
+	if ctx.events != nil {
+		ctx.events.closing()
 	}
 	C.nexus_ctx_destroy(c)
 	if ctx.log != 0 {
