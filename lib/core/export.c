@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ctx-list.h"
 
 static void export_free(struct nexus_export *exp)
 {
@@ -59,7 +60,6 @@ int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
 			struct nexus_export **out)
 {
 	struct nx_stage *st;
-	char text[4096];
 	int rc;
 
 	nx_clear_error();
@@ -70,54 +70,12 @@ int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
 	if (nexus_reactor_current())
 		return nexus_error(-EDEADLK, "nexus_export_create from a "
 				   "callback would deadlock");
-	/* Parse "null | SPEC" so that SPEC resolves as a last stage. */
-	if (snprintf(text, sizeof(text), "null | %s", spec) >= (int)sizeof(text))
-		return nexus_error(-EINVAL, "export spec is too long");
-	rc = nx_pipeline_parse(ctx, text, &st);
+	rc = nx_stage_parse(ctx, spec, NEXUS_DRIVER_EXPORT, &st);
 	if (rc)
 		return rc;
-	if (!st->next || st->next->next ||
-	    st->next->drv->kind != NEXUS_DRIVER_EXPORT) {
-		size_t off = 0;
-
-		/* the parsed stages, not @p spec: secrets are hidden there */
-		text[0] = '\0';
-		for (struct nx_stage *s = st->next; s; s = s->next) {
-			int w = snprintf(off < sizeof(text) ? text + off : NULL,
-					 off < sizeof(text) ? sizeof(text) - off
-							    : 0,
-					 "%s%s", s == st->next ? "" : " | ",
-					 s->text);
-
-			if (w > 0)
-				off += (size_t)w;
-		}
-		nx_pipeline_free_stages(st);
-		return nexus_error(-EINVAL, "'%s' is not a single export stage",
-				   text);
-	}
-	rc = nx_export_create(ctx, st->next->drv, &st->next->opts,
-			      st->next->text, out);
+	rc = nx_export_create(ctx, st->drv, &st->opts, st->text, out);
 	nx_pipeline_free_stages(st);
 	return rc;
-}
-
-/* Take @p exp out of the context's list; false if it was not there. */
-static bool unlink_export(struct nexus_export *exp)
-{
-	struct nexus_ctx *ctx = exp->ctx;
-	bool found = false;
-
-	pthread_mutex_lock(&ctx->lock);
-	for (struct nexus_export **p = &ctx->exports; *p; p = &(*p)->next) {
-		if (*p == exp) {
-			*p = exp->next;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
-	return found;
 }
 
 static bool id_taken(const struct nexus_export *exp, uint32_t id)
@@ -300,20 +258,9 @@ void nexus_export_destroy(struct nexus_export *exp)
 	if (!exp)
 		return;
 	ctx = exp->ctx;
-	if (nexus_reactor_current()) {
-		nexus_error(-EDEADLK, "nexus_export_destroy from a callback "
-			    "would deadlock");
-		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_export_destroy called "
-			  "from a callback: refused");
+	if (NX_CTX_UNLINK(ctx, &ctx->exports, exp, next,
+			  "nexus_export_destroy", "destroyed twice?"))
 		return;
-	}
-	if (!unlink_export(exp)) {
-		nexus_error(-EINVAL, "nexus_export_destroy: not a running "
-			    "export (destroyed twice?)");
-		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_export_destroy: not a "
-			  "running export (destroyed twice?)");
-		return;
-	}
 	pthread_mutex_lock(&exp->add_lock);
 	exp->destroying = true;
 	/* newest first, as a stack unwinds */

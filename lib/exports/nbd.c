@@ -46,9 +46,10 @@ static const struct nexus_option_desc nbd_options[] = {
 	{ "readonly", NEXUS_OPT_BOOL, "off", "refuse writes", 0 },
 	{ "handshake-timeout", NEXUS_OPT_UINT, "10",
 	  "seconds a client may take to finish the handshake (0: no limit)",
-	  0 },
+	  0, .max = 86400 },
 	{ "max-inflight", NEXUS_OPT_UINT, "128",
-	  "requests in flight per connection (1-4096)", 0 },
+	  "requests in flight per connection (1-4096)", 0, .min = 1,
+	  .max = 4096 },
 	{ "congestion", NEXUS_OPT_STRING, "auto",
 	  "TCP congestion control of the connections: auto (on loopback, "
 	  "cubic or reno instead of a pacing one such as bbr, which caps "
