@@ -203,16 +203,30 @@ func (ctx *Context) Events() <-chan Event {
 
 // eventSink is the Go side of one context's event stream; the C library
 // holds it as a cgo.Handle in event_user_data until event_free.
+//
+// The library's event thread never waits for the reader: closing a
+// device waits for a delivery in progress that names it, so a delivery
+// blocked on a full channel would deadlock a reader that closes devices,
+// or a program that reads no events.  What does not fit in the channel
+// waits in order in overflow, moved on by a pump goroutine.
 type eventSink struct {
 	ctx    *Context
 	ch     chan Event
-	done   chan struct{} // closed when Context.Close destroys the context
 	handle cgo.Handle
 
-	closeOnce  sync.Once
+	mu       sync.Mutex
+	overflow []Event // waiting for room in ch, in order
+	pumping  bool    // a pump goroutine runs
+	finished bool    // event_free ran: close ch once overflow is empty
+	lost     uint64  // dropped since the overflow was full
+
 	finishOnce sync.Once
 	freed      atomic.Bool // event_free ran (tests)
 }
+
+// overflowMax bounds the events waiting for a reader that fell behind;
+// beyond it they are counted and an EventLost (Seq 0) says how many.
+const overflowMax = 65536
 
 // liveSinks counts the event sinks whose handle is held (tests).
 var liveSinks atomic.Int32
@@ -221,25 +235,74 @@ func newEventSink(ctx *Context, buffer int) *eventSink {
 	if buffer <= 0 {
 		buffer = 256
 	}
-	s := &eventSink{ctx: ctx, ch: make(chan Event, buffer), done: make(chan struct{})}
+	s := &eventSink{ctx: ctx, ch: make(chan Event, buffer)}
 	s.handle = cgo.NewHandle(s)
 	liveSinks.Add(1)
 	return s
 }
 
-func (s *eventSink) closing() {
-	s.closeOnce.Do(func() { close(s.done) })
-}
-
 // finish ends the stream: exactly once, from event_free, or from Close
-// or a failed NewContext when the library did not call it.
+// or a failed NewContext when the library did not call it.  The channel
+// is closed once the events waiting in overflow are in it.
 func (s *eventSink) finish() {
 	s.finishOnce.Do(func() {
-		s.closing()
-		close(s.ch)
+		s.mu.Lock()
+		s.finished = true
+		if !s.pumping {
+			close(s.ch)
+		}
+		s.mu.Unlock()
 		s.handle.Delete()
 		liveSinks.Add(-1)
 	})
+}
+
+// send passes e on without ever blocking the caller (the event thread).
+func (s *eventSink) send(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pumping {
+		select {
+		case s.ch <- e:
+			return
+		default:
+		}
+	}
+	if len(s.overflow) >= overflowMax {
+		s.lost++
+		return
+	}
+	if s.lost > 0 {
+		s.overflow = append(s.overflow, Event{Kind: EventLost, Count: s.lost, Time: time.Now(),
+			Message: "dropped by the Go binding: the reader of Context.Events fell behind"})
+		s.lost = 0
+	}
+	s.overflow = append(s.overflow, e)
+	if !s.pumping {
+		s.pumping = true
+		go s.pump()
+	}
+}
+
+// pump moves the overflow into the channel, blocking for the reader;
+// it closes the channel when the stream has finished and is drained.
+func (s *eventSink) pump() {
+	for {
+		s.mu.Lock()
+		if len(s.overflow) == 0 {
+			s.pumping = false
+			if s.finished {
+				close(s.ch)
+			}
+			s.mu.Unlock()
+			return
+		}
+		e := s.overflow[0]
+		s.overflow[0] = Event{}
+		s.overflow = s.overflow[1:]
+		s.mu.Unlock()
+		s.ch <- e
+	}
 }
 
 func (s *eventSink) deliver(raw *C.struct_nexus_event_info) {
@@ -277,17 +340,7 @@ func (s *eventSink) deliver(raw *C.struct_nexus_event_info) {
 	if ev.exp != nil {
 		e.Export, _ = s.ctx.objects.lookup(unsafe.Pointer(ev.exp)).(*Export)
 	}
-	select {
-	case s.ch <- e:
-		return
-	default:
-	}
-	// The reader is behind: wait for it, but not once Context.Close
-	// destroys the context (nexus_ctx_destroy waits for this thread).
-	select {
-	case s.ch <- e:
-	case <-s.done:
-	}
+	s.send(e)
 }
 
 //export nexusGoEvent

@@ -128,11 +128,11 @@ type Options struct {
 	// the channel of Context.Events.
 	Events bool
 	// EventBuffer is the capacity of that channel; 0 means 256.  When
-	// the reader falls behind and it is full, the library's event thread
-	// waits (later events are delayed, never I/O) and the library drops
-	// what its own queue cannot hold, reporting an EventLost; once
-	// Context.Close has closed everything and destroys the context, it
-	// no longer waits, and events that do not fit are dropped.
+	// the reader falls behind and it is full, further events wait in
+	// order inside the binding (up to 65536; beyond, they are counted and
+	// an EventLost with Seq 0 says how many): the library's event thread
+	// never waits for the reader, so the reading goroutine may close
+	// devices and exports, and a program may leave the events unread.
 	EventBuffer int
 }
 
@@ -239,12 +239,6 @@ func (ctx *Context) Close() error {
 				}
 			}
 		}
-	}
-	// nexus_ctx_destroy waits for the event thread: from now on it does
-	// not wait for a reader who may be gone (the events the destroy
-	// itself raises are dropped if the channel is full).
-	if ctx.events != nil {
-		ctx.events.closing()
 	}
 	C.nexus_ctx_destroy(c)
 	if ctx.log != 0 {

@@ -78,7 +78,10 @@ def test_attach_and_detach(tee_ctx):
         time.sleep(0.02)
     if not got():
         no_event("child-attached", "Device.attach_child", 20)
-    assert got() == want
+    # A child closed before its event is delivered reads as None.
+    assert len(got()) == len(want), got()
+    for (kind, child), (wkind, wchild) in zip(got(), want):
+        assert kind == wkind and child in (wchild, None), got()
     assert all(e.device is tee for e in ctx.seen
                if e.kind == nexus.EventKind.CHILD_ATTACHED)
 
