@@ -9,9 +9,11 @@
 
 #include "internal.h"
 #include "ctx-list.h"
+#include "event.h"
 
 static void export_free(struct nexus_export *exp)
 {
+	nx_event_forget(exp->ctx, exp);
 	nx_opts_free(&exp->opts);
 	pthread_mutex_destroy(&exp->lock);
 	pthread_mutex_destroy(&exp->add_lock);
@@ -76,6 +78,24 @@ int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
 	rc = nx_export_create(ctx, st->drv, &st->opts, st->text, out);
 	nx_pipeline_free_stages(st);
 	return rc;
+}
+
+/* EXPORT_DEV_ADDED / EXPORT_DEV_REMOVED for an entry. */
+static void dev_event(struct nexus_export_dev *ed, uint32_t kind,
+		      uint32_t reason)
+{
+	struct nexus_event_info ev = { .size = sizeof(ev) };
+	char msg[NEXUS_ID_MAX + 32];
+
+	snprintf(msg, sizeof(msg), "name '%s', id %u",
+		 ed->name ? ed->name : "", ed->id);
+	ev.kind = kind;
+	ev.reason = reason;
+	ev.dev = ed->dev;
+	ev.exp = ed->exp;
+	ev.object = ed->exp->spec;
+	ev.message = msg;
+	nx_event_emit(ed->exp->ctx, &ev);
 }
 
 static bool id_taken(const struct nexus_export *exp, uint32_t id)
@@ -180,6 +200,7 @@ int nexus_export_add_dev(struct nexus_export *exp, struct nexus_dev *dev,
 	}
 	nexus_log(exp->ctx, NEXUS_LOG_INFO, "export %s serves %s (id %u)",
 		  exp->spec, dev->name, ed->id);
+	dev_event(ed, NEXUS_EVENT_EXPORT_DEV_ADDED, NEXUS_REASON_USER);
 	pthread_mutex_unlock(&exp->add_lock);
 	return 0;
 out:
@@ -201,6 +222,8 @@ static void remove_entry(struct nexus_export *exp, struct nexus_export_dev *ed)
 	*p = ed->next;
 	pthread_mutex_unlock(&exp->lock);
 	exp->drv->export_remove_dev(exp, ed);
+	dev_event(ed, NEXUS_EVENT_EXPORT_DEV_REMOVED,
+		  exp->destroying ? NEXUS_REASON_SHUTDOWN : NEXUS_REASON_USER);
 	pthread_mutex_lock(&exp->ctx->lock);
 	ed->dev->export_refs--;
 	pthread_mutex_unlock(&exp->ctx->lock);
