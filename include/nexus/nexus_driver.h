@@ -579,11 +579,11 @@ NEXUS_API int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child);
  * "server")
  *
  * What every export needs below its protocol, written once:
- *  - a listener binds TCP (every address a host name resolves to) or a
- *    Unix socket, is shared within a context by the exports of one
- *    protocol on one address, hands each accepted connection to a
- *    reactor (round robin) and closes its sockets when the last user
- *    closes it;
+ *  - a listener is one socket: TCP (a host name gives one listener per
+ *    address it resolves to) or Unix; the exports of one protocol share
+ *    the listener of an address within a context; it hands each
+ *    accepted connection to a reactor (round robin) and closes its
+ *    socket when the last user closes it;
  *  - a connection is owned by one reactor: receive buffer, receiving
  *    straight into a caller's buffer, batched sendmsg that owns the
  *    iovecs it was given until they are sent, one timer, a reference
@@ -605,6 +605,10 @@ struct nexus_conn_group;
 struct nexus_budget;
 struct nexus_slots;
 
+/** Most listeners one nexus_listener_open() gives (addresses of a
+ *  host name that are used). */
+#define NEXUS_LISTEN_MAX_ADDRS 8
+
 /**
  * @brief Called on the reactor that will own a newly accepted
  *        connection; it must call nexus_conn_setup() (or
@@ -621,17 +625,24 @@ struct nexus_listen_opts {
 	 *  ("nbd"); required. */
 	const char *protocol;
 	/** HOST:PORT, [IPV6]:PORT or :PORT (every local address).  A host
-	 *  name means every address it resolves to: one socket each.  Port
-	 *  0 picks a free port (such a listener is never shared). */
+	 *  name means every address it resolves to: one listener each (an
+	 *  address this host cannot bind, such as ::1 without IPv6, is left
+	 *  out with a warning when another one works).  Port 0 picks a free
+	 *  port, the same for every address (never shared). */
 	const char *tcp;
 	/** Path of a Unix socket (instead of @c tcp). */
 	const char *unix_path;
-	/** What accepted connections are given to (first opener's). */
+	/** What accepted connections are given to (of the opener that
+	 *  created the listener). */
 	nexus_accept_fn accept;
-	/** For @c accept and nexus_listener_user_data() (first opener's). */
-	void *user_data;
-	/** Run once on @c user_data when the listener is destroyed. */
+	/** Optional: make the user data of a new listener (for @c accept
+	 *  and nexus_listener_user_data(), e.g. the catalogue of what the
+	 *  sharers of the address serve) from @c arg.  NULL: -ENOMEM. */
+	void *(*create_user_data)(void *arg);
+	/** Run once on the user data when the listener is destroyed. */
 	void (*free_user_data)(void *user_data);
+	/** For @c create_user_data. */
+	void *arg;
 	/** Connections alive at once, handshakes included; one accepted
 	 *  beyond it is closed at once.  0: 1024.  A sharer with a larger
 	 *  value raises it. */
@@ -644,20 +655,22 @@ struct nexus_listen_opts {
 #define NEXUS_LISTEN_OPTS_INIT { .size = sizeof(struct nexus_listen_opts) }
 
 /**
- * @brief Listen, or share the context's listener on the same address.
+ * @brief Listen on every address of @p o, sharing the context's
+ *        listener where an address has one for the same protocol.
  * @param ctx  the context
  * @param o    options; @c protocol, @c accept and one of @c tcp and
  *             @c unix_path are required
- * @param out  receives the listener (one reference)
- * @return 0 (a new listener, accepting), 1 (an existing one of the same
- *         protocol and addresses: @c accept, @c user_data and
- *         @c free_user_data of @p o were not used), or a negative errno:
- *         -EINVAL (bad address), -EADDRINUSE, -ENOMEM...
+ * @param out  receives the listeners (one reference each)
+ * @param max  capacity of @p out (NEXUS_LISTEN_MAX_ADDRS is enough)
+ * @return the number of listeners (>= 1), or a negative errno: -EINVAL
+ *         (bad address), -EADDRINUSE, -EADDRNOTAVAIL, -ENOMEM...; then
+ *         none is open.  A shared listener keeps the accept function
+ *         and user data of the opener that created it.
  * @par Threading: any thread but a reactor.
  */
 NEXUS_API int nexus_listener_open(struct nexus_ctx *ctx,
 				  const struct nexus_listen_opts *o,
-				  struct nexus_listener **out);
+				  struct nexus_listener **out, unsigned max);
 
 /**
  * @brief Drop a reference.  The last one stops accepting (waits for the
@@ -670,19 +683,15 @@ NEXUS_API int nexus_listener_open(struct nexus_ctx *ctx,
  */
 NEXUS_API int nexus_listener_close(struct nexus_listener *l);
 
-/** @brief user_data of the listener (its first opener's).  Any thread. */
+/** @brief User data of the listener (create_user_data()'s result of the
+ *         opener that created it).  Any thread. */
 NEXUS_API void *nexus_listener_user_data(const struct nexus_listener *l);
 
-/** @brief Number of bound sockets (addresses).  Any thread. */
-NEXUS_API unsigned nexus_listener_addr_count(const struct nexus_listener *l);
-
 /**
- * @brief Bound address @p i: "127.0.0.1:10809", "[::1]:10809" or
- *        "unix:PATH"; NULL past the last.  Any thread; valid while the
- *        listener is open.
+ * @brief The bound address: "127.0.0.1:10809", "[::1]:10809" or
+ *        "unix:PATH".  Any thread; valid while the listener is open.
  */
-NEXUS_API const char *nexus_listener_addr(const struct nexus_listener *l,
-					  unsigned i);
+NEXUS_API const char *nexus_listener_addr(const struct nexus_listener *l);
 
 /**
  * @brief The listener's lock, for the state its sharers keep in
@@ -798,6 +807,21 @@ NEXUS_API void nexus_conn_put(struct nexus_conn *c);
 NEXUS_API void nexus_conn_close(struct nexus_conn *c, const char *why);
 /** @brief Stop receiving for good (a graceful stop): eof runs soon. */
 NEXUS_API void nexus_conn_shutdown_read(struct nexus_conn *c);
+/**
+ * @brief Leave the connection's group and its listener's count: for a
+ *        closing connection that still waits for device I/O past its
+ *        owner's deadline, so that the owner (export, listener) can go
+ *        away.  The connection frees itself when that I/O completes;
+ *        the protocol must drop its own pointers to the owner.
+ */
+NEXUS_API void nexus_conn_detach(struct nexus_conn *c);
+/** @brief The @p proto given to nexus_conn_setup(), or NULL before. */
+NEXUS_API void *nexus_conn_proto(const struct nexus_conn *c);
+/**
+ * @brief Milliseconds since the connection last received or sent a
+ *        byte (kept while a timer is set: see nexus_conn_timer()).
+ */
+NEXUS_API uint64_t nexus_conn_quiet_ms(const struct nexus_conn *c);
 /** @brief Whether nexus_conn_close() was called. */
 NEXUS_API bool nexus_conn_closing(const struct nexus_conn *c);
 /** @brief The peer: "1.2.3.4:5678", "[::1]:5678" or "unix". */
@@ -899,6 +923,12 @@ NEXUS_API void *nexus_slot_get(struct nexus_slots *s, size_t bytes,
 NEXUS_API void nexus_slot_drop_buf(struct nexus_slots *s, void *slot);
 /** @brief Give back a slot and its buffer. */
 NEXUS_API void nexus_slot_put(struct nexus_slots *s, void *slot);
+/**
+ * @brief Give back to the budget what the slots hold and stop charging
+ *        it (a connection abandoned past a deadline: its budget owner
+ *        goes away).
+ */
+NEXUS_API void nexus_slots_detach_budget(struct nexus_slots *s);
 /** @brief Slots taken now. */
 NEXUS_API unsigned nexus_slots_busy(const struct nexus_slots *s);
 

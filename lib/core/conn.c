@@ -173,15 +173,18 @@ static void conn_free(struct nexus_conn *c)
 
 	if (c->ops && c->ops->closed)
 		c->ops->closed(c, c->proto);
-	group_unlist(c);
-	group_leave(c->g);
+	if (c->g) {
+		group_unlist(c);
+		group_leave(c->g);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->rbuf);
 	free(c->iov);
 	free(c->ent);
 	free(c);
-	nx_listener_conn_gone(l);
+	if (l)
+		nx_listener_conn_gone(l);
 }
 
 static void conn_maybe_free(struct nexus_conn *c)
@@ -265,13 +268,14 @@ void nexus_conn_timer(struct nexus_conn *c, uint64_t ms, unsigned flags)
 
 	if (c->closing)
 		return;
+	now = nx_now_ns();
+	if (!c->t_ms)
+		c->last_io = now; /* not kept up to date meanwhile */
 	c->t_ms = ms;
 	c->t_flags = flags;
 	if (!ms)
 		return; /* an armed timeout finds nothing to do */
-	now = nx_now_ns();
 	c->t_deadline = now + ms * 1000000ull;
-	c->last_io = now;
 	if (!c->t_armed)
 		timer_arm(c, timer_due(c));
 	else if (c->t_expiry > timer_due(c))
@@ -316,8 +320,15 @@ static void tdel_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 
 static void progress(struct nexus_conn *c)
 {
-	if (c->t_ms && (c->t_flags & NEXUS_CONN_TIMER_IDLE))
+	if (c->t_ms)
 		c->last_io = nx_now_ns();
+}
+
+uint64_t nexus_conn_quiet_ms(const struct nexus_conn *c)
+{
+	uint64_t now = nx_now_ns();
+
+	return now > c->last_io ? (now - c->last_io) / 1000000 : 0;
 }
 
 /* ---- receive ---- */
@@ -713,6 +724,7 @@ void nx_conn_start(struct nexus_conn *c, struct nexus_reactor *r,
 	bool closed;
 
 	c->r = r;
+	c->last_io = nx_now_ns();
 	enter(c);
 	pthread_mutex_lock(&c->g->lock);
 	closed = c->g->closed;
@@ -766,6 +778,24 @@ void nx_conn_ready_msg(void *arg)
 		c->ops->ready(c, c->proto);
 	c->refs--;
 	leave(c);
+}
+
+void nexus_conn_detach(struct nexus_conn *c)
+{
+	if (c->g) {
+		group_unlist(c);
+		group_leave(c->g);
+		c->g = NULL;
+	}
+	if (c->lst) {
+		nx_listener_conn_gone(c->lst);
+		c->lst = NULL;
+	}
+}
+
+void *nexus_conn_proto(const struct nexus_conn *c)
+{
+	return c ? c->proto : NULL;
 }
 
 void nexus_conn_get(struct nexus_conn *c)

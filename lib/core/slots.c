@@ -374,6 +374,14 @@ void nexus_slot_put(struct nexus_slots *s, void *slot)
 	}
 }
 
+void nexus_slots_detach_budget(struct nexus_slots *s)
+{
+	unwait(s);
+	if (s->b && s->held)
+		give(s->b, s->held);
+	s->b = NULL;
+}
+
 unsigned nexus_slots_busy(const struct nexus_slots *s)
 {
 	return s ? s->busy : 0;
