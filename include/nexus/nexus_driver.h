@@ -746,8 +746,12 @@ NEXUS_API void nexus_conn_consume(struct nexus_conn *c, size_t n);
  * @brief Receive the next @p len bytes into @p buf (a write payload
  *        into the pool buffer the device then writes: no copy beyond
  *        what the receive buffer already held).
+ * @param c    the connection
+ * @param buf  where the bytes go
+ * @param len  how many
  * @param done called once @p len bytes are in @p buf (@p res 0), or the
  *             connection failed (@p res < 0); never before this returns
+ * @param arg  for @p done
  * @return 1 (all of it was buffered already: @p done is not called), 0
  *         (pending: @p done will be called), -EBUSY (one is already
  *         pending), -ESHUTDOWN (closing), -ECONNRESET (the peer ended
@@ -771,9 +775,13 @@ NEXUS_API void nexus_conn_recv_pause(struct nexus_conn *c, bool pause);
  *        point to must stay until @p done runs.  Everything queued while
  *        the reactor handles the completions at hand goes out in one
  *        sendmsg.
+ * @param c    the connection
+ * @param iov  what to send (the entries are copied)
+ * @param n    entries of @p iov
  * @param done called once all of it was sent (@p res 0) or the
  *             connection failed or closed (@p res < 0); never before
  *             this returns
+ * @param arg  for @p done
  * @return 0, -ENOBUFS (more than send_iovs entries waiting), -ESHUTDOWN
  *         (closing: @p done is not called).
  */
@@ -802,6 +810,7 @@ NEXUS_API void nexus_conn_put(struct nexus_conn *c);
  *        sends and receive complete with -ECANCELED), then, once no
  *        reference is left, call the closed callback and free.
  *        Idempotent.
+ * @param c   the connection
  * @param why logged at INFO with the peer, or NULL (quiet)
  */
 NEXUS_API void nexus_conn_close(struct nexus_conn *c, const char *why);
@@ -876,6 +885,7 @@ NEXUS_API int nexus_conn_group_wait(struct nexus_conn_group *g, uint64_t ms);
  * @param parent a budget outliving this one, or NULL
  * @param limit  bytes that may be taken at once (>= the largest single
  *               take, or that take can never succeed)
+ * @param out    receives the budget
  * @return 0, -EINVAL (limit 0), -ENOMEM.  Any thread.
  */
 NEXUS_API int nexus_budget_create(struct nexus_budget *parent,
@@ -912,6 +922,8 @@ NEXUS_API struct nexus_slots *nexus_slots_create(struct nexus_conn *c,
 NEXUS_API void nexus_slots_destroy(struct nexus_slots *s);
 /**
  * @brief Take a slot with a payload buffer of @p bytes (0: none).
+ * @param s     the connection's slots
+ * @param bytes payload bytes
  * @param buf receives the buffer (or NULL for 0 bytes)
  * @return the slot's state, or NULL: no slot free, the connection's
  *         bytes or the budget exhausted.  The connection's ready
