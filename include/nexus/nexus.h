@@ -806,6 +806,66 @@ NEXUS_API int nexus_dev_get_state(const struct nexus_dev *dev);
 
 /**@}*/
 /* ------------------------------------------------------------------ */
+/** @name Live device graphs
+ *
+ * The children of a transform that supports it (a mirror's replicas) can
+ * be attached and detached while I/O runs.  A change is atomic for the
+ * data path: an I/O the parent starts sees the old list or the new one,
+ * never a mix.  A detached child receives no new I/O from its parent,
+ * and detaching waits for the I/O the parent already started on it, so
+ * nothing in flight is lost or touches a device that is gone.
+ * nexus_dev_child() and nexus_dev_child_count() then describe the list
+ * as it is at the time of the call. */
+/**@{*/
+
+/**
+ * @brief Attach an open device as a new child of a running transform.
+ *
+ * @p child must be a top-level device of the same context (opened with
+ * nexus_dev_open(), not served by an export, not part of another stack).
+ * On success its ownership passes to @p parent: it is closed with the
+ * parent, and nexus_dev_close() refuses it (-EBUSY) until it is
+ * detached.  The parent's driver decides what the new child gets (a
+ * mirror starts a rebuild); NEXUS_EVENT_CHILD_ATTACHED is raised.
+ * @param parent a transform whose driver supports attaching
+ * @param child  the device to attach (last in the child list)
+ * @return 0, or -EINVAL (NULL argument, other context, @p parent is
+ *         @p child or below it), -EOPNOTSUPP (the parent's driver cannot
+ *         attach while open), -ENOSPC (the driver's max_children is
+ *         reached), -EBUSY (@p child is not the caller's to give: served
+ *         by an export or owned by a stack), -ESHUTDOWN (@p parent is
+ *         closing), -EDEADLK (called from a reactor thread), -ENOMEM, or
+ *         the driver's refusal (e.g. -EINVAL for a child too small).  On
+ *         error @p child stays the caller's, open and unchanged.
+ * @par Threading: any application thread, including the event callback;
+ *      not from an I/O callback (it waits for every reactor); not
+ *      concurrently with closing @p parent.
+ */
+NEXUS_API int nexus_dev_attach_child(struct nexus_dev *parent,
+				     struct nexus_dev *child);
+
+/**
+ * @brief Detach a child from a running transform and give it back.
+ *
+ * Once it returns 0, @p parent no longer sends I/O to @p child, and the
+ * I/O it sent before has completed.  @p child is a top-level device of
+ * the caller again: close it with nexus_dev_close() or attach it
+ * elsewhere.  NEXUS_EVENT_CHILD_DETACHED is raised.
+ * @param parent a transform whose driver supports detaching
+ * @param child  one of its children
+ * @return 0, or -EINVAL (NULL argument, other context), -ENOENT (not a
+ *         child of @p parent), -EOPNOTSUPP (the driver cannot detach
+ *         while open), -EBUSY (the last child, or one of the driver's
+ *         min_children; or the driver refuses, e.g. the only replica in
+ *         sync), -ESHUTDOWN (@p parent is closing), -EDEADLK (called
+ *         from a reactor thread), -ENOMEM.  On error nothing changed.
+ * @par Threading: as nexus_dev_attach_child().
+ */
+NEXUS_API int nexus_dev_detach_child(struct nexus_dev *parent,
+				     struct nexus_dev *child);
+
+/**@}*/
+/* ------------------------------------------------------------------ */
 /** @name Exports and pipelines */
 /**@{*/
 
@@ -1011,6 +1071,359 @@ NEXUS_API int nexus_plugin_load(struct nexus_ctx *ctx, const char *path);
  */
 NEXUS_API int nexus_ctx_describe_drivers(struct nexus_ctx *ctx, char *buf,
 					 size_t len);
+
+/**@}*/
+
+/* ------------------------------------------------------------------ */
+/** @name Copy engine
+ *
+ * Copies a device, or a list of its ranges, onto another device with
+ * many requests in flight across the context's reactors.  Sparse-aware:
+ * the source's block status splits the copy into data and zero ranges,
+ * and a zero range is zeroed on the destination with WRITE_ZEROES (or
+ * TRIM where it reads back zeroes), or skipped where the destination
+ * already reads as zeroes, instead of being written as zero bytes.  A
+ * job can be paused, resumed, cancelled and rate-limited while it runs,
+ * reports its progress, and can verify the copy by reading both sides
+ * back.  nexus-copy(1) is a thin program on top of it; a mirror's
+ * rebuild copies the dirty ranges of a replica with it, sequencing each
+ * chunk against foreground writes with the lock hook.
+ *
+ * A job: nexus_copy_create(), nexus_copy_start() (its done callback is
+ * called exactly once), optionally nexus_copy_wait(), and
+ * nexus_copy_destroy().  Both devices must stay open until the job is
+ * destroyed. */
+/**@{*/
+
+/** @brief A copy job (opaque). */
+struct nexus_copy;
+/** @brief A chunk of a copy job waiting for its range lock (opaque). */
+struct nexus_copy_chunk;
+
+/** @brief A byte range of the source, copied to the same offset. */
+struct nexus_copy_range {
+	uint64_t offset; /**< start, bytes */
+	uint64_t length; /**< length, bytes */
+};
+
+/** Copy flag: after the copy (and the flush), read both devices back and
+ *  compare; zero ranges of the source are checked to read as zeroes on
+ *  the destination.  A difference fails the job with -EILSEQ. */
+#define NEXUS_COPY_VERIFY (1u << 0)
+/** Copy flag: copy every byte as data (no block status, no zero
+ *  detection). */
+#define NEXUS_COPY_NO_SPARSE (1u << 1)
+/** Copy flag: the caller promises the destination already reads as
+ *  zeroes: zero ranges are skipped without looking. */
+#define NEXUS_COPY_TARGET_ZERO (1u << 2)
+/** Copy flag: do not flush the destination after the copy. */
+#define NEXUS_COPY_NO_FLUSH (1u << 3)
+
+/** @brief Phases of a copy job, in order. */
+enum nexus_copy_phase {
+	NEXUS_COPY_PHASE_IDLE = 0,   /**< created, not started */
+	NEXUS_COPY_PHASE_COPY = 1,   /**< copying */
+	NEXUS_COPY_PHASE_VERIFY = 2, /**< reading both sides back */
+	NEXUS_COPY_PHASE_DONE = 3,   /**< finished (successfully or not) */
+};
+
+/** Progress flag: the last report of its phase (the phase's figures are
+ *  final; for the copy phase, the flush is done). */
+#define NEXUS_COPY_PROGRESS_FINAL (1u << 0)
+/** Progress flag: the job is paused. */
+#define NEXUS_COPY_PROGRESS_PAUSED (1u << 1)
+
+/**
+ * @brief Progress of a copy job.  Size-stamped, append-only.
+ */
+struct nexus_copy_progress {
+	/** sizeof(struct nexus_copy_progress) as compiled by the caller. */
+	size_t size;
+	/** enum nexus_copy_phase. */
+	int phase;
+	/** NEXUS_COPY_PROGRESS_* flags. */
+	uint32_t flags;
+	/** Bytes of the current phase done (copied, zeroed, skipped or
+	 *  verified). */
+	uint64_t bytes_done;
+	/** Bytes the phase covers: the source's size, or the sum of the
+	 *  ranges; with nexus_copy_opts::next_range, the sum of the ranges
+	 *  returned so far until the last one is known. */
+	uint64_t bytes_total;
+	/** Copy phase: bytes read from the source and written as data. */
+	uint64_t data_bytes;
+	/** Copy phase: bytes of zero ranges (zeroed or skipped). */
+	uint64_t zero_bytes;
+	/** Copy phase: bytes of zero ranges skipped because the destination
+	 *  already read as zeroes (part of zero_bytes). */
+	uint64_t skipped_bytes;
+	/** Average rate of the phase, bytes per second of active (not
+	 *  paused) time. */
+	uint64_t rate;
+	/** Active time of the phase, nanoseconds (pauses excluded; the
+	 *  flush after the copy excluded). */
+	uint64_t elapsed_ns;
+	/** Requests in flight. */
+	unsigned in_flight;
+	/** Verify: the first offset where the destination differs, or
+	 *  UINT64_MAX. */
+	uint64_t mismatch_offset;
+	/** The job's error so far (what the done callback will get), or 0:
+	 *  in the final report of the copy phase, 0 means that the copy
+	 *  and the flush succeeded. */
+	int error;
+};
+
+/** Designated initialiser for struct nexus_copy_progress. */
+#define NEXUS_COPY_PROGRESS_INIT                                           \
+	{ .size = sizeof(struct nexus_copy_progress) }
+
+/**
+ * @brief Progress callback.
+ * @param user_data nexus_copy_opts::user_data
+ * @param p         the job's progress (valid during the call)
+ * @par Threading: runs on the job's own thread (not a reactor), never
+ *      concurrently with itself; may call nexus_copy_pause(),
+ *      nexus_copy_resume(), nexus_copy_cancel(), nexus_copy_set_rate()
+ *      and nexus_copy_get_progress(), not nexus_copy_wait() or
+ *      nexus_copy_destroy().
+ */
+typedef void (*nexus_copy_progress_fn)(void *user_data,
+				       const struct nexus_copy_progress *p);
+
+/**
+ * @brief "Next range" callback: the ranges to copy, one at a time, in
+ *        any order (a mirror's dirty regions).
+ * @param user_data nexus_copy_opts::user_data
+ * @param range     receives the next range (within the source, non-empty;
+ *                  widened to the devices' block size)
+ * @return 1 (a range was stored), 0 (no more ranges), or a negative
+ *         errno (the job fails with it).
+ * @par Threading: the job's own thread; may block.  Called during the
+ *      copy phase only (the verify phase replays the ranges it got).
+ */
+typedef int (*nexus_copy_next_fn)(void *user_data,
+				  struct nexus_copy_range *range);
+
+/** Return value of a nexus_copy_lock_fn: the lock will be granted later
+ *  with nexus_copy_chunk_locked(). */
+#define NEXUS_COPY_LOCK_PENDING 1
+
+/**
+ * @brief Lock hook: called before a chunk's I/O (read the source, write
+ *        or zero the destination; in the verify phase, read both), so
+ *        that a mirror can hold foreground writes to that range off (or
+ *        wait for those in flight) while the chunk is copied.
+ *
+ * With a lock hook, a zero range is read from the source under the lock
+ * (and zeroed on the destination if it still reads as zeroes), so that
+ * no decision taken before the lock is acted on after it.
+ * @param user_data nexus_copy_opts::user_data
+ * @param offset    start of the chunk, bytes
+ * @param length    length of the chunk (at most the job's block size)
+ * @param chunk     the chunk, for nexus_copy_chunk_locked()
+ * @return 0 (locked: the chunk proceeds now), NEXUS_COPY_LOCK_PENDING
+ *         (call nexus_copy_chunk_locked(@p chunk, ...) exactly once,
+ *         later, from any thread), or a negative errno (the job fails
+ *         with it; the unlock hook is not called for this chunk).
+ * @par Threading: any thread of the context (usually a reactor); must
+ *      not block.
+ */
+typedef int (*nexus_copy_lock_fn)(void *user_data, uint64_t offset,
+				  uint64_t length,
+				  struct nexus_copy_chunk *chunk);
+
+/**
+ * @brief Unlock hook: a chunk whose lock was granted is done.
+ * @param user_data nexus_copy_opts::user_data
+ * @param offset    start of the chunk, as given to the lock hook
+ * @param length    length of the chunk, as given to the lock hook
+ * @param result    0, or the chunk's negative errno
+ * @par Threading: any thread of the context (usually a reactor); must
+ *      not block.
+ */
+typedef void (*nexus_copy_unlock_fn)(void *user_data, uint64_t offset,
+				     uint64_t length, int result);
+
+/**
+ * @brief Completion callback of a copy job.
+ * @param user_data as given to nexus_copy_start()
+ * @param result    0, or a negative errno: -ECANCELED (cancelled),
+ *                  -EILSEQ (verify found a difference: see
+ *                  nexus_copy_progress::mismatch_offset), or the error of
+ *                  the failed I/O.  nexus_last_error() on this thread
+ *                  names the operation, offset and side.
+ * @par Threading: runs once on the job's own thread, after every request
+ *      of the job finished; as nexus_copy_progress_fn for what it may
+ *      call, and it may also nexus_copy_destroy() the job.
+ */
+typedef void (*nexus_copy_done_fn)(void *user_data, int result);
+
+/**
+ * @brief Options of a copy job.  Size-stamped, append-only.
+ *
+ * Initialise with NEXUS_COPY_OPTS_INIT; zero fields mean "default".
+ */
+struct nexus_copy_opts {
+	/** sizeof(struct nexus_copy_opts) as compiled by the caller. */
+	size_t size;
+	/** Requests in flight, 1 to 256; 0 means 16. */
+	unsigned requests;
+	/** Bytes per request, 512 to 64 MiB; 0 means 256 KiB.  Lowered to
+	 *  what both devices accept, in multiples of their block size. */
+	uint32_t block_size;
+	/** NEXUS_COPY_* flags. */
+	uint32_t flags;
+	/** Rate limit: bytes of data copied (or verified) per second; zero
+	 *  ranges zeroed or skipped do not count.  0 means none.  Changed
+	 *  at run time with nexus_copy_set_rate(). */
+	uint64_t rate_limit;
+	/** Ranges to copy instead of the whole source (copied by
+	 *  nexus_copy_create(); each within the source, widened to the
+	 *  devices' block size); NULL for the whole source. */
+	const struct nexus_copy_range *ranges;
+	/** Entries of @ref ranges. */
+	size_t nranges;
+	/** Ranges from a callback instead (exclusive with @ref ranges). */
+	nexus_copy_next_fn next_range;
+	/** Progress callback, or NULL. */
+	nexus_copy_progress_fn progress_fn;
+	/** Milliseconds between progress reports; 0 means 200.  The last
+	 *  report of each phase has NEXUS_COPY_PROGRESS_FINAL. */
+	unsigned progress_interval_ms;
+	/** Lock hook, or NULL (requires @ref unlock_fn). */
+	nexus_copy_lock_fn lock_fn;
+	/** Unlock hook, or NULL (requires @ref lock_fn). */
+	nexus_copy_unlock_fn unlock_fn;
+	/** Passed to next_range, progress_fn, lock_fn and unlock_fn. */
+	void *user_data;
+	/** Run exactly once with @ref user_data by nexus_copy_destroy() of a
+	 *  job that nexus_copy_create() made, or NULL. */
+	void (*user_free)(void *user_data);
+};
+
+/** Designated initialiser for struct nexus_copy_opts. */
+#define NEXUS_COPY_OPTS_INIT { .size = sizeof(struct nexus_copy_opts) }
+
+/**
+ * @brief Create a copy job from @p src to @p dst (not started).
+ *
+ * Checks what can be checked before any I/O: the destination is at
+ * least as large as the source, writable, the source readable, the
+ * sizes and ranges fit the block sizes.  Allocates the job's buffers.
+ * @param src  device to read
+ * @param dst  device to write (another device of the same context)
+ * @param opts options, or NULL for defaults
+ * @param out  receives the job
+ * @return 0, or -EINVAL (NULL argument, the same device twice, devices
+ *         of different contexts, bad option, a range outside the
+ *         source, both ranges and next_range, only one of the lock
+ *         hooks), -ENOSPC (the destination is smaller than the source),
+ *         -EROFS (the destination is read-only), -EOPNOTSUPP (the
+ *         source cannot be read), -ENOMEM.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_copy_create(struct nexus_dev *src, struct nexus_dev *dst,
+				const struct nexus_copy_opts *opts,
+				struct nexus_copy **out);
+
+/**
+ * @brief Start a job: copy, flush, verify (as its flags say), then call
+ *        @p done.
+ * @param job       the job
+ * @param done      completion callback (required)
+ * @param user_data passed to @p done
+ * @return 0: @p done will be called exactly once.  Negative errno: it
+ *         will not be: -EINVAL (NULL argument), -EALREADY (the job was
+ *         started before: a job runs once), or the error of creating the
+ *         job's thread.
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_copy_start(struct nexus_copy *job, nexus_copy_done_fn done,
+			       void *user_data);
+
+/**
+ * @brief Wait until a started job has finished and its done callback has
+ *        returned.
+ * @return the job's result (as given to the done callback; its message
+ *         is then available from nexus_last_error() on this thread), or
+ *         -EINVAL (NULL, or the job was never started), -EDEADLK (called
+ *         from a reactor or from the job's own callbacks).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_copy_wait(struct nexus_copy *job);
+
+/**
+ * @brief Pause a job: no request is started until nexus_copy_resume();
+ *        requests in flight complete.
+ * @return 0 (also when already paused or finished), -EINVAL (NULL).
+ * @par Threading: any thread, including the job's callbacks.
+ */
+NEXUS_API int nexus_copy_pause(struct nexus_copy *job);
+
+/**
+ * @brief Resume a paused job.
+ * @return 0 (also when not paused), -EINVAL (NULL).
+ * @par Threading: any thread, including the job's callbacks.
+ */
+NEXUS_API int nexus_copy_resume(struct nexus_copy *job);
+
+/**
+ * @brief Cancel a job: no new request starts, those in flight complete,
+ *        then the done callback gets -ECANCELED.  The destination is
+ *        left partly copied.
+ * @return 0 (also when the job has finished, or was not started: it
+ *         then finishes with -ECANCELED as soon as it starts), -EINVAL
+ *         (NULL).
+ * @par Threading: any thread, including the job's callbacks.
+ */
+NEXUS_API int nexus_copy_cancel(struct nexus_copy *job);
+
+/**
+ * @brief Change the rate limit of a job, also while it runs.
+ * @param job            the job
+ * @param bytes_per_sec  new limit (see nexus_copy_opts::rate_limit);
+ *                       0 removes it
+ * @return 0, -EINVAL (NULL).
+ * @par Threading: any thread, including the job's callbacks.
+ */
+NEXUS_API int nexus_copy_set_rate(struct nexus_copy *job,
+				  uint64_t bytes_per_sec);
+
+/**
+ * @brief Read a job's progress.
+ * @param job the job
+ * @param p   caller's struct with `size` set (NEXUS_COPY_PROGRESS_INIT)
+ * @return 0, -EINVAL (NULL argument or a `size` too small).
+ * @par Threading: any thread, including the job's callbacks.
+ */
+NEXUS_API int nexus_copy_get_progress(struct nexus_copy *job,
+				      struct nexus_copy_progress *p);
+
+/**
+ * @brief Grant (or refuse) the lock of a chunk for which the lock hook
+ *        returned NEXUS_COPY_LOCK_PENDING.
+ * @param chunk  the chunk given to the lock hook
+ * @param result 0 (locked: the chunk proceeds), or a negative errno (the
+ *               job fails with it; no unlock hook for this chunk)
+ * @par Threading: any thread, including reactors; exactly once per
+ *      pending chunk.
+ */
+NEXUS_API void nexus_copy_chunk_locked(struct nexus_copy_chunk *chunk,
+				       int result);
+
+/**
+ * @brief Destroy a job: a running job is cancelled and waited for first.
+ *        Runs nexus_copy_opts::user_free.  NULL is a no-op.
+ *
+ * From the job's done callback it is allowed (a job that cleans up after
+ * itself, e.g. a rebuild): the job is freed when the callback returns,
+ * so nobody may be in nexus_copy_wait() on it.
+ * @return 0, or -EDEADLK (called from a reactor, or from the job's
+ *         progress, range or lock callbacks: nothing is done).
+ * @par Threading: any application thread; the job's done callback.
+ */
+NEXUS_API int nexus_copy_destroy(struct nexus_copy *job);
 
 /**@}*/
 

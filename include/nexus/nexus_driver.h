@@ -285,6 +285,42 @@ NEXUS_API struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev);
 /* nexus_dev_child_count() and nexus_dev_child() (the devices below a
  * transform) are declared in nexus.h: embedders walk stacks too. */
 
+/**
+ * @brief The child list of a device, as one consistent snapshot.
+ *
+ * For transforms whose children can change while open (child_attach,
+ * child_detach): load the list once per submit() and use only that
+ * snapshot, rather than nexus_dev_child_count() and nexus_dev_child()
+ * separately (the list may change between two calls).
+ * @param dev the device
+ * @param out receives the array of children (NULL when there are none);
+ *            may be NULL
+ * @return the number of children; 0 for a source or NULL.
+ * @par Threading: any thread.  On a reactor the snapshot stays valid
+ *      until the callback that read it returns; on an application thread
+ *      until the next attach or detach on @p dev.
+ */
+NEXUS_API unsigned nexus_dev_children(const struct nexus_dev *dev,
+				      struct nexus_dev *const **out);
+
+/**
+ * @brief Set a device's state (enum nexus_dev_state), for its driver.
+ *
+ * When the state changes, a NEXUS_EVENT_DEV_STATE event carries the old
+ * and new state, @p reason and @p msg; setting the current state again
+ * does nothing.  The changes of one device are raised in the order they
+ * were made, from whichever threads.
+ * @param dev    the device
+ * @param state  the new state
+ * @param reason enum nexus_reason
+ * @param msg    detail for the event (copied), or NULL
+ * @return 0, or -EINVAL (NULL device, not a state).
+ * @par Threading: any thread, including reactors: it never waits for
+ *      the event callback.
+ */
+NEXUS_API int nexus_dev_set_state(struct nexus_dev *dev, int state,
+				  uint32_t reason, const char *msg);
+
 /** @brief One device served by an export (opaque): its device, name and
  *         id, as given to nexus_export_add_dev(). */
 struct nexus_export_dev;
@@ -486,6 +522,29 @@ struct nexus_driver {
 	 */
 	void (*export_remove_dev)(struct nexus_export *exp,
 				  struct nexus_export_dev *ed);
+	/**
+	 * Optional, transforms: accept a new child while open
+	 * (nexus_dev_attach_child()).  Check that @p child fits (size, block
+	 * size, operations) and prepare for it; @p child is open and may be
+	 * used at once, but appears in the list (nexus_dev_children()) only
+	 * when this returns 0.  A driver without it cannot attach.
+	 * @return 0, or a negative errno with a message (nexus_error()).
+	 * @par Threading: an application thread; one graph change at a time.
+	 */
+	int (*child_attach)(struct nexus_dev *dev, struct nexus_dev *child);
+	/**
+	 * Optional, transforms: let a child go (nexus_dev_detach_child()).
+	 * Stop starting I/O on @p child from state of your own (a copy of
+	 * the pointer, a rebuild); or refuse.  Afterwards the core removes
+	 * it from the list, waits until no reactor can still be in a
+	 * callback that read the old list, then for the I/O in flight on
+	 * @p child: completions of I/O started before may still arrive
+	 * until then.  A driver without it cannot detach.
+	 * @return 0, or a negative errno with a message (-EBUSY: the child
+	 *         is needed, e.g. the only replica in sync).
+	 * @par Threading: an application thread; one graph change at a time.
+	 */
+	int (*child_detach)(struct nexus_dev *dev, struct nexus_dev *child);
 };
 
 /** Stamps the ABI version and table size in a driver initialiser:

@@ -12,8 +12,8 @@ static struct nexus_dev *find_stage(struct nexus_dev *dev, const char *drv,
 {
 	if (strlen(dev->drv->name) == n && !strncmp(dev->drv->name, drv, n))
 		return dev;
-	for (unsigned c = 0; c < dev->nchildren; c++) {
-		struct nexus_dev *d = find_stage(dev->children[c], drv, n);
+	for (unsigned c = 0; c < nexus_dev_child_count(dev); c++) {
+		struct nexus_dev *d = find_stage(nexus_dev_child(dev, c), drv, n);
 
 		if (d)
 			return d;

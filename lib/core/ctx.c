@@ -25,6 +25,14 @@ static int copy_opts(const struct nexus_ctx_opts *in, struct nexus_ctx_opts *o)
 	return 0;
 }
 
+/* nexus_ctx_create() fails with @p rc: event_free still runs once. */
+static int no_ctx(const struct nexus_ctx_opts *o, int rc)
+{
+	if (o->event_free)
+		o->event_free(o->event_user_data);
+	return rc;
+}
+
 int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 {
 	struct nexus_ctx_opts o;
@@ -39,18 +47,20 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 	rc = copy_opts(in, &o);
 	if (rc)
 		return rc;
+	/* from here on, a failure runs event_free (as documented) */
 	if (o.reactors > 1024)
-		return nexus_error(-EINVAL, "reactors=%u is more than 1024",
-				   o.reactors);
+		return no_ctx(&o, nexus_error(-EINVAL, "reactors=%u is more "
+					      "than 1024", o.reactors));
 	if (o.ring_entries > 32768)
-		return nexus_error(-EINVAL, "ring_entries=%u is more than "
-				   "32768", o.ring_entries);
+		return no_ctx(&o, nexus_error(-EINVAL, "ring_entries=%u is "
+					      "more than 32768",
+					      o.ring_entries));
 	if (o.log_level < 0 || o.log_level > NEXUS_LOG_DEBUG)
-		return nexus_error(-EINVAL, "log_level=%d is not a "
-				   "nexus_log_level", o.log_level);
+		return no_ctx(&o, nexus_error(-EINVAL, "log_level=%d is not a "
+					      "nexus_log_level", o.log_level));
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
-		return nexus_error(-ENOMEM, "out of memory");
+		return no_ctx(&o, nexus_error(-ENOMEM, "out of memory"));
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ctx->nreactors = o.reactors ? o.reactors : (ncpu > 0 ? (unsigned)ncpu : 1);
 	ctx->log_fn = o.log_fn ? o.log_fn : nx_log_default;
@@ -66,6 +76,9 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 		goto fail;
 	}
 	rc = nx_registry_init(ctx);
+	if (rc)
+		goto fail;
+	rc = nx_events_start(ctx, &o, &ctx->events);
 	if (rc)
 		goto fail;
 	ctx->reactors = calloc(ctx->nreactors, sizeof(*ctx->reactors));
@@ -85,6 +98,10 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 	return 0;
 fail:
 	free(ctx->reactors);
+	if (ctx->events)
+		nx_events_stop(ctx->events); /* runs event_free */
+	else
+		no_ctx(&o, 0);
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);
 	pthread_mutex_destroy(&ctx->lock);
@@ -98,8 +115,17 @@ void nexus_ctx_destroy(struct nexus_ctx *ctx)
 	if (!ctx)
 		return;
 	if (nexus_reactor_current()) {
+		nexus_error(-EDEADLK, "nexus_ctx_destroy from a callback would "
+			    "deadlock: refused");
 		nexus_log(ctx, NEXUS_LOG_ERROR,
-			  "nexus_ctx_destroy called from a callback: ignored");
+			  "nexus_ctx_destroy called from a callback: refused");
+		return;
+	}
+	if (nx_event_on_thread(ctx->events)) {
+		nexus_error(-EDEADLK, "nexus_ctx_destroy called from the "
+			    "context's own event callback: refused (it waits "
+			    "for that callback to return)");
+		nexus_log(ctx, NEXUS_LOG_ERROR, "%s", nexus_last_error());
 		return;
 	}
 	for (;;) {
@@ -141,6 +167,9 @@ void nexus_ctx_destroy(struct nexus_ctx *ctx)
 	for (unsigned i = 0; i < ctx->nreactors; i++)
 		nx_reactor_stop(&ctx->reactors[i]);
 	free(ctx->reactors);
+	/* the last events delivered, then event_free, once */
+	nx_events_stop(ctx->events);
+	ctx->events = NULL;
 	nx_secrets_forget(ctx);
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);

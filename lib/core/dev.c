@@ -69,11 +69,15 @@ int nx_dev_create(struct nexus_ctx *ctx, const struct nexus_driver *drv,
 	dev->drv = drv;
 	dev->io_size = (sizeof(struct nx_io_impl) + drv->per_io_size + 63) &
 		       ~(size_t)63;
+	rc = nx_graph_init(dev, children, nchildren);
+	if (rc) {
+		free(dev->per_reactor);
+		free(dev->name);
+		free(dev);
+		return rc;
+	}
 	pthread_mutex_init(&dev->close_lock, NULL);
 	pthread_cond_init(&dev->close_cond, NULL);
-	for (unsigned c = 0; c < nchildren; c++)
-		dev->children[c] = children[c];
-	dev->nchildren = nchildren;
 	dev->info.size = sizeof(dev->info);
 	dev->info.logical_block_size = 1;
 	dev->info.physical_block_size = 4096;
@@ -129,6 +133,7 @@ fail_close:
 	if (drv->close)
 		drv->close(dev);
 fail:
+	nx_graph_forget(dev); /* the children stay the caller's */
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);
 	free(dev->per_reactor);
@@ -150,8 +155,7 @@ uint64_t nx_dev_inflight(const struct nexus_dev *dev)
 	return sub - done;
 }
 
-/* Wait until nothing is queued for or in flight on the device. */
-static void drain(struct nexus_dev *dev)
+void nx_dev_drain(struct nexus_dev *dev)
 {
 	atomic_store(&dev->close_waiting, 1);
 	pthread_mutex_lock(&dev->close_lock);
@@ -184,8 +188,10 @@ void nx_dev_destroy(struct nexus_dev *dev)
 {
 	if (!dev)
 		return;
+	nexus_dev_set_state(dev, NEXUS_DEV_STATE_CLOSING, NEXUS_REASON_USER,
+			    NULL);
 	atomic_store(&dev->closing, true);
-	drain(dev);
+	nx_dev_drain(dev);
 	if (dev->reactors_ready)
 		fini_reactors(dev, dev->ctx->nreactors);
 	if (dev->drv->close)
@@ -196,8 +202,7 @@ void nx_dev_destroy(struct nexus_dev *dev)
 		/* pools are reactor-owned: free them there */
 		nexus_reactor_call(&dev->ctx->reactors[i], pool_free_fn, &ri);
 	}
-	for (unsigned c = 0; c < dev->nchildren; c++)
-		nx_dev_destroy(dev->children[c]);
+	nx_graph_destroy_children(dev);
 	nexus_log(dev->ctx, NEXUS_LOG_INFO, "closed %s", dev->name);
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);
@@ -217,35 +222,12 @@ void nx_dev_set_top(struct nexus_dev *dev)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Remove from the context's list; false if it was not there. */
-static bool unlink_top(struct nexus_dev *dev)
+int nx_dev_unlink_top(struct nexus_dev *dev, const char *fn)
 {
 	struct nexus_ctx *ctx = dev->ctx;
+	const char *by = NULL;
 	bool found = false;
 
-	pthread_mutex_lock(&ctx->lock);
-	for (struct nexus_dev **p = &ctx->devs; *p; p = &(*p)->next) {
-		if (*p == dev) {
-			*p = dev->next;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
-	return found;
-}
-
-int nexus_dev_close(struct nexus_dev *dev)
-{
-	struct nexus_ctx *ctx;
-	const char *by = NULL;
-
-	if (!dev)
-		return 0;
-	ctx = dev->ctx;
-	if (nexus_reactor_current())
-		return nexus_error(-EDEADLK, "nexus_dev_close(%s) from a "
-				   "callback would deadlock", dev->name);
 	pthread_mutex_lock(&ctx->lock);
 	if (dev->export_refs) {
 		for (struct nexus_export *e = ctx->exports; e && !by;
@@ -258,17 +240,39 @@ int nexus_dev_close(struct nexus_dev *dev)
 			pthread_mutex_unlock(&e->lock);
 		}
 		pthread_mutex_unlock(&ctx->lock);
-		return nexus_error(-EBUSY, "%s is served by export %s: remove "
-				   "it from the export first "
-				   "(nexus_export_remove_dev)", dev->name,
+		return nexus_error(-EBUSY, "%s: %s is served by export %s: "
+				   "remove it from the export first "
+				   "(nexus_export_remove_dev)", fn, dev->name,
 				   by ? by : "(being created)");
 	}
+	for (struct nexus_dev **p = &ctx->devs; *p; p = &(*p)->next) {
+		if (*p == dev) {
+			*p = dev->next;
+			dev->top = false;
+			found = true;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&ctx->lock);
-	if (!unlink_top(dev))
-		return nexus_error(-EBUSY, "nexus_dev_close: %s is not an open "
-				   "top-level device (owned by a pipeline or "
-				   "another device, or closed twice)",
-				   dev->name);
+	if (!found)
+		return nexus_error(-EBUSY, "%s: %s is not an open top-level "
+				   "device (owned by a pipeline or another "
+				   "device, or closed)", fn, dev->name);
+	return 0;
+}
+
+int nexus_dev_close(struct nexus_dev *dev)
+{
+	int rc;
+
+	if (!dev)
+		return 0;
+	if (nexus_reactor_current())
+		return nexus_error(-EDEADLK, "nexus_dev_close(%s) from a "
+				   "callback would deadlock", dev->name);
+	rc = nx_dev_unlink_top(dev, "nexus_dev_close");
+	if (rc)
+		return rc;
 	nx_dev_destroy(dev);
 	return 0;
 }
@@ -383,16 +387,6 @@ void nexus_dev_set_private(struct nexus_dev *dev, void *priv)
 struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev)
 {
 	return dev ? &dev->info : NULL;
-}
-
-unsigned nexus_dev_child_count(const struct nexus_dev *dev)
-{
-	return dev ? dev->nchildren : 0;
-}
-
-struct nexus_dev *nexus_dev_child(const struct nexus_dev *dev, unsigned i)
-{
-	return dev && i < dev->nchildren ? dev->children[i] : NULL;
 }
 
 int nx_block_status_fallback(struct nexus_dev *dev, const struct nexus_io *io)

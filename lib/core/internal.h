@@ -14,6 +14,8 @@
 #include <liburing.h>
 
 #include "clock.h"
+#include "event.h"
+#include "graph.h"
 #include "mpsc.h"
 
 #include "hidden.h"
@@ -143,6 +145,7 @@ struct nexus_ctx {
 	struct nx_secret *secrets; /* (secret_lock) */
 	pthread_mutex_t secret_lock;
 	atomic_uint rr; /* round-robin reactor choice for app threads */
+	struct nx_events *events; /* event stream, NULL without event_fn */
 };
 
 /* ---- driver registry (registry.c) ---- */
@@ -226,8 +229,7 @@ struct nexus_dev {
 	struct nexus_dev_info info;
 	char *name;
 	void *priv;
-	struct nexus_dev *children[NX_MAX_CHILDREN];
-	unsigned nchildren;
+	struct nx_kids *_Atomic kids; /* children (graph.c: swapped, RCU) */
 	struct nexus_dev *next; /* ctx->devs list (top-level only) */
 	bool top;		/* in ctx->devs */
 	atomic_bool closing;
@@ -249,6 +251,12 @@ NX_HIDDEN int nx_dev_create(struct nexus_ctx *ctx,
 			    struct nexus_dev **out);
 NX_HIDDEN void nx_dev_destroy(struct nexus_dev *dev);
 NX_HIDDEN void nx_dev_set_top(struct nexus_dev *dev);
+/* Take a top-level device off the context's list, for a new owner
+ * (graph.c): 0, or -EBUSY (served by an export, or not top-level: owned
+ * by a pipeline or another device) with a message naming @p fn. */
+NX_HIDDEN int nx_dev_unlink_top(struct nexus_dev *dev, const char *fn);
+/* Wait until nothing is queued for or in flight on the device. */
+NX_HIDDEN void nx_dev_drain(struct nexus_dev *dev);
 NX_HIDDEN uint64_t nx_dev_inflight(const struct nexus_dev *dev);
 NX_HIDDEN int nx_io_start(struct nexus_reactor *r, const struct nx_req *req);
 NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,

@@ -605,8 +605,10 @@ void nexus_pipeline_close(struct nexus_pipeline *pl)
 		return;
 	ctx = pl->ctx;
 	if (nexus_reactor_current()) {
+		nexus_error(-EDEADLK, "nexus_pipeline_close from a callback "
+			    "would deadlock: refused");
 		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_pipeline_close called "
-			  "from a callback: ignored");
+			  "from a callback: refused");
 		return;
 	}
 	pthread_mutex_lock(&ctx->lock);
@@ -619,6 +621,8 @@ void nexus_pipeline_close(struct nexus_pipeline *pl)
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	if (!found) {
+		nexus_error(-EINVAL, "nexus_pipeline_close: not an open pipeline "
+			    "(closed twice?)");
 		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_pipeline_close: not an "
 			  "open pipeline (closed twice?)");
 		return;

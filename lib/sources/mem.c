@@ -128,6 +128,10 @@ static void zero_range(struct mem_dev *m, uint64_t off, uint64_t len)
 	memset(m->base + b, 0, off + len - b);
 }
 
+/* NEXUS_OP_BLOCK_STATUS: the extents, at least one (below). */
+static int mem_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
+			    struct nexus_extent *ext, unsigned max);
+
 static int mem_submit(struct nexus_io *io)
 {
 	struct mem_dev *m = nexus_dev_private(io->dev);
@@ -152,6 +156,11 @@ static int mem_submit(struct nexus_io *io)
 		zero_range(m, io->offset, io->length);
 		mark(m, io->offset, io->length, false);
 		break;
+	case NEXUS_OP_BLOCK_STATUS:
+		nexus_io_complete(io, mem_block_status(io->dev, io->offset,
+						       io->length, io->extents,
+						       io->max_extents));
+		return 0;
 	default: /* FLUSH: RAM has nothing to make durable */
 		break;
 	}
@@ -199,10 +208,12 @@ const struct nexus_driver nx_driver_mem = {
 	.kind = NEXUS_DRIVER_SOURCE,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.options = mem_options,
 	.open = mem_open,
 	.close = mem_close,
 	.submit = mem_submit,
+	/* until every reactor caller submits BLOCK_STATUS (the export) */
 	.block_status = mem_block_status,
 };

@@ -3,7 +3,7 @@
  *
  *   nbd.c            the driver: options, open/close, dispatch of I/O to
  *                    connections (one per reactor with connections=N),
- *                    forwarding between reactors, block status
+ *                    forwarding between reactors, block status extents
  *   nbd-uri.c        strict parser of NBD URIs (NBD doc/uri.md)
  *   nbd-handshake.c  connect and negotiate (blocking, with a deadline)
  *   nbd-conn.c       one connection on its reactor's io_uring: cookie
@@ -16,7 +16,6 @@
 #ifndef NEXUS_SOURCES_NBD_CLIENT_H
 #define NEXUS_SOURCES_NBD_CLIENT_H
 
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -89,7 +88,6 @@ uint64_t nx_nbdc_now_ns(void);
 struct nbdc_conn;
 struct nbdc_dev;
 struct nbdc_rstate;
-struct nbdc_bs;
 
 /* Longest TRIM / WRITE_ZEROES / BLOCK_STATUS request sent: longer
  * operations are split (a power of two, so aligned to any block size). */
@@ -100,8 +98,8 @@ struct nbdc_bs;
 #define NBDC_R_REPLIED	(1u << 1) /* final reply received */
 #define NBDC_R_BS_SEEN	(1u << 2) /* a block status chunk arrived */
 
-/* One NBD request.  Lives in the I/O's driver_ctx (per_io_size), or in
- * a block status waiter; never allocated per I/O. */
+/* One NBD request.  Lives in the I/O's driver_ctx (per_io_size); never
+ * allocated per I/O. */
 struct nbdc_req {
 	struct nbd_request hdr;	 /* wire header, big-endian */
 	uint8_t state;		 /* NBDC_R_* */
@@ -111,24 +109,17 @@ struct nbdc_req {
 	uint16_t slot;
 	struct nbdc_req *next;	 /* send / wait / forward list */
 	struct nbdc_conn *conn;	 /* connection it is queued on */
-	struct nexus_io *io;	 /* NULL for internal requests */
-	struct nbdc_bs *bs;	 /* block status waiter, or NULL */
+	struct nexus_io *io;	 /* the I/O it carries */
 	uint64_t off;		 /* start of the current NBD request */
 	uint64_t end;		 /* end of the whole operation */
 	uint32_t len;		 /* length of the current NBD request */
 	uint32_t done;		 /* READ: bytes of data/holes received */
 	int result;		 /* first error of the reply */
-};
-
-/* A synchronous block status query from an application thread. */
-struct nbdc_bs {
-	struct nbdc_req req;
-	sem_t sem;
-	uint64_t off, len;	/* what the caller asked for */
-	uint64_t pos;		/* next byte covered by the server */
-	struct nexus_extent *ext;
-	unsigned max, n;
-	int result;
+	/* BLOCK_STATUS: the part of the caller's range this request
+	 * answers, the next byte the server's descriptors cover, and the
+	 * extents written to io->extents so far */
+	uint64_t bs_lo, bs_hi, bs_pos;
+	uint32_t bs_n;
 };
 
 struct nbdc_conn_opts {
@@ -164,6 +155,7 @@ void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie);
 
 struct nbdc_dev {
 	struct nexus_ctx *ctx;
+	struct nexus_dev *dev;
 	char server[300];	/* "host:port" for messages */
 	char *export_name;
 	struct nbdc_conn **conns;
@@ -175,10 +167,15 @@ struct nbdc_dev {
 };
 
 /* Deliver the result of a request: complete its I/O on the reactor that
- * submitted it, or wake its block status waiter. */
+ * submitted it (for BLOCK_STATUS, 0 becomes the number of extents). */
 void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res);
-/* Add block status descriptors of the reply (conn reactor). */
-void nx_nbdc_bs_add(struct nbdc_bs *bs, uint32_t len, uint32_t flags);
+/* Add a block status descriptor of the reply to the request's extents
+ * (conn reactor). */
+void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t flags);
+
+/* A connection died (not closed by us) with @p err: the device's state
+ * and events follow (degraded / faulted, io-timeout).  Its reactor. */
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why);
 
 /* Map an NBD wire error to a negative errno. */
 int nx_nbdc_errno(uint32_t nbd_err);

@@ -239,9 +239,12 @@ void nx_nbdc_replied(struct nbdc_conn *c, struct nbdc_req *req, int res)
 		finish(c, req);
 }
 
-/* Fail every request once no SQE refers to their memory. */
+/* Fail every request once no SQE refers to their memory: with
+ * -ETIMEDOUT when the server stopped answering (io-timeout), else -EIO. */
 static void reap_dead(struct nbdc_conn *c)
 {
+	int res = c->err == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+
 	if (!c->dead || c->sending || c->recving || c->kick_pending)
 		return;
 	c->cur = NULL;
@@ -256,13 +259,13 @@ static void reap_dead(struct nbdc_conn *c)
 		c->inflight--;
 		if (req->type == NBD_CMD_READ && req->len >= BIG_READ)
 			c->big_reads--;
-		nx_nbdc_req_complete(c->d, req, -EIO);
+		nx_nbdc_req_complete(c->d, req, res);
 	}
 	while (c->wait_head) {
 		struct nbdc_req *w = c->wait_head;
 
 		c->wait_head = w->next;
-		nx_nbdc_req_complete(c->d, w, -EIO);
+		nx_nbdc_req_complete(c->d, w, res);
 	}
 	c->wait_tail = NULL;
 }
@@ -274,15 +277,18 @@ void nx_nbdc_conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
 	if (c->dead)
 		return;
 	c->dead = true;
+	c->err = err;
 	atomic_store(&c->unusable, true);
 	va_start(ap, fmt);
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
-	if (!c->closing)
+	if (!c->closing) {
 		nexus_log(c->d->ctx, err == -ESHUTDOWN ? NEXUS_LOG_WARN
 						       : NEXUS_LOG_ERROR,
 			  "nbd: %s: connection %u: %s", c->d->server, c->index,
 			  c->why);
+		nx_nbdc_conn_died(c->d, err, c->why);
+	}
 	shutdown(c->fd, SHUT_RDWR);
 	reap_dead(c);
 }

@@ -51,6 +51,7 @@ struct nbdc_conn {
 	atomic_bool unusable; /* dead, draining or closing (read anywhere) */
 	atomic_int busy;      /* SQEs whose completion is still to come */
 	bool dead, draining, closing;
+	int err;	      /* why it died: the errno given to conn_fail */
 	char why[200];
 
 	/* cookie table */

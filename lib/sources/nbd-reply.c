@@ -315,7 +315,7 @@ int nx_nbdc_parse(struct nbdc_conn *c)
 			if (!get32(p))
 				return proto(c, "block status extent of length 0",
 					     0);
-			nx_nbdc_bs_add(req->bs, get32(p), get32(p + 4));
+			nx_nbdc_bs_add(req, get32(p), get32(p + 4));
 			c->clen -= 8;
 			if (!c->clen)
 				rc = nx_nbdc_chunk_end(c);

@@ -19,7 +19,16 @@
  * WRITE_ZEROES, MULTI_CONN and block status (base:allocation); FUA is
  * sent as FUA, emulated with a FLUSH after the write, or dropped when
  * the server has no cache to flush.  The block sizes come from
- * NBD_INFO_BLOCK_SIZE. */
+ * NBD_INFO_BLOCK_SIZE.  NEXUS_OP_BLOCK_STATUS is an ordinary request
+ * (NBD_CMD_BLOCK_STATUS, its descriptors written straight into the
+ * caller's extent array by the reply parser), so it works on reactors:
+ * an export serving this device shows the server's holes.
+ *
+ * A connection that dies sets the device's state (degraded while other
+ * connections remain, else faulted) with the reason; io-timeout (60 s
+ * by default) fails a connection whose server stopped answering, its
+ * requests completing with -ETIMEDOUT, and raises NEXUS_EVENT_IO_TIMEOUT.
+ * Connections are not re-established. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +36,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "event.h" /* nx_event_emit() */
 #include "nbd-client.h"
 
 #define MAX_CONNS 64
@@ -53,9 +63,10 @@ static const struct nexus_option_desc nbd_options[] = {
 	  "one); 0: one per reactor when the server allows it", 0 },
 	{ "timeout", NEXUS_OPT_UINT, "30",
 	  "seconds allowed to connect and negotiate", 0 },
-	{ "io-timeout", NEXUS_OPT_UINT, "0",
+	{ "io-timeout", NEXUS_OPT_UINT, "60",
 	  "seconds without any reply, with requests in flight, before the "
-	  "connection is declared dead (0: wait forever)", 0 },
+	  "connection is declared dead and its requests fail with ETIMEDOUT "
+	  "(0: wait forever)", 0 },
 	{ "structured-replies", NEXUS_OPT_BOOL, "on",
 	  "negotiate structured replies", 0 },
 	{ "block-status", NEXUS_OPT_BOOL, "on",
@@ -219,7 +230,10 @@ static void fill_info(struct nbdc_dev *d, struct nexus_dev_info *in, bool ro)
 	in->max_io_size = 32u << 20;
 	if (hs->have_bs && hs->max_payload < in->max_io_size)
 		in->max_io_size = hs->max_payload;
-	in->ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE);
+	/* block status is always answered: data, unless the server
+	 * negotiated base:allocation (then NEXUS_DEV_BLOCK_STATUS) */
+	in->ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
+		  NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS);
 	if (f & NBD_FLAG_SEND_FLUSH)
 		in->ops |= NEXUS_OP_BIT(NEXUS_OP_FLUSH);
 	if (f & NBD_FLAG_SEND_TRIM)
@@ -276,6 +290,7 @@ static int nbd_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		return nexus_error(-ENOMEM, "out of memory");
 	}
 	d->ctx = ctx;
+	d->dev = dev;
 	nx_nbdc_uri_server(&u, d->server, sizeof(d->server));
 	deadline = nx_nbdc_now_ns() + timeout * 1000000000ull;
 	rc = connect_conn(d, &u, 0, deadline, (uint32_t)io_timeout, sr, meta);
@@ -358,6 +373,124 @@ static void nbd_reactor_fini(struct nexus_dev *dev, struct nexus_reactor *r,
 		nx_nbdc_conn_stop(rs->own[i]);
 }
 
+/* ---- block status (on the reactors, like any request) ---- */
+
+void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t nflags)
+{
+	uint64_t start = req->bs_pos, end = req->bs_pos + len;
+	struct nexus_io *io = req->io;
+	struct nexus_extent *last = req->bs_n ? &io->extents[req->bs_n - 1]
+					      : NULL;
+	uint32_t flags = 0;
+
+	req->bs_pos = end;
+	if (start < req->bs_lo)
+		start = req->bs_lo;
+	if (end > req->bs_hi)
+		end = req->bs_hi;
+	if (start >= end)
+		return;
+	if (nflags & NBD_STATE_HOLE)
+		flags |= NEXUS_EXTENT_HOLE;
+	if (nflags & NBD_STATE_ZERO)
+		flags |= NEXUS_EXTENT_ZERO;
+	if (last && last->flags == flags &&
+	    last->offset + last->length == start) {
+		last->length += end - start;
+		return;
+	}
+	if (req->bs_n == io->max_extents)
+		return;
+	io->extents[req->bs_n++] =
+		(struct nexus_extent){ start, end - start, flags };
+}
+
+/* The result of a BLOCK_STATUS whose reply arrived: its extent count
+ * (one data extent when the server described nothing of the range). */
+static int bs_result(struct nbdc_req *req)
+{
+	struct nexus_io *io = req->io;
+
+	if (req->bs_n == 0) {
+		io->extents[0] = (struct nexus_extent){ req->bs_lo,
+							req->bs_hi - req->bs_lo,
+							0 };
+		req->bs_n = 1;
+	}
+	return (int)req->bs_n;
+}
+
+/* Prepare @p req for NBD_CMD_BLOCK_STATUS of io's range, aligned to the
+ * server's block size and cut at NBDC_MAX_PIECE (the result then covers
+ * less than asked, as the operation allows).  Returns 1 when there is
+ * nothing to ask (no base:allocation): the I/O is answered already. */
+static int bs_prepare(struct nbdc_dev *d, struct nbdc_req *req)
+{
+	struct nexus_io *io = req->io;
+	uint64_t a = d->bs_align, off = io->offset, len = io->length;
+	uint64_t aoff = off - off % a, aend = (off + len + a - 1) / a * a;
+
+	if (!d->hs.meta) {
+		io->extents[0] = (struct nexus_extent){ off, len, 0 };
+		nexus_io_complete(io, 1);
+		return 1;
+	}
+	if (aend - aoff > NBDC_MAX_PIECE)
+		aend = aoff + NBDC_MAX_PIECE;
+	req->type = NBD_CMD_BLOCK_STATUS;
+	req->off = aoff;
+	req->len = (uint32_t)(aend - aoff);
+	req->end = aend;
+	req->bs_lo = off;
+	req->bs_hi = aend < off + len ? aend : off + len;
+	req->bs_pos = aoff;
+	req->bs_n = 0;
+	return 0;
+}
+
+/* ---- state and events ---- */
+
+static uint32_t reason_of(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT: return NEXUS_REASON_TIMEOUT;
+	case -ECONNRESET: return NEXUS_REASON_PEER_CLOSED;
+	case -EPROTO: return NEXUS_REASON_PROTOCOL;
+	case -ESHUTDOWN: return NEXUS_REASON_SHUTDOWN;
+	default: return NEXUS_REASON_IO_ERROR;
+	}
+}
+
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+{
+	unsigned alive = 0;
+	char msg[400];
+
+	for (unsigned i = 0; i < d->nconns; i++)
+		alive += nx_nbdc_conn_usable(d->conns[i]);
+	snprintf(msg, sizeof(msg), "%s: %s%s", d->server, why,
+		 alive ? "" : "; no connection left");
+	if (err == -ETIMEDOUT) {
+		struct nexus_event_info ev = {
+			.size = sizeof(ev),
+			.kind = NEXUS_EVENT_IO_TIMEOUT,
+			.reason = NEXUS_REASON_TIMEOUT,
+			.dev = d->dev,
+			.object = nexus_dev_info_mut(d->dev)->name,
+			.error = -ETIMEDOUT,
+			.old_state = nexus_dev_get_state(d->dev),
+			.new_state = nexus_dev_get_state(d->dev),
+			.peer = d->server,
+			.message = msg,
+		};
+
+		nx_event_emit(d->ctx, &ev);
+	}
+	nexus_dev_set_state(d->dev, alive ? NEXUS_DEV_STATE_DEGRADED
+					  : NEXUS_DEV_STATE_FAULTED,
+			    reason_of(err), msg);
+}
+
 /* ---- crossing reactors ---- */
 
 static void push(_Atomic(struct nbdc_req *) *head, struct nbdc_req *req)
@@ -419,17 +552,13 @@ static void post_once(struct nbdc_dev *d, struct nexus_reactor *r,
 	}
 }
 
-static void bs_done(struct nbdc_bs *bs, int res);
-
 void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res)
 {
 	struct nexus_io *io = req->io;
 	struct nbdc_rstate *rs;
 
-	if (req->bs) {
-		bs_done(req->bs, res);
-		return;
-	}
+	if (res == 0 && req->type == NBD_CMD_BLOCK_STATUS)
+		res = bs_result(req);
 	if (io->reactor == nexus_reactor_current()) {
 		nexus_io_complete(io, res);
 		return;
@@ -492,7 +621,6 @@ static int nbd_submit(struct nexus_io *io)
 	struct nbdc_conn *c;
 
 	req->io = io;
-	req->bs = NULL;
 	req->next = NULL;
 	req->fua_flush = false;
 	req->cmd_flags = 0;
@@ -530,11 +658,16 @@ static int nbd_submit(struct nexus_io *io)
 			req->cmd_flags |= NBD_CMD_FLAG_FAST_ZERO;
 		}
 		break;
+	case NEXUS_OP_BLOCK_STATUS:
+		if (bs_prepare(d, req))
+			return 0;
+		break;
 	default:
 		return nexus_error(-EOPNOTSUPP, "nbd: operation %u", io->op);
 	}
-	if ((io->flags & NEXUS_IO_FUA) && io->op != NEXUS_OP_FLUSH &&
-	    io->op != NEXUS_OP_READ) {
+	if ((io->flags & NEXUS_IO_FUA) && (io->op == NEXUS_OP_WRITE ||
+					   io->op == NEXUS_OP_TRIM ||
+					   io->op == NEXUS_OP_WRITE_ZEROES)) {
 		if (f & NBD_FLAG_SEND_FUA)
 			req->cmd_flags |= NBD_CMD_FLAG_FUA;
 		else if (f & NBD_FLAG_SEND_FLUSH)
@@ -548,97 +681,6 @@ static int nbd_submit(struct nexus_io *io)
 	return 0;
 }
 
-/* ---- block status (application thread) ---- */
-
-void nx_nbdc_bs_add(struct nbdc_bs *bs, uint32_t len, uint32_t nflags)
-{
-	uint64_t start = bs->pos, end = bs->pos + len;
-	uint64_t lo = bs->off, hi = bs->off + bs->len;
-	uint32_t flags = 0;
-	struct nexus_extent *last = bs->n ? &bs->ext[bs->n - 1] : NULL;
-
-	bs->pos = end;
-	if (start < lo)
-		start = lo;
-	if (end > hi)
-		end = hi;
-	if (start >= end)
-		return;
-	if (nflags & NBD_STATE_HOLE)
-		flags |= NEXUS_EXTENT_HOLE;
-	if (nflags & NBD_STATE_ZERO)
-		flags |= NEXUS_EXTENT_ZERO;
-	if (last && last->flags == flags &&
-	    last->offset + last->length == start) {
-		last->length += end - start;
-		return;
-	}
-	if (bs->n == bs->max)
-		return;
-	bs->ext[bs->n++] = (struct nexus_extent){ start, end - start, flags };
-}
-
-static void bs_done(struct nbdc_bs *bs, int res)
-{
-	bs->result = res;
-	sem_post(&bs->sem);
-}
-
-static void bs_start(void *arg)
-{
-	struct nbdc_bs *bs = arg;
-
-	nx_nbdc_conn_queue(bs->req.conn, &bs->req);
-}
-
-static int nbd_block_status(struct nexus_dev *dev, uint64_t off, uint64_t len,
-			    struct nexus_extent *ext, unsigned max)
-{
-	struct nbdc_dev *d = nexus_dev_private(dev);
-	uint64_t a = d->bs_align, aoff = off - off % a;
-	uint64_t aend = (off + len + a - 1) / a * a;
-	struct nbdc_conn *c;
-	struct nbdc_bs bs;
-	int rc;
-
-	if (nexus_reactor_current())
-		return nexus_error(-EDEADLK, "nbd: block status from a reactor "
-				   "thread would deadlock");
-	if (aend - aoff > NBDC_MAX_PIECE)
-		aend = aoff + NBDC_MAX_PIECE;
-	c = pick(d, NULL);
-	if (!c)
-		return not_connected(d);
-	memset(&bs, 0, sizeof(bs));
-	sem_init(&bs.sem, 0, 0);
-	bs.off = off;
-	bs.len = (aend < off + len ? aend : off + len) - off;
-	bs.pos = aoff;
-	bs.ext = ext;
-	bs.max = max;
-	bs.req.type = NBD_CMD_BLOCK_STATUS;
-	bs.req.off = aoff;
-	bs.req.len = (uint32_t)(aend - aoff);
-	bs.req.end = aend;
-	bs.req.bs = &bs;
-	bs.req.conn = c;
-	rc = nexus_reactor_post(nx_nbdc_conn_reactor(c), bs_start, &bs);
-	if (rc == 0)
-		while (sem_wait(&bs.sem) < 0)
-			;
-	sem_destroy(&bs.sem);
-	if (rc)
-		return rc;
-	if (bs.result < 0)
-		return nexus_error(bs.result, "nbd: %s: block status failed: %s",
-				   d->server, strerror(-bs.result));
-	if (bs.n == 0) { /* nothing the server said covers it: data */
-		ext[0] = (struct nexus_extent){ off, bs.len, 0 };
-		bs.n = 1;
-	}
-	return (int)bs.n;
-}
-
 const struct nexus_driver nx_driver_nbd = {
 	NEXUS_DRIVER_HEADER,
 	.name = "nbd",
@@ -647,7 +689,8 @@ const struct nexus_driver nx_driver_nbd = {
 	.kind = NEXUS_DRIVER_SOURCE,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct nbdc_req),
 	.options = nbd_options,
 	.open = nbd_open,
@@ -655,5 +698,4 @@ const struct nexus_driver nx_driver_nbd = {
 	.reactor_init = nbd_reactor_init,
 	.reactor_fini = nbd_reactor_fini,
 	.submit = nbd_submit,
-	.block_status = nbd_block_status,
 };

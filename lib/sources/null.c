@@ -34,12 +34,21 @@ static int null_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	in->dev_size = size;
 	in->logical_block_size = (uint32_t)bs;
 	in->physical_block_size = bs > 4096 ? (uint32_t)bs : 4096;
-	in->flags |= NEXUS_DEV_TRIM_ZEROES | NEXUS_DEV_MULTI_CONN;
+	in->flags |= NEXUS_DEV_TRIM_ZEROES | NEXUS_DEV_MULTI_CONN |
+		     NEXUS_DEV_BLOCK_STATUS;
 	return 0;
 }
 
 static int null_submit(struct nexus_io *io)
 {
+	if (io->op == NEXUS_OP_BLOCK_STATUS) {
+		/* nothing is stored: one hole that reads as zeroes */
+		io->extents[0] = (struct nexus_extent){
+			io->offset, io->length,
+			NEXUS_EXTENT_HOLE | NEXUS_EXTENT_ZERO };
+		nexus_io_complete(io, 1);
+		return 0;
+	}
 	if (io->op == NEXUS_OP_READ)
 		for (int i = 0; i < io->iovcnt; i++)
 			memset(io->iov[i].iov_base, 0, io->iov[i].iov_len);
@@ -54,7 +63,8 @@ const struct nexus_driver nx_driver_null = {
 	.kind = NEXUS_DRIVER_SOURCE,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.options = null_options,
 	.open = null_open,
 	.submit = null_submit,

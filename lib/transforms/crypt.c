@@ -22,8 +22,14 @@
  *    allow_discards: it shows which blocks are unused); trimmed sectors
  *    read back as unspecified data, and the device never claims
  *    TRIM_ZEROES.
- *  - FLUSH passes through.  Block status reports data everywhere: holes
- *    below are not holes of the plaintext.
+ *  - FLUSH passes through.
+ *  - BLOCK_STATUS asks below and keeps only HOLE: a range that reads as
+ *    zeroes below reads as the decryption of zeroes (noise) here, so
+ *    ZERO never survives; a hole below is a range never written through
+ *    crypt (or trimmed with discard=on), whose plaintext is unspecified:
+ *    HOLE without ZERO says exactly that, and a reader must read it.
+ *    A hole that does not start and end on a crypt sector is reported as
+ *    data (a sector is allocated if any of it is).
  * Sectors that straddle iovec segments are gathered into a per-reactor
  * bounce buffer, one sector at a time. */
 #include "config.h"
@@ -573,6 +579,30 @@ static int submit_write_zeroes(struct crypt_dev *cd, struct crypt_io *cio)
 	return 0;
 }
 
+/* BLOCK_STATUS came back from below: see the top of the file. */
+static void bs_done(void *ud, int res)
+{
+	struct nexus_io *io = ud;
+	struct crypt_dev *cd = nexus_dev_private(io->dev);
+	uint64_t mask = cd->sector_size - 1;
+	struct nexus_extent *e = io->extents;
+	int n = 0;
+
+	for (int i = 0; i < res; i++) {
+		uint32_t f = e[i].flags & NEXUS_EXTENT_HOLE;
+
+		if ((e[i].offset | e[i].length) & mask)
+			f = 0;
+		if (n && e[n - 1].flags == f) {
+			e[n - 1].length += e[i].length;
+			continue;
+		}
+		e[n] = e[i];
+		e[n++].flags = f;
+	}
+	nexus_io_complete(io, res < 0 ? res : n);
+}
+
 static int crypt_submit(struct nexus_io *io)
 {
 	struct crypt_dev *cd = nexus_dev_private(io->dev);
@@ -596,6 +626,18 @@ static int crypt_submit(struct nexus_io *io)
 					io->offset, io->length,
 					io->flags & NEXUS_IO_FUA, pass_done,
 					io);
+	case NEXUS_OP_BLOCK_STATUS: {
+		struct nexus_io_req r = NEXUS_IO_REQ_INIT;
+
+		r.op = NEXUS_OP_BLOCK_STATUS;
+		r.offset = io->offset;
+		r.length = io->length;
+		r.extents = io->extents;
+		r.max_extents = io->max_extents;
+		r.cb = bs_done;
+		r.user_data = io;
+		return nexus_dev_submit(cd->child, &r);
+	}
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -608,7 +650,8 @@ const struct nexus_driver nx_driver_crypt = {
 	.kind = NEXUS_DRIVER_TRANSFORM,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct crypt_io),
 	.min_children = 1,
 	.max_children = 1,

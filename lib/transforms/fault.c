@@ -439,12 +439,14 @@ const struct nexus_driver nx_driver_fault = {
 	.kind = NEXUS_DRIVER_TRANSFORM,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct fault_io),
 	.options = fault_options,
 	.open = fault_open,
 	.close = fault_close,
 	.submit = fault_submit,
+	/* until every reactor caller submits BLOCK_STATUS (the export) */
 	.block_status = nx_shim_block_status,
 	.control = fault_control,
 };

@@ -272,6 +272,8 @@ static int thr_submit(struct nexus_io *io)
 	uint64_t now = nx_now_ns();
 	struct lim l;
 
+	if (io->op == NEXUS_OP_BLOCK_STATUS) /* no data: not limited */
+		return nx_shim_pass(io);
 	read_limits(rs->t, &l);
 	if (l.gen != rs->gen)
 		rereserve(rs, &l, now);
@@ -456,7 +458,8 @@ const struct nexus_driver nx_driver_throttle = {
 	.kind = NEXUS_DRIVER_TRANSFORM,
 	.ops = NEXUS_OP_BIT(NEXUS_OP_READ) | NEXUS_OP_BIT(NEXUS_OP_WRITE) |
 	       NEXUS_OP_BIT(NEXUS_OP_FLUSH) | NEXUS_OP_BIT(NEXUS_OP_TRIM) |
-	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES),
+	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
+	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct thr_io),
 	.options = thr_options,
 	.open = thr_open,
@@ -464,6 +467,7 @@ const struct nexus_driver nx_driver_throttle = {
 	.reactor_init = thr_reactor_init,
 	.reactor_fini = thr_reactor_fini,
 	.submit = thr_submit,
+	/* until every reactor caller submits BLOCK_STATUS (the export) */
 	.block_status = nx_shim_block_status,
 	.control = thr_control,
 };

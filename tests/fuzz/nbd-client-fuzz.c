@@ -81,8 +81,8 @@ int nexus_error(int err, const char *fmt, ...)
 
 struct fz_req {
 	struct nbdc_req req;
-	struct nbdc_bs bs;
 	struct nexus_io io;
+	struct nexus_extent ext[4];
 	struct iovec iov[3];
 	uint8_t *buf; /* GUARD + len + GUARD */
 	uint32_t len;
@@ -96,7 +96,7 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res)
 {
 	(void)d;
 	for (unsigned i = 0; i < nreq; i++) {
-		if (&reqs[i].req == req || &reqs[i].bs.req == req) {
+		if (&reqs[i].req == req) {
 			reqs[i].completions++;
 			reqs[i].result = res;
 			return;
@@ -105,17 +105,24 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res)
 	abort(); /* a request that was never queued */
 }
 
-void nx_nbdc_bs_add(struct nbdc_bs *bs, uint32_t len, uint32_t flags)
+void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+{
+	(void)d;
+	(void)err;
+	(void)why;
+}
+
+void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t flags)
 {
 	bool ok = false;
 
 	(void)flags;
 	assert(len);
 	for (unsigned i = 0; i < nreq; i++)
-		if (bs == &reqs[i].bs && reqs[i].req.type == NBD_CMD_BLOCK_STATUS)
+		if (req == &reqs[i].req && req->type == NBD_CMD_BLOCK_STATUS)
 			ok = true;
 	assert(ok);
-	bs->n++;
+	req->bs_n++;
 }
 
 /* ---- replies ---- */
@@ -186,19 +193,17 @@ static void setup_req(struct fz_req *f, const uint8_t *p, uint64_t off)
 						       : NEXUS_OP_WRITE;
 		f->req.io = &f->io;
 	} else if (f->req.type == NBD_CMD_BLOCK_STATUS) {
-		f->bs.req = f->req;
-		f->bs.req.bs = &f->bs;
-		f->bs.off = off;
-		f->bs.len = len;
-		f->bs.pos = off;
+		f->io.op = NEXUS_OP_BLOCK_STATUS;
+		f->io.offset = off;
+		f->io.length = len;
+		f->io.extents = f->ext;
+		f->io.max_extents = 4;
+		f->req.io = &f->io;
+		f->req.bs_lo = f->req.bs_pos = off;
+		f->req.bs_hi = off + len;
 	} else {
 		f->req.io = &f->io;
 	}
-}
-
-static struct nbdc_req *req_of(struct fz_req *f)
-{
-	return f->req.type == NBD_CMD_BLOCK_STATUS ? &f->bs.req : &f->req;
 }
 
 /* Complete one pending SQE as the kernel would.  Returns false when
@@ -271,7 +276,7 @@ static void replies(const uint8_t *d, size_t n)
 	while (nreq < want && n >= 4) {
 		setup_req(&reqs[nreq], d, (uint64_t)nreq * 65536);
 		nreq++;
-		nx_nbdc_conn_queue(c, req_of(&reqs[nreq - 1]));
+		nx_nbdc_conn_queue(c, &reqs[nreq - 1].req);
 		d += 4;
 		n -= 4;
 	}
@@ -285,7 +290,7 @@ static void replies(const uint8_t *d, size_t n)
 
 		assert(f->completions == 1);
 		if (f->req.type == NBD_CMD_BLOCK_STATUS && f->result == 0)
-			assert(f->bs.n > 0);
+			assert(f->req.bs_n > 0);
 		free(f->buf);
 	}
 	nx_nbdc_conn_free(c); /* fd -1: close() fails harmlessly */

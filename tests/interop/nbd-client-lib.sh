@@ -55,6 +55,29 @@ bg() {
 	pids="$pids $last"
 }
 
+# serve PIPELINE: examples/nexus-pipe in the background (pid in $last,
+# output in $tmp/out.N); waits for "ready"; $addr is the first address
+# it listens on (unix:PATH or HOST:PORT)
+PIPE=./examples/nexus-pipe
+nserve=0
+serve() {
+	[ -x $PIPE ] || { echo "no $PIPE"; exit 1; }
+	nserve=$((nserve + 1))
+	out=$tmp/out.$nserve
+	bg $PIPE -q "$1" > $out 2>&1
+	i=0
+	while ! grep -q '^ready' $out; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 $last 2>/dev/null; then
+			cat $out
+			echo "nexus-pipe did not start: $1"
+			exit 1
+		fi
+		sleep 0.1
+	done
+	addr=$(sed -n 's/^listening on //p' $out | head -1)
+}
+
 stop() {
 	kill "$1" 2>/dev/null
 	wait "$1" 2>/dev/null

@@ -6,25 +6,6 @@
 # a killed server.
 . "${srcdir:-.}/tests/interop/nbd-client-lib.sh"
 require python3 timeout
-PIPE=./examples/nexus-pipe
-[ -x $PIPE ] || { echo "no $PIPE"; exit 1; }
-
-# serve PIPELINE: nexus-pipe in the background; $addr is the first
-# address it listens on (unix:PATH or HOST:PORT)
-serve() {
-	bg $PIPE -q "$1" > $tmp/out 2>&1
-	i=0
-	while ! grep -q '^ready' $tmp/out; do
-		i=$((i + 1))
-		if [ $i -gt 100 ] || ! kill -0 $last 2>/dev/null; then
-			cat $tmp/out
-			echo "nexus-pipe did not start"
-			exit 1
-		fi
-		sleep 0.1
-	done
-	addr=$(sed -n 's/^listening on //p' $tmp/out | head -1)
-}
 
 newsock; serve "mem:size=64M | nbd:socket=$S,name=disk"
 run rw "nbd+unix:///disk?socket=$S"

@@ -22,6 +22,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -31,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nexus/nexus.h>
+#include <nexus/nexus_driver.h> /* nexus_reactor_call: a reactor like an export */
 #include "../submit.h"
 
 static const char *pipeline, *arg;
@@ -53,6 +54,20 @@ static void log_fn(void *ud, int level, const char *msg)
 	if (loglen >= sizeof(logbuf))
 		loglen = 0;
 	pthread_mutex_unlock(&log_lock);
+}
+
+/* events go to the same text, as "event KIND OLD->NEW (REASON)" */
+static void event_fn(void *ud, const struct nexus_event_info *e)
+{
+	char line[512];
+
+	(void)ud;
+	snprintf(line, sizeof(line), "event %s %s->%s (%s) error %d: %s",
+		 nexus_event_kind_name(e->kind),
+		 nexus_dev_state_name(e->old_state),
+		 nexus_dev_state_name(e->new_state),
+		 nexus_reason_name(e->reason), e->error, e->message);
+	log_fn(NULL, NEXUS_LOG_INFO, line);
 }
 
 static bool logged(const char *what)
@@ -395,6 +410,38 @@ static uint32_t flags_at(const struct nexus_extent *e, int n, uint64_t off)
 	return 0xff;
 }
 
+/* BLOCK_STATUS submitted on a reactor, as an export does. */
+struct bs_on_reactor {
+	struct nexus_dev *dev;
+	struct nexus_extent e[64];
+	int submit_rc, result;
+	sem_t done;
+};
+
+static void bs_cb(void *ud, int res)
+{
+	struct bs_on_reactor *b = ud;
+
+	b->result = res;
+	sem_post(&b->done);
+}
+
+static int bs_submit_fn(void *p)
+{
+	struct bs_on_reactor *b = p;
+	struct nexus_io_req r = NEXUS_IO_REQ_INIT;
+
+	r.op = NEXUS_OP_BLOCK_STATUS;
+	r.offset = 0;
+	r.length = 4 << 20;
+	r.extents = b->e;
+	r.max_extents = 64;
+	r.cb = bs_cb;
+	r.user_data = b;
+	b->submit_rc = nexus_dev_submit(b->dev, &r);
+	return 0;
+}
+
 static void t_block_status(void)
 {
 	struct nexus_dev *dev = open_dev();
@@ -421,6 +468,24 @@ static void t_block_status(void)
 	CU_ASSERT_EQUAL(flags_at(e, n, (1 << 20) + 100) & NEXUS_EXTENT_HOLE, 0);
 	CU_ASSERT(flags_at(e, n, 3 << 20) & NEXUS_EXTENT_ZERO ||
 		  sum <= (3u << 20));
+	/* the same on a reactor (it used to be refused there) */
+	{
+		struct bs_on_reactor b = { .dev = dev };
+
+		sem_init(&b.done, 0, 0);
+		for (int r = 0; r < nexus_ctx_reactor_count(ctx); r++) {
+			CU_ASSERT_EQUAL(nexus_reactor_call(nexus_ctx_reactor(ctx, r),
+							   bs_submit_fn, &b), 0);
+			CU_ASSERT_EQUAL_FATAL(b.submit_rc, 0);
+			sem_wait(&b.done);
+			CU_ASSERT_EQUAL(b.result, n);
+			for (int i = 0; b.result == n && i < n; i++)
+				CU_ASSERT(b.e[i].offset == e[i].offset &&
+					  b.e[i].length == e[i].length &&
+					  b.e[i].flags == e[i].flags);
+		}
+		sem_destroy(&b.done);
+	}
 	/* one extent only, from an offset inside the data */
 	n = nexus_dev_block_status(dev, (1 << 20) + 4096, 1 << 20, e, 1);
 	CU_ASSERT_EQUAL(n, 1);
@@ -491,12 +556,20 @@ static void t_stall(void)
 	uint64_t t0 = now_ns(), ms;
 
 	/* the server delays reads far beyond io-timeout */
-	CHECK_RC(nexus_dev_pread(dev, b, 4096, 0), -EIO);
+	CU_ASSERT_EQUAL(nexus_dev_get_state(dev), NEXUS_DEV_STATE_ONLINE);
+	CHECK_RC(nexus_dev_pread(dev, b, 4096, 0), -ETIMEDOUT);
 	ms = (now_ns() - t0) / 1000000;
 	printf("\n  failed after %llu ms ", (unsigned long long)ms);
 	CU_ASSERT(ms >= 900 && ms < 10000);
 	CHECK_RC(nexus_dev_pread(dev, b, 4096, 0), -ENOTCONN);
 	CU_ASSERT(logged("io-timeout"));
+	/* the event stream said so, and the device is faulted */
+	CU_ASSERT_EQUAL(nexus_dev_get_state(dev), NEXUS_DEV_STATE_FAULTED);
+	for (int i = 0; i < 200 && !logged("event dev-state"); i++)
+		usleep(10000);
+	CU_ASSERT(logged("event io-timeout online->online (timeout) "
+			 "error -110"));
+	CU_ASSERT(logged("event dev-state online->faulted (timeout)"));
 	nexus_dev_close(dev);
 }
 
@@ -659,6 +732,7 @@ int main(int argc, char **argv)
 	o.reactors = 2;
 	o.log_fn = log_fn;
 	o.log_level = NEXUS_LOG_INFO;
+	o.event_fn = event_fn;
 	if (nexus_ctx_create(&o, &ctx)) {
 		fprintf(stderr, "nexus_ctx_create: %s\n", nexus_last_error());
 		return 1;

@@ -80,6 +80,39 @@ fi
 grep -q "read of .* at offset 2097152 on SRC: Input/output error" "$T/err" ||
 	{ cat "$T/err"; fail "read error message"; }
 
+# -p: a bar per phase that ends at 100%, then the summary
+rm -f "$T/p.img"; truncate -s 64M "$T/p.img"
+"$COPY" -p --verify "file:$T/src.img" "file:$T/p.img" 2> "$T/err" || fail "-p exited $?"
+tr '\r' '\n' < "$T/err" > "$T/bars"
+grep -q '^.*copy   \[#\{40\}\] 100% 64.0 MiB/64.0 MiB' "$T/bars" || { cat "$T/bars"; fail "no final copy bar"; }
+grep -q '^.*verify \[#\{40\}\] 100% 64.0 MiB/64.0 MiB' "$T/bars" || { cat "$T/bars"; fail "no final verify bar"; }
+grep -q '^nexus-copy: copied 64.0 MiB in .* data, .* zero' "$T/bars" || fail "no summary"
+
+# --rate: 4 MiB of data at 8 MiB/s takes about half a second (bounds
+# that survive a loaded machine)
+head -c $((4 * MiB)) /dev/urandom > "$T/r.src"
+rm -f "$T/r.dst"; truncate -s 4M "$T/r.dst"
+t0=$(date +%s%N)
+"$COPY" -q --rate 8M -b 64K "file:$T/r.src" "file:$T/r.dst" || fail "--rate exited $?"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "4 MiB at --rate 8M: $ms ms"
+[ "$ms" -ge 350 ] || fail "--rate 8M copied 4 MiB in $ms ms"
+cmp "$T/r.src" "$T/r.dst" || fail "--rate: data differs"
+"$COPY" --rate 0 a b > /dev/null 2>&1; [ $? -eq 2 ] || fail "--rate 0: want exit 2"
+
+# SIGINT cancels: requests in flight complete, exit 1, "interrupted"
+rm -f "$T/i.img"; truncate -s 64M "$T/i.img"
+"$COPY" -q --no-sparse --rate 4M "file:$T/src.img" "file:$T/i.img" 2> "$T/err" &
+pid=$!
+sleep 0.5
+kill -INT $pid
+t0=$(date +%s%N)
+wait $pid; st=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $st -eq 1 ] || fail "interrupted copy exited $st"
+grep -q '^nexus-copy: interrupted$' "$T/err" || { cat "$T/err"; fail "no interrupted message"; }
+[ "$ms" -lt 3000 ] || fail "interrupted copy took $ms ms to stop"
+
 # bad arguments
 "$COPY" "file:$T/src.img" > /dev/null 2>&1; [ $? -eq 2 ] || fail "one argument: want exit 2"
 "$COPY" -n 0 a b > /dev/null 2>&1; [ $? -eq 2 ] || fail "-n 0: want exit 2"
