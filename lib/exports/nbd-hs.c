@@ -151,8 +151,6 @@ void nbd_accept(struct nexus_conn *c, void *ud)
 		nexus_conn_close(c, "out of memory");
 		return;
 	}
-	/* TODO(events): nx_event_emit(NEXUS_EVENT_CONN_OPENED, peer) once
-	 * lib/core/event.h is on main. */
 	if (tmo)
 		nexus_conn_timer(c, tmo, 0);
 	nbds_greeting(greeting);

@@ -12,6 +12,7 @@
 
 #include <nexus/nexus_driver.h>
 
+#include "core/event.h"
 #include "core/hidden.h"
 #include "nbd-proto.h"
 
@@ -85,8 +86,29 @@ struct nbd_tx {
 	bool stopping;		/* export stopping: ESHUTDOWN */
 	uint64_t idle_ms, stall_ms;
 	char name[NEXUS_ID_MAX];
+	struct nexus_export *exp; /* for events, while bound */
+	struct nexus_ctx *ctx;
+	uint32_t reason;	/* enum nexus_reason of the close */
 	uint64_t requests, errors, bytes_read, bytes_written;
 };
+
+/* Emit an event of the export (any thread, reactors included). */
+static inline void nbd_event(struct nexus_ctx *ctx, uint32_t kind,
+			     struct nexus_export *exp, const char *object,
+			     const char *peer, uint32_t reason, int error,
+			     const char *message)
+{
+	struct nexus_event_info ev = { .size = sizeof(ev) };
+
+	ev.kind = kind;
+	ev.exp = exp;
+	ev.object = object;
+	ev.peer = peer;
+	ev.reason = reason;
+	ev.error = error;
+	ev.message = message;
+	nx_event_emit(ctx, &ev);
+}
 
 /* nbd-hs.c: the accept callback (the listener's user data is the
  * nbd_server); the handshake then hands over to nbd_tx_start(). */

@@ -71,8 +71,10 @@ static void reply_err(struct nbd_tx *t, struct nbd_req *q, uint32_t err,
 		      const char *msg)
 {
 	t->errors++;
-	/* TODO(events): nx_event_emit(NEXUS_EVENT_CLIENT_ERROR, peer,
-	 * error, msg) once lib/core/event.h is on main. */
+	if (t->exp)
+		nbd_event(t->ctx, NEXUS_EVENT_CLIENT_ERROR, t->exp, t->name,
+			  nexus_conn_peer(t->c), NEXUS_REASON_NONE,
+			  nbd_errno_decode(err), msg);
 	nexus_slot_drop_buf(t->slots, q);
 	q->datalen = 0;
 	if (t->tx.structured)
@@ -319,16 +321,20 @@ static void parse(struct nbd_tx *t)
 		if (avail < NBD_REQ_LEN)
 			break;
 		if (!nbd_req_decode(p, &r)) {
+			t->reason = NEXUS_REASON_PROTOCOL;
 			nexus_conn_close(c, "bad request magic");
 			return;
 		}
 		v = nbds_req_check(&t->tx, &r, &err, &payload, &why);
 		if (v == NBDS_REQ_FATAL) {
+			t->reason = NEXUS_REASON_PROTOCOL;
 			nexus_conn_close(c, why);
 			return;
 		}
 		if (v == NBDS_REQ_DISC) {
 			nexus_conn_consume(c, NBD_REQ_LEN);
+			if (!t->stopping)
+				t->reason = NEXUS_REASON_PEER_CLOSED;
 			t->draining = true;
 			nexus_conn_recv_pause(c, true);
 			break;
@@ -391,6 +397,7 @@ static void tx_timer(struct nbd_tx *t)
 
 	if (on_client && t->stall_ms) {
 		if (quiet >= t->stall_ms) {
+			t->reason = NEXUS_REASON_LIMIT;
 			nexus_conn_close(c, "the client stopped reading "
 					    "(stall-timeout)");
 			return;
@@ -398,6 +405,7 @@ static void tx_timer(struct nbd_tx *t)
 		next = t->stall_ms - quiet;
 	} else if (!busy && t->idle_ms) {
 		if (quiet >= t->idle_ms) {
+			t->reason = NEXUS_REASON_LIMIT;
 			nexus_conn_close(c, "idle (idle-timeout)");
 			return;
 		}
@@ -436,6 +444,8 @@ static void on_eof(struct nexus_conn *c, void *proto, int err)
 		return;
 	}
 	/* end of requests: answer what is in flight, then close */
+	if (!t->stopping)
+		t->reason = NEXUS_REASON_PEER_CLOSED;
 	t->draining = true;
 	check_drained(t);
 }
@@ -464,9 +474,9 @@ static void on_closed(struct nexus_conn *c, void *proto)
 {
 	struct nbd_tx *t = proto;
 
-	(void)c;
-	/* TODO(events): nx_event_emit(NEXUS_EVENT_CONN_CLOSED, peer) once
-	 * lib/core/event.h is on main. */
+	if (t->exp)
+		nbd_event(t->ctx, NEXUS_EVENT_CONN_CLOSED, t->exp, t->name,
+			  nexus_conn_peer(c), t->reason, 0, "");
 	nexus_slots_destroy(t->slots);
 	free(t->hs);
 	nx_out_free(&t->hout);
@@ -512,8 +522,13 @@ void nbd_tx_start(struct nbd_tx *t, struct nbd_dev *d,
 	}
 	t->tx_phase = true;
 	nexus_conn_timer(t->c, min_nz(t->idle_ms, t->stall_ms), 0);
+	t->exp = ex->exp;
+	t->ctx = ex->ctx;
+	t->reason = NEXUS_REASON_NONE;
 	nexus_log(ex->ctx, NEXUS_LOG_DEBUG, "nbd: %s connected to export "
 		  "'%s'", nexus_conn_peer(t->c), d->name);
+	nbd_event(t->ctx, NEXUS_EVENT_CONN_OPENED, t->exp, t->name,
+		  nexus_conn_peer(t->c), NEXUS_REASON_NONE, 0, "");
 	nexus_conn_recv_pause(t->c, false);
 }
 
@@ -522,6 +537,8 @@ void nbd_tx_stop(struct nexus_conn *c, bool force)
 	struct nbd_tx *t = nexus_conn_proto(c);
 
 	if (force || !t || !t->tx_phase) {
+		if (t)
+			t->reason = NEXUS_REASON_SHUTDOWN;
 		nexus_conn_close(c, force ? "export stopped" : NULL);
 		return;
 	}
@@ -530,6 +547,7 @@ void nbd_tx_stop(struct nexus_conn *c, bool force)
 	/* no new requests: what was received is answered with ESHUTDOWN,
 	 * what is in flight finishes, then the connection closes */
 	t->stopping = true;
+	t->reason = NEXUS_REASON_SHUTDOWN;
 	nexus_conn_shutdown_read(c);
 	check_drained(t);
 }
@@ -540,6 +558,13 @@ void nbd_tx_orphan(struct nexus_conn *c)
 
 	nexus_conn_close(c, NULL);
 	if (t) {
+		/* its close is reported now: the export goes away */
+		if (t->exp)
+			nbd_event(t->ctx, NEXUS_EVENT_CONN_CLOSED, t->exp,
+				  t->name, nexus_conn_peer(c),
+				  NEXUS_REASON_TIMEOUT, -ECANCELED,
+				  "device I/O abandoned at stop-timeout");
+		t->exp = NULL;
 		t->d = NULL;
 		t->lst = NULL;
 		t->srv = NULL;

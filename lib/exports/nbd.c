@@ -320,8 +320,9 @@ static int nbd_export_start(struct nexus_export *exp,
 	if (rc)
 		goto fail;
 	nexus_export_set_private(exp, ex);
-	/* TODO(events): nx_event_emit(NEXUS_EVENT_EXPORT_STARTED) once
-	 * lib/core/event.h is on main. */
+	nbd_event(ctx, NEXUS_EVENT_EXPORT_STARTED, exp,
+		  nexus_listener_addr(ex->lst[0]), "", NEXUS_REASON_NONE, 0,
+		  "");
 	return 0;
 fail:
 	export_free(ex);
@@ -337,12 +338,13 @@ static void nbd_export_stop(struct nexus_export *exp)
 	lock_all(ex);
 	catalogue(ex, false);
 	unlock_all(ex);
+	nbd_event(ex->ctx, NEXUS_EVENT_EXPORT_STOPPED, exp,
+		  nexus_listener_addr(ex->lst[0]), "", NEXUS_REASON_USER, 0,
+		  "");
 	/* the devices were removed (and drained) already: what is left
 	 * are handshakes, which the listener's last close cuts */
 	export_free(ex);
 	nexus_export_set_private(exp, NULL);
-	/* TODO(events): nx_event_emit(NEXUS_EVENT_EXPORT_STOPPED) once
-	 * lib/core/event.h is on main. */
 }
 
 /* ---- devices ---- */
