@@ -68,6 +68,7 @@ struct nexus_conn {
 	unsigned depth;	   /* entry points running */
 	bool closing;
 	bool setup;
+	struct nexus_slots *slots; /* waits for budget end at close */
 	/* group */
 	struct nexus_conn_group *g;
 	struct nexus_conn *gprev, *gnext;
@@ -318,10 +319,17 @@ static void tdel_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 	leave(c);
 }
 
+/* A byte went in or out.  CLOCK_MONOTONIC_COARSE (a few ms coarse, but
+ * no clock read): this runs for every CQE of a busy connection. */
 static void progress(struct nexus_conn *c)
 {
-	if (c->t_ms)
-		c->last_io = nx_now_ns();
+	struct timespec ts;
+
+	if (!c->t_ms)
+		return;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	c->last_io = (uint64_t)ts.tv_sec * 1000000000ull +
+		     (uint64_t)ts.tv_nsec;
 }
 
 uint64_t nexus_conn_quiet_ms(const struct nexus_conn *c)
@@ -607,6 +615,8 @@ out:
 /* Complete everything that waits, on a closing connection. */
 static void cancel_all(struct nexus_conn *c)
 {
+	if (c->slots)
+		nx_slots_unwait(c->slots);
 	if (c->rx_buf) {
 		c->rx_buf = NULL;
 		c->rx_done(c, c->rx_arg, -ECANCELED);
@@ -761,6 +771,11 @@ int nexus_conn_setup(struct nexus_conn *c, const struct nexus_conn_ops *ops,
 	c->setup = true;
 	arm_recv(c);
 	return 0;
+}
+
+void nx_conn_set_slots(struct nexus_conn *c, struct nexus_slots *s)
+{
+	c->slots = s;
 }
 
 void nx_conn_ready_soon(struct nexus_conn *c)

@@ -45,6 +45,11 @@ NX_HIDDEN void nx_conn_ready_soon(struct nexus_conn *c);
  * reference taken when the wait began (on the connection's reactor). */
 NX_HIDDEN void nx_conn_ready_msg(void *conn);
 
+/* slots.c, for conn.c: the slots of a connection, so that a closing
+ * connection stops waiting for budget (the wait holds a reference). */
+NX_HIDDEN void nx_conn_set_slots(struct nexus_conn *c, struct nexus_slots *s);
+NX_HIDDEN void nx_slots_unwait(struct nexus_slots *s);
+
 /* slots.c: the per-context budget's reference (listen.c takes one per
  * listener, so it lives as long as the context serves). */
 NX_HIDDEN void nx_ctx_budget_ref(struct nexus_ctx *ctx, int delta);

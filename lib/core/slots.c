@@ -182,7 +182,7 @@ static bool wait_or_take(struct nexus_slots *s, struct nexus_budget *l,
 	return take(s->b, n) == NULL;
 }
 
-/* Leave the waiter list (the slots are going away). */
+/* Leave the waiter list (the slots or their connection go away). */
 static void unwait(struct nexus_slots *s)
 {
 	struct bwait *w = &s->w;
@@ -285,6 +285,7 @@ struct nexus_slots *nexus_slots_create(struct nexus_conn *c, unsigned n,
 	s->conn_bytes = conn_bytes;
 	s->w.c = c;
 	s->w.r = s->r;
+	nx_conn_set_slots(c, s);
 	for (unsigned i = n; i-- > 0;) {
 		struct slot_hdr *h = (void *)(s->mem + (size_t)i * s->stride);
 
@@ -299,6 +300,7 @@ void nexus_slots_destroy(struct nexus_slots *s)
 	if (!s)
 		return;
 	unwait(s);
+	nx_conn_set_slots(s->c, NULL);
 	for (unsigned i = 0; i < s->n; i++) {
 		struct slot_hdr *h = (void *)(s->mem + (size_t)i * s->stride);
 
@@ -372,6 +374,11 @@ void nexus_slot_put(struct nexus_slots *s, void *slot)
 		s->starved = false;
 		nx_conn_ready_soon(s->c);
 	}
+}
+
+void nx_slots_unwait(struct nexus_slots *s)
+{
+	unwait(s);
 }
 
 void nexus_slots_detach_budget(struct nexus_slots *s)
