@@ -100,6 +100,7 @@ struct nexus_conn {
 	uint64_t t_ms, t_deadline, t_expiry, last_io;
 	unsigned t_flags;
 	bool t_armed;
+	bool stamping; /* last_io is kept (a timer was set and not cancelled) */
 };
 
 static void conn_maybe_free(struct nexus_conn *c);
@@ -270,8 +271,9 @@ void nexus_conn_timer(struct nexus_conn *c, uint64_t ms, unsigned flags)
 	if (c->closing)
 		return;
 	now = nx_now_ns();
-	if (!c->t_ms)
+	if (!c->stamping)
 		c->last_io = now; /* not kept up to date meanwhile */
+	c->stamping = ms != 0;
 	c->t_ms = ms;
 	c->t_flags = flags;
 	if (!ms)
@@ -319,17 +321,13 @@ static void tdel_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 	leave(c);
 }
 
-/* A byte went in or out.  CLOCK_MONOTONIC_COARSE (a few ms coarse, but
- * no clock read): this runs for every CQE of a busy connection. */
+/* A byte went in or out (kept while a timer is set).  The same clock
+ * as the deadlines: CLOCK_MONOTONIC_COARSE was tried, and its base is
+ * not the same as CLOCK_MONOTONIC's everywhere (a sandboxed kernel). */
 static void progress(struct nexus_conn *c)
 {
-	struct timespec ts;
-
-	if (!c->t_ms)
-		return;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	c->last_io = (uint64_t)ts.tv_sec * 1000000000ull +
-		     (uint64_t)ts.tv_nsec;
+	if (c->stamping)
+		c->last_io = nx_now_ns();
 }
 
 uint64_t nexus_conn_quiet_ms(const struct nexus_conn *c)
