@@ -6,8 +6,10 @@
  *
  * Builds the pipeline, prints "listening on ADDRESS" for each address
  * its export listens on (as the export driver logs it) and then "ready"
- * on stdout once it serves, and runs until SIGINT, SIGTERM or SIGHUP; then stops the export,
- * closes the stack and exits 0.  On a terminal a status line shows each
+ * on stdout once it serves, and runs until SIGINT, SIGTERM or SIGHUP; then
+ * stops the export, closes the stack and exits 0.  A second signal while
+ * it stops exits at once (status 128 + the signal), without waiting for
+ * I/O that may never finish.  On a terminal a status line shows each
  * stage's IOPS, MB/s and errors.  With --control, lines "KEY=VALUE" on
  * stdin change settings at run time (nexus_dev_control()): e.g.
  * "throttle.iops=500" or "fault.enable=on"; each gets "ok" or
@@ -77,7 +79,8 @@ static void usage(FILE *f)
 		"  -v, --verbose        log lifecycle events; twice: debug\n"
 		"  -h, --help           this help\n\n"
 		"Prints \"listening on ADDRESS\" lines, then \"ready\", on "
-		"stdout once the pipeline serves.  "
+		"stdout once the pipeline serves.  A second signal while it "
+		"stops exits at once.  "
 		"Pipeline grammar: nexus-pipeline(7); drivers: --list.\n");
 }
 
@@ -256,6 +259,40 @@ static void control_line(struct nexus_dev *dev, char *line)
 	fflush(stdout);
 }
 
+/* A second stop signal while the first one's stop runs: exit at once.
+ * Only async-signal-safe calls. */
+static void second_signal(int sig)
+{
+	static const char msg[] = "\nnexus-pipe: second signal: exiting at "
+				  "once, without waiting for the stop\n";
+
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do about it */
+	}
+	if (cfg.pidfile)
+		unlink(cfg.pidfile);
+	_exit(128 + sig);
+}
+
+/* From now on the stop signals run second_signal() on this thread (the
+ * reactors keep them blocked). */
+static void arm_second_signal(void)
+{
+	static const int stop[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	sigset_t sigs;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = second_signal;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&sigs);
+	for (unsigned i = 0; i < 3; i++) {
+		sigaction(stop[i], &sa, NULL);
+		sigaddset(&sigs, stop[i]);
+	}
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+}
+
 static int serve(struct nexus_ctx *ctx, const char *text)
 {
 	struct nexus_pipeline *pl;
@@ -359,6 +396,7 @@ static int serve(struct nexus_ctx *ctx, const char *text)
 			last = t;
 		}
 	}
+	arm_second_signal();
 	if (cfg.status)
 		status(pl, 0, true);
 	nexus_pipeline_close(pl);

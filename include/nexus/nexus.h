@@ -730,7 +730,10 @@ enum nexus_reason {
  * The struct and every string it points to are valid only during the
  * callback: copy what you keep.  Handles (dev, child, exp) may be used
  * during the callback only for nexus_dev_get_info() and the like; the
- * object may be gone afterwards.
+ * object may be gone afterwards.  A handle whose object was closed
+ * after the event was raised and before it is delivered reads as NULL
+ * (the object name stays); closing an object waits for a delivery in
+ * progress that names it, unless the callback closes it itself.
  */
 struct nexus_event_info {
 	/** sizeof(struct nexus_event_info) as the library filled it. */

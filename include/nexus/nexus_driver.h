@@ -296,9 +296,10 @@ NEXUS_API struct nexus_dev_info *nexus_dev_info_mut(struct nexus_dev *dev);
  * @param out receives the array of children (NULL when there are none);
  *            may be NULL
  * @return the number of children; 0 for a source or NULL.
- * @par Threading: any thread.  On a reactor the snapshot stays valid
- *      until the callback that read it returns; on an application thread
- *      until the next attach or detach on @p dev.
+ * @par Threading: any thread.  The array stays readable while @p dev is
+ *      open.  On a reactor its children stay open until the callback
+ *      that read it returns (a detach waits for that); on an application
+ *      thread a child in it may be detached meanwhile.
  */
 NEXUS_API unsigned nexus_dev_children(const struct nexus_dev *dev,
 				      struct nexus_dev *const **out);
@@ -308,7 +309,9 @@ NEXUS_API unsigned nexus_dev_children(const struct nexus_dev *dev,
  *
  * When the state changes, a NEXUS_EVENT_DEV_STATE event carries the old
  * and new state, @p reason and @p msg; setting the current state again
- * does nothing.  The changes of one device are raised in the order they
+ * does nothing, and so does any change of a device that is closing
+ * (NEXUS_DEV_STATE_CLOSING is final: the core sets it when the close
+ * begins).  The changes of one device are raised in the order they
  * were made, from whichever threads.
  * @param dev    the device
  * @param state  the new state

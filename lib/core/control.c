@@ -53,8 +53,10 @@ int nexus_dev_control(struct nexus_dev *dev, const char *key,
 	rc = target->drv->control(target, name, value);
 	if (rc > 0)
 		rc = -EIO;
-	shown = nx_option_secret(target->drv->options, name) ? NX_SECRET_SHOWN
-							      : value;
+	shown = nx_option_secret(target->drv->options, name) ||
+			nx_looks_like_key(value)
+		? NX_SECRET_SHOWN
+		: value;
 	if (rc == 0)
 		nexus_log(dev->ctx, NEXUS_LOG_INFO, "%s: %s=%s", target->name,
 			  name, shown);

@@ -134,6 +134,7 @@ fail_close:
 		drv->close(dev);
 fail:
 	nx_graph_forget(dev); /* the children stay the caller's */
+	nx_event_forget(ctx, dev); /* open() may have set its state */
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);
 	free(dev->per_reactor);
@@ -173,13 +174,17 @@ void nx_dev_drain(struct nexus_dev *dev)
 		pthread_cond_timedwait(&dev->close_cond, &dev->close_lock, &ts);
 	}
 	pthread_mutex_unlock(&dev->close_lock);
+	/* a device drained by a detach goes on: completions need not wake
+	 * anyone any more */
+	atomic_store(&dev->close_waiting, 0);
 }
 
 static int pool_free_fn(void *arg)
 {
 	struct rinit *ri = arg;
 
-	nx_dev_pool_free(&ri->dev->per_reactor[ri->idx]);
+	nx_dev_pool_free(&ri->dev->ctx->reactors[ri->idx],
+			 &ri->dev->per_reactor[ri->idx]);
 	return 0;
 }
 
@@ -203,6 +208,7 @@ void nx_dev_destroy(struct nexus_dev *dev)
 		nexus_reactor_call(&dev->ctx->reactors[i], pool_free_fn, &ri);
 	}
 	nx_graph_destroy_children(dev);
+	nx_event_forget(dev->ctx, dev); /* no event names it once freed */
 	nexus_log(dev->ctx, NEXUS_LOG_INFO, "closed %s", dev->name);
 	pthread_mutex_destroy(&dev->close_lock);
 	pthread_cond_destroy(&dev->close_cond);

@@ -28,19 +28,10 @@ static void forward_done(void *user_data, int result)
 
 int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child)
 {
-	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+	struct nexus_io_req req;
 
 	if (!io || !child)
 		return nexus_error(-EINVAL, "nexus_io_forward: NULL argument");
-	req.op = io->op;
-	req.flags = io->flags;
-	req.iov = io->iov;
-	req.iovcnt = io->iovcnt;
-	req.offset = io->offset;
-	req.length = io->length;
-	req.cb = forward_done;
-	req.user_data = io;
-	req.extents = io->extents;
-	req.max_extents = io->max_extents;
+	req = nx_io_req_of(io, forward_done, io);
 	return nexus_dev_submit(child, &req);
 }

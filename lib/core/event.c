@@ -43,9 +43,11 @@ struct nx_events {
 	void (*free_fn)(void *ud);
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	 /* new events, or stop */
+	pthread_cond_t done_cond; /* a delivery ended (nx_event_forget) */
 	/* under lock */
 	struct nx_event_entry *head, *tail;
+	struct nx_event_entry *current; /* being delivered, or NULL */
 	unsigned queued;
 	uint64_t next_seq; /* sequence number of the next event, from 1 */
 	uint64_t dropped;  /* dropped since the last accepted event */
@@ -110,12 +112,15 @@ static void *event_thread(void *arg)
 		if (!ev->head)
 			ev->tail = NULL;
 		ev->queued--;
+		ev->current = e;
 		pthread_mutex_unlock(&ev->lock);
 		if (e->lost)
 			deliver_lost(ev, e->lost_seq, e->lost);
 		deliver(ev, &e->info);
-		free(e);
 		pthread_mutex_lock(&ev->lock);
+		ev->current = NULL;
+		pthread_cond_broadcast(&ev->done_cond);
+		free(e);
 	}
 	pthread_mutex_unlock(&ev->lock);
 	return NULL;
@@ -140,6 +145,7 @@ int nx_events_start(struct nexus_ctx *ctx, const struct nexus_ctx_opts *o,
 	ev->next_seq = 1;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
+	pthread_cond_init(&ev->done_cond, NULL);
 	*out = ev;
 	if (!ev->fn) /* only event_free: it runs at destroy, nothing else */
 		return 0;
@@ -148,6 +154,7 @@ int nx_events_start(struct nexus_ctx *ctx, const struct nexus_ctx_opts *o,
 		*out = NULL;
 		pthread_mutex_destroy(&ev->lock);
 		pthread_cond_destroy(&ev->cond);
+		pthread_cond_destroy(&ev->done_cond);
 		free(ev);
 		return nexus_error(rc, "cannot start the event thread: %s",
 				   strerror(-rc));
@@ -170,7 +177,36 @@ void nx_events_stop(struct nx_events *ev)
 		ev->free_fn(ev->ud);
 	pthread_mutex_destroy(&ev->lock);
 	pthread_cond_destroy(&ev->cond);
+	pthread_cond_destroy(&ev->done_cond);
 	free(ev);
+}
+
+static bool refers_to(const struct nexus_event_info *in, const void *obj)
+{
+	return in->dev == obj || in->child == obj || (const void *)in->exp == obj;
+}
+
+void nx_event_forget(struct nexus_ctx *ctx, const void *obj)
+{
+	struct nx_events *ev = ctx ? ctx->events : NULL;
+
+	if (!nx_event_enabled(ev) || !obj)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	for (struct nx_event_entry *e = ev->head; e; e = e->next) {
+		if (e->info.dev == obj)
+			e->info.dev = NULL;
+		if (e->info.child == obj)
+			e->info.child = NULL;
+		if ((const void *)e->info.exp == obj)
+			e->info.exp = NULL;
+	}
+	/* the callback may be using it right now: let it finish (unless
+	 * the callback itself is freeing it) */
+	while (ev->current && refers_to(&ev->current->info, obj) &&
+	       !nx_event_on_thread(ev))
+		pthread_cond_wait(&ev->done_cond, &ev->lock);
+	pthread_mutex_unlock(&ev->lock);
 }
 
 bool nx_event_enabled(const struct nx_events *ev)

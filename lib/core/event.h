@@ -49,4 +49,10 @@ NX_HIDDEN bool nx_event_on_thread(const struct nx_events *ev);
 NX_HIDDEN void nx_event_emit(struct nexus_ctx *ctx,
 			     const struct nexus_event_info *info);
 
+/* @p obj (a device or an export) is about to be freed: events still
+ * queued that name it get NULL there instead (their names stay), and a
+ * delivery in progress that names it is waited for, unless the caller
+ * is that delivery's callback.  Any thread but a reactor. */
+NX_HIDDEN void nx_event_forget(struct nexus_ctx *ctx, const void *obj);
+
 #endif

@@ -8,9 +8,12 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ctx-list.h"
+#include "event.h"
 
 static void export_free(struct nexus_export *exp)
 {
+	nx_event_forget(exp->ctx, exp);
 	nx_opts_free(&exp->opts);
 	pthread_mutex_destroy(&exp->lock);
 	pthread_mutex_destroy(&exp->add_lock);
@@ -59,7 +62,6 @@ int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
 			struct nexus_export **out)
 {
 	struct nx_stage *st;
-	char text[4096];
 	int rc;
 
 	nx_clear_error();
@@ -70,54 +72,30 @@ int nexus_export_create(struct nexus_ctx *ctx, const char *spec,
 	if (nexus_reactor_current())
 		return nexus_error(-EDEADLK, "nexus_export_create from a "
 				   "callback would deadlock");
-	/* Parse "null | SPEC" so that SPEC resolves as a last stage. */
-	if (snprintf(text, sizeof(text), "null | %s", spec) >= (int)sizeof(text))
-		return nexus_error(-EINVAL, "export spec is too long");
-	rc = nx_pipeline_parse(ctx, text, &st);
+	rc = nx_stage_parse(ctx, spec, NEXUS_DRIVER_EXPORT, &st);
 	if (rc)
 		return rc;
-	if (!st->next || st->next->next ||
-	    st->next->drv->kind != NEXUS_DRIVER_EXPORT) {
-		size_t off = 0;
-
-		/* the parsed stages, not @p spec: secrets are hidden there */
-		text[0] = '\0';
-		for (struct nx_stage *s = st->next; s; s = s->next) {
-			int w = snprintf(off < sizeof(text) ? text + off : NULL,
-					 off < sizeof(text) ? sizeof(text) - off
-							    : 0,
-					 "%s%s", s == st->next ? "" : " | ",
-					 s->text);
-
-			if (w > 0)
-				off += (size_t)w;
-		}
-		nx_pipeline_free_stages(st);
-		return nexus_error(-EINVAL, "'%s' is not a single export stage",
-				   text);
-	}
-	rc = nx_export_create(ctx, st->next->drv, &st->next->opts,
-			      st->next->text, out);
+	rc = nx_export_create(ctx, st->drv, &st->opts, st->text, out);
 	nx_pipeline_free_stages(st);
 	return rc;
 }
 
-/* Take @p exp out of the context's list; false if it was not there. */
-static bool unlink_export(struct nexus_export *exp)
+/* EXPORT_DEV_ADDED / EXPORT_DEV_REMOVED for an entry. */
+static void dev_event(struct nexus_export_dev *ed, uint32_t kind,
+		      uint32_t reason)
 {
-	struct nexus_ctx *ctx = exp->ctx;
-	bool found = false;
+	struct nexus_event_info ev = { .size = sizeof(ev) };
+	char msg[NEXUS_ID_MAX + 32];
 
-	pthread_mutex_lock(&ctx->lock);
-	for (struct nexus_export **p = &ctx->exports; *p; p = &(*p)->next) {
-		if (*p == exp) {
-			*p = exp->next;
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->lock);
-	return found;
+	snprintf(msg, sizeof(msg), "name '%s', id %u",
+		 ed->name ? ed->name : "", ed->id);
+	ev.kind = kind;
+	ev.reason = reason;
+	ev.dev = ed->dev;
+	ev.exp = ed->exp;
+	ev.object = ed->exp->spec;
+	ev.message = msg;
+	nx_event_emit(ed->exp->ctx, &ev);
 }
 
 static bool id_taken(const struct nexus_export *exp, uint32_t id)
@@ -222,6 +200,7 @@ int nexus_export_add_dev(struct nexus_export *exp, struct nexus_dev *dev,
 	}
 	nexus_log(exp->ctx, NEXUS_LOG_INFO, "export %s serves %s (id %u)",
 		  exp->spec, dev->name, ed->id);
+	dev_event(ed, NEXUS_EVENT_EXPORT_DEV_ADDED, NEXUS_REASON_USER);
 	pthread_mutex_unlock(&exp->add_lock);
 	return 0;
 out:
@@ -243,6 +222,8 @@ static void remove_entry(struct nexus_export *exp, struct nexus_export_dev *ed)
 	*p = ed->next;
 	pthread_mutex_unlock(&exp->lock);
 	exp->drv->export_remove_dev(exp, ed);
+	dev_event(ed, NEXUS_EVENT_EXPORT_DEV_REMOVED,
+		  exp->destroying ? NEXUS_REASON_SHUTDOWN : NEXUS_REASON_USER);
 	pthread_mutex_lock(&exp->ctx->lock);
 	ed->dev->export_refs--;
 	pthread_mutex_unlock(&exp->ctx->lock);
@@ -300,20 +281,9 @@ void nexus_export_destroy(struct nexus_export *exp)
 	if (!exp)
 		return;
 	ctx = exp->ctx;
-	if (nexus_reactor_current()) {
-		nexus_error(-EDEADLK, "nexus_export_destroy from a callback "
-			    "would deadlock");
-		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_export_destroy called "
-			  "from a callback: refused");
+	if (NX_CTX_UNLINK(ctx, &ctx->exports, exp, next,
+			  "nexus_export_destroy", "destroyed twice?"))
 		return;
-	}
-	if (!unlink_export(exp)) {
-		nexus_error(-EINVAL, "nexus_export_destroy: not a running "
-			    "export (destroyed twice?)");
-		nexus_log(ctx, NEXUS_LOG_ERROR, "nexus_export_destroy: not a "
-			  "running export (destroyed twice?)");
-		return;
-	}
 	pthread_mutex_lock(&exp->add_lock);
 	exp->destroying = true;
 	/* newest first, as a stack unwinds */

@@ -6,11 +6,14 @@
  * atomic pointer.  Readers (a transform's submit() on a reactor, through
  * nexus_dev_children() or nexus_dev_child()) load the pointer once and
  * use that array for the rest of their callback.  A change builds a new
- * array, publishes it, and frees the old one only after a grace period:
- * a no-op has run on every reactor, so every callback that could have
- * loaded the old pointer has returned (reactors run callbacks to
- * completion).  After the grace period a detached child receives no new
- * I/O from its former parent; the I/O it already has is waited for
+ * array, publishes it, and waits for a grace period: a no-op has run on
+ * every reactor, so every callback that could have loaded the old
+ * pointer has returned (reactors run callbacks to completion).  Old
+ * arrays are kept, chained to the new one, until the device is closed:
+ * readers on application threads (nexus_dev_child(), a stats walk) have
+ * no grace period, and a few bytes per change cost nothing.  After the
+ * grace period a detached child receives no new I/O from its former
+ * parent; the I/O it already has is waited for
  * (nx_dev_drain()) before it is handed back to the caller as a top-level
  * device.  That is what keeps an I/O in flight on a detached child safe:
  * the child is released only when its last I/O has completed, and it is
@@ -63,14 +66,19 @@ int nx_graph_init(struct nexus_dev *dev, struct nexus_dev *const *children,
 	return 0;
 }
 
-void nx_graph_adopt(struct nexus_dev *dev)
+static void kids_free(struct nx_kids *k)
 {
-	(void)dev; /* ownership is implied by the list; nothing to do yet */
+	while (k) {
+		struct nx_kids *older = k->older;
+
+		free(k);
+		k = older;
+	}
 }
 
 void nx_graph_forget(struct nexus_dev *dev)
 {
-	free(atomic_exchange(&dev->kids, NULL));
+	kids_free(atomic_exchange(&dev->kids, NULL));
 }
 
 void nx_graph_destroy_children(struct nexus_dev *dev)
@@ -79,7 +87,7 @@ void nx_graph_destroy_children(struct nexus_dev *dev)
 
 	for (unsigned i = 0; k && i < k->n; i++)
 		nx_dev_destroy(k->dev[i]);
-	free(k);
+	kids_free(k);
 }
 
 /* ---- readers ---- */
@@ -104,7 +112,7 @@ unsigned nexus_dev_children(const struct nexus_dev *dev,
 	struct nx_kids *k = dev ? kids_of(dev) : NULL;
 
 	if (out)
-		*out = k ? k->dev : NULL;
+		*out = k && k->n ? k->dev : NULL;
 	return k ? k->n : 0;
 }
 
@@ -222,6 +230,7 @@ int nexus_dev_attach_child(struct nexus_dev *parent, struct nexus_dev *child)
 	}
 	memcpy(k->dev, old->dev, old->n * sizeof(k->dev[0]));
 	k->dev[old->n] = child;
+	k->older = old;
 	rc = parent->drv->child_attach(parent, child);
 	if (rc) {
 		if (rc > 0)
@@ -232,7 +241,6 @@ int nexus_dev_attach_child(struct nexus_dev *parent, struct nexus_dev *child)
 	}
 	atomic_store_explicit(&parent->kids, k, memory_order_release);
 	grace(parent->ctx);
-	free(old);
 	nexus_log(parent->ctx, NEXUS_LOG_INFO, "attached %s to %s",
 		  child->name, parent->name);
 	emit_child(parent, child, NEXUS_EVENT_CHILD_ATTACHED);
@@ -280,6 +288,7 @@ int nexus_dev_detach_child(struct nexus_dev *parent, struct nexus_dev *child)
 	for (unsigned i = 0; i < old->n; i++)
 		if (i != at)
 			k->dev[j++] = old->dev[i];
+	k->older = old;
 	rc = parent->drv->child_detach(parent, child);
 	if (rc) {
 		if (rc > 0)
@@ -289,13 +298,15 @@ int nexus_dev_detach_child(struct nexus_dev *parent, struct nexus_dev *child)
 	}
 	atomic_store_explicit(&parent->kids, k, memory_order_release);
 	grace(parent->ctx);
-	free(old);
-	/* what the parent submitted before the swap completes first */
+	/* Nothing can find the child now (not top-level, in no list): the
+	 * wait for what the parent submitted to it needs no lock. */
+	pthread_mutex_unlock(&graph_lock);
 	nx_dev_drain(child);
 	nx_dev_set_top(child);
 	nexus_log(parent->ctx, NEXUS_LOG_INFO, "detached %s from %s",
 		  child->name, parent->name);
 	emit_child(parent, child, NEXUS_EVENT_CHILD_DETACHED);
+	return 0;
 out:
 	pthread_mutex_unlock(&graph_lock);
 	return rc;
@@ -314,8 +325,8 @@ int nexus_dev_set_state(struct nexus_dev *dev, int state, uint32_t reason,
 		return nexus_error(-EINVAL, "nexus_dev_set_state(%s): %d is not "
 				   "a device state", dev->name, state);
 	pthread_mutex_lock(&state_lock);
-	old = atomic_exchange(&dev->state, state);
-	if (old != state) {
+	old = atomic_load(&dev->state);
+	if (old != state && old != NEXUS_DEV_STATE_CLOSING) {
 		struct nexus_event_info ev = {
 			.size = sizeof(ev),
 			.kind = NEXUS_EVENT_DEV_STATE,
@@ -327,6 +338,7 @@ int nexus_dev_set_state(struct nexus_dev *dev, int state, uint32_t reason,
 			.message = msg,
 		};
 
+		atomic_store(&dev->state, state);
 		nx_event_emit(dev->ctx, &ev);
 	}
 	pthread_mutex_unlock(&state_lock);

@@ -11,21 +11,20 @@
 
 struct nexus_dev;
 
-/* An immutable child list.  A new one replaces it on every change; the
- * old one is freed once every reactor went through its loop (no
- * submit() that read it can still be running). */
+/* An immutable child list.  A new one replaces it on every change and
+ * keeps the lists it replaced (older), freed with the device: a reader
+ * on any thread may still hold one (application threads have no grace
+ * period), and changes are rare. */
 struct nx_kids {
+	struct nx_kids *older;
 	unsigned n;
 	struct nexus_dev *dev[];
 };
 
-/* Give @p dev its first child list (nx_dev_create(), before open()).
- * The children become owned by @p dev only when nx_graph_adopt() runs.
- * Returns 0 or -ENOMEM (message set). */
+/* Give @p dev its first child list (nx_dev_create(), before open()); the
+ * device owns them once it opened.  Returns 0 or -ENOMEM (message set). */
 NX_HIDDEN int nx_graph_init(struct nexus_dev *dev,
 			    struct nexus_dev *const *children, unsigned n);
-/* The device opened: its children are its own from now on. */
-NX_HIDDEN void nx_graph_adopt(struct nexus_dev *dev);
 /* Free the child list without touching the children (failed open). */
 NX_HIDDEN void nx_graph_forget(struct nexus_dev *dev);
 /* Close the children (nx_dev_destroy()) and free the list: the device

@@ -13,10 +13,12 @@
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
 
+#include "bufpool.h"
 #include "clock.h"
 #include "event.h"
 #include "graph.h"
 #include "mpsc.h"
+#include "trim.h"
 
 #include "hidden.h"
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -28,18 +30,12 @@
 #define NX_MAX_IO_DEFAULT (32u << 20)
 /* Operations this library knows (enum nexus_op); internal, may grow. */
 #define NX_OP_MAX (NEXUS_OP_BLOCK_STATUS + 1)
-#define NX_MAX_CHILDREN 16
+#define NX_MAX_CHILDREN 16 /* children in pipeline text, and max_children */
 #define NX_MAX_OPTS 32
 
 /* ---- errors and logging (error.c) ---- */
 NX_HIDDEN void nx_clear_error(void);
 NX_HIDDEN void nx_log_default(void *ud, int level, const char *msg);
-
-/* ---- per-reactor buffer pool (bufpool.c) ---- */
-struct nx_bufpool {
-	void *free[24]; /* singly linked free lists per power-of-two class */
-};
-NX_HIDDEN void nx_bufpool_destroy(struct nx_bufpool *bp);
 
 /* ---- reactor (reactor.c) ---- */
 struct nx_msg {
@@ -105,6 +101,7 @@ struct nexus_reactor {
 	struct nx_io_impl **done_nest;
 	struct nx_req *stalled;			 /* request awaiting retry */
 	struct nx_bufpool bufs;
+	struct nx_trimmer trimmer; /* gives idle pool memory back (trim.c) */
 	unsigned sqe_pending;
 	struct nx_flush *flush_head; /* run before the next submit */
 };
@@ -178,15 +175,38 @@ struct nexus_opts {
 };
 NX_HIDDEN int nx_opts_validate(const struct nexus_opts *opts,
 			       const char *where);
-/* What is printed for the value of an option flagged NEXUS_OPTF_SECRET. */
-#define NX_SECRET_SHOWN "***"
+/* NX_SECRET_SHOWN, nx_looks_like_key(), nx_value_shown() */
+#include "redact.h"
 /* Whether option @p name of a driver's option table is a secret. */
 NX_HIDDEN bool nx_option_secret(const struct nexus_option_desc *table,
 				const char *name);
-/* @p value of option @p name as messages may show it: NX_SECRET_SHOWN
- * for a secret option, else @p value itself. */
+/* The positional option of a table, or NULL. */
+NX_HIDDEN const struct nexus_option_desc *
+nx_opts_positional(const struct nexus_option_desc *table);
+/* @p value of option @p name as messages may show it (redact.c):
+ * NX_SECRET_SHOWN for an unknown or secret option or a value that looks
+ * like key material, else @p value itself. */
 NX_HIDDEN const char *nx_opts_shown(const struct nexus_opts *opts,
 				    const char *name, const char *value);
+/* Whether @p v is a word of @p d's list (true when it has none). */
+NX_HIDDEN bool nx_option_word_ok(const struct nexus_option_desc *d,
+				 const char *v);
+/* The bounds of @p d as text: "at least 1", "from 512 to 4K", ... */
+NX_HIDDEN void nx_option_bounds_text(const struct nexus_option_desc *d,
+				     char *buf, size_t len);
+/* Whether @p v is valid for @p d: its type, bounds and words. */
+NX_HIDDEN bool nx_option_value_ok(const struct nexus_option_desc *d,
+				  const char *v);
+/* For drivers' check(): the value of option @p name (given or default,
+ * if any) is a power of two / a multiple of option @p unit's value.
+ * 0, or -EINVAL with a message naming the stage and the options. */
+NX_HIDDEN int nx_opts_check_pow2(const struct nexus_opts *opts,
+				 const char *name);
+NX_HIDDEN int nx_opts_check_multiple(const struct nexus_opts *opts,
+				     const char *name, const char *unit);
+/* check() of a device with options "size" and "block-size": the block
+ * size a power of two, the size a multiple of it (mem, null). */
+NX_HIDDEN int nx_opts_check_geometry(const struct nexus_opts *opts);
 NX_HIDDEN void nx_opts_free(struct nexus_opts *opts);
 /* unsigned decimal or 0x hex; with @p size also a K, M, G, T or P suffix
  * (optionally followed by iB or B): 0, -EINVAL, or -ERANGE */
@@ -221,6 +241,10 @@ struct nx_dev_reactor {
 	unsigned nslabs, slab_cap;
 	void *rstate;
 	struct nx_dev_counters c;
+	/* giving slabs back when idle (io.c, slab_trim) */
+	struct nx_trim trim;
+	struct nexus_dev *dev;
+	uint64_t trim_seen; /* c.submitted at the last trim */
 };
 
 struct nexus_dev {
@@ -263,7 +287,8 @@ NX_HIDDEN int nx_io_start_queued(struct nexus_reactor *r,
 				 const struct nx_req *req);
 NX_HIDDEN void nx_io_run_deferred(struct nexus_reactor *r);
 NX_HIDDEN int nx_io_validate(struct nexus_dev *dev, const struct nx_req *req);
-NX_HIDDEN void nx_dev_pool_free(struct nx_dev_reactor *pr);
+NX_HIDDEN void nx_dev_pool_free(struct nexus_reactor *r,
+			       struct nx_dev_reactor *pr);
 /* BLOCK_STATUS for a driver that does not handle the operation: its
  * synchronous block_status() if it has one, else one data extent.
  * Returns the number of extents or a negative errno. */
@@ -292,6 +317,27 @@ static inline int nx_submit(struct nexus_dev *dev, int op,
 	req.cb = cb;
 	req.user_data = user_data;
 	return nexus_dev_submit(dev, &req);
+}
+
+/* The request that passes @p io on unchanged (operation, flags, data,
+ * range, extents), completing to cb(ud, result): nexus_io_forward(), and
+ * transforms that pass an operation down with a callback of their own. */
+static inline struct nexus_io_req nx_io_req_of(const struct nexus_io *io,
+					       nexus_io_cb cb, void *ud)
+{
+	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+
+	req.op = io->op;
+	req.flags = io->flags;
+	req.iov = io->iov;
+	req.iovcnt = io->iovcnt;
+	req.offset = io->offset;
+	req.length = io->length;
+	req.cb = cb;
+	req.user_data = ud;
+	req.extents = io->extents;
+	req.max_extents = io->max_extents;
+	return req;
 }
 
 /* ---- stats (stats.c) ---- */
@@ -344,21 +390,8 @@ NX_HIDDEN const struct nexus_opts *nx_export_opts(const struct nexus_export *e);
 /* Copy parsed options (deep); 0 or -ENOMEM. */
 NX_HIDDEN int nx_opts_copy(struct nexus_opts *dst, const struct nexus_opts *src);
 
-/* A parsed stage (pipeline.c). */
-struct nx_stage {
-	char *driver;
-	unsigned column; /* 1-based */
-	struct nexus_opts opts;
-	struct nx_stage *groups[NX_MAX_CHILDREN]; /* children pipelines */
-	unsigned ngroups;
-	struct nx_stage *next; /* next stage in this pipeline */
-	const struct nexus_driver *drv;
-	char *text; /* original text of the stage */
-};
-
-NX_HIDDEN int nx_pipeline_parse(struct nexus_ctx *ctx, const char *text,
-				struct nx_stage **out);
-NX_HIDDEN void nx_pipeline_free_stages(struct nx_stage *s);
+/* Parsed stages, nx_pipeline_parse(), nx_stage_parse() (pipeline.h). */
+#include "pipeline.h"
 NX_HIDDEN int nx_export_create(struct nexus_ctx *ctx,
 			       const struct nexus_driver *drv,
 			       const struct nexus_opts *opts, const char *spec,

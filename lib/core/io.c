@@ -38,6 +38,55 @@ static const char *const op_names[NX_OP_MAX] = {
 	"read", "write", "flush", "trim", "write-zeroes", "block-status",
 };
 
+static void slab_fill(struct nexus_dev *dev, struct nx_dev_reactor *pr,
+		      char *slab, unsigned ridx)
+{
+	for (unsigned i = 0; i < SLAB_IOS; i++) {
+		struct nx_io_impl *n = (void *)(slab + i * dev->io_size);
+
+		n->pool_owner = ridx;
+		n->io.driver_ctx = dev->drv->per_io_size ? (void *)(n + 1) : NULL;
+		n->next = pr->free_ios;
+		pr->free_ios = n;
+	}
+}
+
+/* ---- giving slabs back (trim.h) ----
+ * A device's I/O pool on a reactor keeps its first slab.  The others
+ * are freed once a whole trim period passed in which no I/O of the
+ * device started on that reactor and none is in flight there. */
+static bool slab_trim(struct nx_trim *t, struct nexus_reactor *r, bool *freed)
+{
+	struct nx_dev_reactor *pr = container_of(t, struct nx_dev_reactor, trim);
+	uint64_t started = __atomic_load_n(&pr->c.submitted, __ATOMIC_RELAXED);
+	unsigned nfree = 0;
+
+	if (started != pr->trim_seen) {
+		pr->trim_seen = started; /* in use: look again next period */
+		return true;
+	}
+	for (struct nx_io_impl *io = pr->free_ios; io; io = io->next)
+		nfree++;
+	if (nfree != pr->nslabs * SLAB_IOS)
+		return true; /* some still in flight */
+	for (unsigned i = 1; i < pr->nslabs; i++)
+		free(pr->slabs[i]);
+	pr->nslabs = 1;
+	pr->free_ios = NULL;
+	slab_fill(pr->dev, pr, pr->slabs[0], r->index);
+	*freed = true;
+	return false;
+}
+
+static void slab_trim_start(struct nexus_dev *dev, struct nx_dev_reactor *pr,
+			    struct nexus_reactor *r)
+{
+	pr->dev = dev;
+	pr->trim.fn = slab_trim;
+	pr->trim_seen = __atomic_load_n(&pr->c.submitted, __ATOMIC_RELAXED);
+	nx_trim_add(r, &pr->trim);
+}
+
 static struct nx_io_impl *pool_get(struct nexus_dev *dev,
 				   struct nx_dev_reactor *pr, unsigned ridx)
 {
@@ -61,21 +110,17 @@ static struct nx_io_impl *pool_get(struct nexus_dev *dev,
 	if (posix_memalign((void **)&slab, 64, dev->io_size * SLAB_IOS))
 		return NULL;
 	pr->slabs[pr->nslabs++] = slab;
-	for (unsigned i = 0; i < SLAB_IOS; i++) {
-		struct nx_io_impl *n = (void *)(slab + i * dev->io_size);
-
-		n->pool_owner = ridx;
-		n->io.driver_ctx = dev->drv->per_io_size ? (void *)(n + 1) : NULL;
-		n->next = pr->free_ios;
-		pr->free_ios = n;
-	}
+	slab_fill(dev, pr, slab, ridx);
+	if (pr->nslabs > 1)
+		slab_trim_start(dev, pr, &dev->ctx->reactors[ridx]);
 	io = pr->free_ios;
 	pr->free_ios = io->next;
 	return io;
 }
 
-void nx_dev_pool_free(struct nx_dev_reactor *pr)
+void nx_dev_pool_free(struct nexus_reactor *r, struct nx_dev_reactor *pr)
 {
+	nx_trim_remove(r, &pr->trim);
 	for (unsigned i = 0; i < pr->nslabs; i++)
 		free(pr->slabs[i]);
 	free(pr->slabs);

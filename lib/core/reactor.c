@@ -4,9 +4,11 @@
  * io_uring CQEs are all handled on it without locks.  An idle reactor
  * blocks in io_uring_enter; application threads wake it with an eventfd
  * only when it announced that it is going to sleep. */
+#include "config.h"
 #include <errno.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -294,22 +296,34 @@ static void reap(struct nexus_reactor *r)
 	io_uring_cq_advance(&r->ring, n);
 }
 
+/* Ring set-ups, best first; the first one the kernel takes is used.
+ *  - SINGLE_ISSUER (6.0): only this thread submits, so the kernel
+ *    skips its submission locking.
+ *  - COOP_TASKRUN + TASKRUN_FLAG (5.19): no IPI for task work, and a
+ *    flag in the SQ ring that says completions are waiting (so that a
+ *    busy-polling reactor knows when to enter the kernel).
+ * DEFER_TASKRUN (6.1) was measured and left out: no win beyond the
+ * noise on the file source, either way by 10% from case to case
+ * (doc/uring.md). */
+static const unsigned ring_setups[] = {
+	IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+		IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER,
+	0,
+};
+
 /* The ring is created on the reactor thread: with SINGLE_ISSUER the
  * kernel binds it to the creating task. */
 static int ring_init(struct nexus_reactor *r)
 {
 	struct io_uring_params p;
-	int rc;
+	int rc = -EINVAL;
 
-	memset(&p, 0, sizeof(p));
-	/* TASKRUN_FLAG: the kernel flags completions waiting as task work,
-	 * so that a busy-polling reactor knows when to enter the kernel. */
-	p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER;
-	rc = io_uring_queue_init_params(r->ring_entries, &r->ring, &p);
-	if (rc == -EINVAL) { /* older kernel: plain ring */
+	for (unsigned i = 0; i < NX_ARRAY_SIZE(ring_setups); i++) {
 		memset(&p, 0, sizeof(p));
+		p.flags = ring_setups[i];
 		rc = io_uring_queue_init_params(r->ring_entries, &r->ring, &p);
+		if (rc != -EINVAL) /* EINVAL: flags this kernel lacks */
+			break;
 	}
 	return rc;
 }
@@ -321,6 +335,13 @@ static void *reactor_main(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	{
+		/* "nexus-r0".. in top, perf and /proc/PID/task/TID/comm */
+		char name[16];
+
+		snprintf(name, sizeof(name), "nexus-r%u", r->index);
+		pthread_setname_np(pthread_self(), name);
+	}
 	r->init_rc = ring_init(r);
 	sem_post(&r->started);
 	if (r->init_rc)
@@ -389,6 +410,7 @@ int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
 	r->busy_poll = (o->flags & NEXUS_CTX_BUSY_POLL) != 0;
 	r->nap = under_valgrind();
 	r->efd_ev.fn = efd_event;
+	nx_bufpool_init(r);
 	pthread_mutex_init(&r->msg_lock, NULL);
 	rc = nx_mpsc_init(&r->reqq, qcap, sizeof(struct nx_req));
 	if (rc)
@@ -438,6 +460,6 @@ void nx_reactor_stop(struct nexus_reactor *r)
 	close(r->efd);
 	nx_mpsc_destroy(&r->reqq);
 	free(r->stalled);
-	nx_bufpool_destroy(&r->bufs);
+	nx_bufpool_destroy(r);
 	pthread_mutex_destroy(&r->msg_lock);
 }

@@ -24,6 +24,8 @@
 #include <liburing.h>
 #include <nexus/nexus_driver.h>
 
+#include "internal.h"
+
 /* The kernel fills read buffers behind valgrind's back: tell memcheck
  * that they are defined, or every consumer of the data is reported. */
 #if defined(__has_include)
@@ -65,20 +67,21 @@ static const struct nexus_option_desc file_options[] = {
 	{ "readonly", NEXUS_OPT_BOOL, "off", "open read-only", 0 },
 	{ "create", NEXUS_OPT_BOOL, "off", "create the file if missing", 0 },
 	{ "size", NEXUS_OPT_SIZE, NULL,
-	  "with create: grow the file to this size", 0 },
+	  "with create: grow the file to this size", 0, .min = 1 },
 	{ "block-size", NEXUS_OPT_SIZE, NULL,
-	  "logical block size (default: 512, or the device's)", 0 },
+	  "logical block size, a power of two (default: 512, or "
+	  "the device's)", 0, .min = 1, .max = 65536 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
-static int bdev_geometry(int fd, struct nexus_dev_info *in, const char *path)
+static int bdev_geometry(int fd, struct nexus_dev_info *in, const char *shown)
 {
 	uint64_t size;
 	int lbs = 512;
 	unsigned int pbs = 4096, opt = 0;
 
 	if (ioctl(fd, BLKGETSIZE64, &size) < 0)
-		return nexus_error(-errno, "file: %s: BLKGETSIZE64: %s", path,
+		return nexus_error(-errno, "file: %s: BLKGETSIZE64: %s", shown,
 				   strerror(errno));
 	if (ioctl(fd, BLKSSZGET, &lbs) < 0 || lbs <= 0)
 		lbs = 512;
@@ -93,7 +96,9 @@ static int bdev_geometry(int fd, struct nexus_dev_info *in, const char *path)
 	return 0;
 }
 
-static int open_fd(const char *path, bool ro, bool direct, bool create)
+/* @p shown: the path as messages may show it (never key material). */
+static int open_fd(const char *path, const char *shown, bool ro, bool direct,
+		   bool create)
 {
 	int flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	int fd;
@@ -109,28 +114,50 @@ static int open_fd(const char *path, bool ro, bool direct, bool create)
 	switch (-fd) {
 	case ENOENT:
 		return nexus_error(fd, "file: %s: no such file (create=on "
-				   "with size= creates it)", path);
+				   "with size= creates it)", shown);
 	case EISDIR:
-		return nexus_error(fd, "file: %s is a directory", path);
+		return nexus_error(fd, "file: %s is a directory", shown);
 	case EACCES:
 	case EROFS:
 	case EPERM:
-		return nexus_error(fd, "file: %s: %s%s", path, strerror(-fd),
+		return nexus_error(fd, "file: %s: %s%s", shown, strerror(-fd),
 				   ro ? "" : " (readonly=on opens read-only)");
 	case EINVAL:
 		if (direct)
 			return nexus_error(fd, "file: %s: the filesystem does "
-					   "not support O_DIRECT", path);
+					   "not support O_DIRECT", shown);
 		/* fall through */
 	default:
-		return nexus_error(fd, "file: %s: %s", path, strerror(-fd));
+		return nexus_error(fd, "file: %s: %s", shown, strerror(-fd));
 	}
+}
+
+/* The rules between options, checked when the pipeline is parsed:
+ * file_open() trusts them. */
+static int file_check(const struct nexus_opts *opts)
+{
+	const char *path = nexus_opts_str(opts, "path");
+	bool create = false;
+	int rc;
+
+	if (!path || !*path)
+		return nexus_error(-EINVAL, "file: path is empty");
+	if ((rc = nx_opts_check_pow2(opts, "block-size")) ||
+	    (rc = nexus_opts_bool(opts, "create", &create)))
+		return rc;
+	if (create && !nexus_opts_given(opts, "size"))
+		return nexus_error(-EINVAL, "file: create=on needs size=");
+	if (!create && nexus_opts_given(opts, "size"))
+		return nexus_error(-EINVAL, "file: size= is only used with "
+				   "create=on");
+	return 0;
 }
 
 static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
 	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
 	const char *path = nexus_opts_str(opts, "path");
+	const char *shown = nx_opts_shown(opts, "path", path);
 	bool ro = false, direct = false, create = false;
 	uint64_t size = 0, bs = 0;
 	struct file_dev *f;
@@ -147,27 +174,16 @@ static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	if (nexus_opts_given(opts, "block-size") &&
 	    (rc = nexus_opts_u64(opts, "block-size", &bs)))
 		return rc;
-	if (!path || !*path)
-		return nexus_error(-EINVAL, "file: path is empty");
-	if (bs && (bs > 65536 || (bs & (bs - 1))))
-		return nexus_error(-EINVAL, "file: block-size %llu is not a "
-				   "power of two up to 64K",
-				   (unsigned long long)bs);
-	if (create && !size)
-		return nexus_error(-EINVAL, "file: create=on needs size=");
-	if (size && !create)
-		return nexus_error(-EINVAL, "file: size= is only used with "
-				   "create=on");
-	fd = open_fd(path, ro, direct, create);
+	fd = open_fd(path, shown, ro, direct, create);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0) {
-		rc = nexus_error(-errno, "file: %s: fstat: %s", path,
+		rc = nexus_error(-errno, "file: %s: fstat: %s", shown,
 				 strerror(errno));
 		goto fail;
 	}
 	if (S_ISBLK(st.st_mode)) {
-		rc = bdev_geometry(fd, in, path);
+		rc = bdev_geometry(fd, in, shown);
 		if (rc)
 			goto fail;
 		if (bs && bs < in->logical_block_size) {
@@ -181,7 +197,7 @@ static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		if (create && (uint64_t)st.st_size < size) {
 			if (ftruncate(fd, (off_t)size) < 0) {
 				rc = nexus_error(-errno, "file: %s: cannot grow "
-						 "to %llu bytes: %s", path,
+						 "to %llu bytes: %s", shown,
 						 (unsigned long long)size,
 						 strerror(errno));
 				goto fail;
@@ -196,11 +212,11 @@ static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 				: 4096;
 		in->flags |= NEXUS_DEV_TRIM_ZEROES | NEXUS_DEV_BLOCK_STATUS;
 	} else if (S_ISDIR(st.st_mode)) {
-		rc = nexus_error(-EISDIR, "file: %s is a directory", path);
+		rc = nexus_error(-EISDIR, "file: %s is a directory", shown);
 		goto fail;
 	} else {
 		rc = nexus_error(-EINVAL, "file: %s is not a regular file or a "
-				 "block device", path);
+				 "block device", shown);
 		goto fail;
 	}
 	if (bs)
@@ -252,7 +268,7 @@ static int file_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	}
 	if (in->dev_size % in->logical_block_size) {
 		rc = nexus_error(-EINVAL, "file: %s: size %llu is not a multiple "
-				 "of the block size %u", path,
+				 "of the block size %u", shown,
 				 (unsigned long long)in->dev_size,
 				 in->logical_block_size);
 		free(f->zeroes);
@@ -596,6 +612,7 @@ const struct nexus_driver nx_driver_file = {
 	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct file_io),
 	.options = file_options,
+	.check = file_check,
 	.open = file_open,
 	.close = file_close,
 	.submit = file_submit,

@@ -14,6 +14,8 @@
 
 #include <nexus/nexus_driver.h>
 
+#include "internal.h"
+
 #define CHUNK_SHIFT 16
 
 struct mem_dev {
@@ -24,10 +26,16 @@ struct mem_dev {
 	uint64_t nchunks;
 };
 
+/* size and block-size are checked when the pipeline is parsed (bounds
+ * here, nx_opts_check_geometry() for the rest): open() trusts them. */
 static const struct nexus_option_desc mem_options[] = {
-	{ "size", NEXUS_OPT_SIZE, NULL, "device size (e.g. 1G)",
-	  NEXUS_OPTF_REQUIRED | NEXUS_OPTF_POSITIONAL },
-	{ "block-size", NEXUS_OPT_SIZE, "512", "logical block size", 0 },
+	{ "size", NEXUS_OPT_SIZE, NULL,
+	  "device size (e.g. 1G), a multiple of block-size",
+	  NEXUS_OPTF_REQUIRED | NEXUS_OPTF_POSITIONAL, .min = 1,
+	  .max = 1ull << 46 },
+	{ "block-size", NEXUS_OPT_SIZE, "512",
+	  "logical block size, a power of two", 0, .min = 1,
+	  .max = 65536 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -40,17 +48,7 @@ static int mem_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 
 	if ((rc = nexus_opts_u64(opts, "size", &size)) ||
 	    (rc = nexus_opts_u64(opts, "block-size", &bs)))
-		return rc == -ENOENT ? nexus_error(rc, "mem: size= is required")
-				     : rc;
-	if (!bs || bs > 65536 || (bs & (bs - 1)))
-		return nexus_error(-EINVAL, "mem: block-size %llu is not a "
-				   "power of two up to 64K",
-				   (unsigned long long)bs);
-	if (!size || size % bs || size > (1ull << 46))
-		return nexus_error(-EINVAL, "mem: size %llu must be a positive "
-				   "multiple of block-size %llu, at most 64T",
-				   (unsigned long long)size,
-				   (unsigned long long)bs);
+		return rc;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return nexus_error(-ENOMEM, "out of memory");
@@ -211,6 +209,7 @@ const struct nexus_driver nx_driver_mem = {
 	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
 	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.options = mem_options,
+	.check = nx_opts_check_geometry,
 	.open = mem_open,
 	.close = mem_close,
 	.submit = mem_submit,

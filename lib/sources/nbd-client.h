@@ -10,6 +10,7 @@
  *                    table, batched sendmsg, receiving, death, timeout
  *   nbd-conn.h       the connection object (nbd-conn.c, nbd-reply.c)
  *   nbd-reply.c      the reply parser: checks, then data to the caller
+ *   nbd-redial.c     connecting again after a connection died
  *
  * Nothing here is part of the ABI; the files are only linked into the
  * library (hidden visibility). */
@@ -153,13 +154,21 @@ void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie);
 
 /* ---- the device (nbd.c), used by nbd-conn.c ---- */
 
+struct nbdc_redial;
+
 struct nbdc_dev {
 	struct nexus_ctx *ctx;
 	struct nexus_dev *dev;
 	char server[300];	/* "host:port" for messages */
 	char *export_name;
-	struct nbdc_conn **conns;
+	/* replaced by a reconnection on its owner's reactor, read anywhere */
+	_Atomic(struct nbdc_conn *) *conns;
 	unsigned nconns;
+	/* how to connect again (nbd-redial.c) */
+	struct nbdc_uri uri;
+	bool want_sr, want_meta;
+	uint32_t timeout_s, io_timeout_s, reconnect_s;
+	struct nbdc_redial *redial; /* NULL: reconnect=0 */
 	struct nbdc_rstate **rs; /* per reactor, set by reactor_init */
 	unsigned nreactors;
 	struct nbdc_hs hs;	 /* what the first handshake found */
@@ -174,8 +183,32 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res);
 void nx_nbdc_bs_add(struct nbdc_req *req, uint32_t len, uint32_t flags);
 
 /* A connection died (not closed by us) with @p err: the device's state
- * and events follow (degraded / faulted, io-timeout).  Its reactor. */
-void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why);
+ * and events follow (degraded / faulted, io-timeout), and a reconnection
+ * is asked for.  Its reactor. */
+void nx_nbdc_conn_died(struct nbdc_dev *d, unsigned index, int err,
+		       const char *why);
+/* Connect and negotiate connection @p index (blocking, until
+ * @p deadline); @p first sets d->hs, any other must find the same
+ * export.  Returns 0 with *out, or a negative errno (message set). */
+int nx_nbdc_connect(struct nbdc_dev *d, unsigned index, uint64_t deadline,
+		    bool first, struct nbdc_conn **out);
+/* Put @p c in the place of connection @p index on its owner reactor and
+ * start it, once no reactor can still be using the dead one; then free
+ * the dead one.  Application thread.  0, or -ESHUTDOWN (the device is
+ * closing: @p c is freed). */
+int nx_nbdc_replace(struct nbdc_dev *d, unsigned index, struct nbdc_conn *c);
+/* Set the device's state from its connections after a reconnection. */
+void nx_nbdc_state_update(struct nbdc_dev *d, const char *why);
+
+/* ---- reconnecting (nbd-redial.c) ---- */
+
+/* Start the thread that re-establishes dead connections every
+ * d->reconnect_s seconds; 0 or a negative errno. */
+int nx_nbdc_redial_start(struct nbdc_dev *d);
+/* Ask for connection @p index to be re-established (any thread). */
+void nx_nbdc_redial_request(struct nbdc_dev *d, unsigned index);
+/* Stop the thread (waits for an attempt in progress).  NULL is fine. */
+void nx_nbdc_redial_stop(struct nbdc_dev *d);
 
 /* Map an NBD wire error to a negative errno. */
 int nx_nbdc_errno(uint32_t nbd_err);

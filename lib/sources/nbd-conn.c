@@ -287,7 +287,7 @@ void nx_nbdc_conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)
 						       : NEXUS_LOG_ERROR,
 			  "nbd: %s: connection %u: %s", c->d->server, c->index,
 			  c->why);
-		nx_nbdc_conn_died(c->d, err, c->why);
+		nx_nbdc_conn_died(c->d, c->index, err, c->why);
 	}
 	shutdown(c->fd, SHUT_RDWR);
 	reap_dead(c);

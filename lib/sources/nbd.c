@@ -28,7 +28,8 @@
  * connections remain, else faulted) with the reason; io-timeout (60 s
  * by default) fails a connection whose server stopped answering, its
  * requests completing with -ETIMEDOUT, and raises NEXUS_EVENT_IO_TIMEOUT.
- * Connections are not re-established. */
+ * With reconnect=N a dead connection is established again every N
+ * seconds until it is back (nbd-redial.c); by default it stays dead. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct nbdc_rstate {
 	struct nexus_reactor *r;
 	struct nbdc_conn *own[MAX_CONNS]; /* connections this reactor owns */
 	unsigned nown, rr, fwd_rr;
+	bool fini; /* reactor_fini ran: no connection may be installed */
 	/* requests forwarded to this reactor, and completions returning to
 	 * it: lock-free stacks, drained by one posted message per burst */
 	_Atomic(struct nbdc_req *) fwd_in;
@@ -67,6 +69,9 @@ static const struct nexus_option_desc nbd_options[] = {
 	  "seconds without any reply, with requests in flight, before the "
 	  "connection is declared dead and its requests fail with ETIMEDOUT "
 	  "(0: wait forever)", 0 },
+	{ "reconnect", NEXUS_OPT_UINT, "0",
+	  "seconds between attempts to connect again when a connection "
+	  "died (0: never; the device stays faulted)", 0 },
 	{ "structured-replies", NEXUS_OPT_BOOL, "on",
 	  "negotiate structured replies", 0 },
 	{ "block-status", NEXUS_OPT_BOOL, "on",
@@ -96,8 +101,8 @@ static int check_query(const struct nexus_opts *opts, const struct nbdc_uri *u)
 			return nexus_error(-EINVAL, "nbd: unknown URI query "
 					   "parameter '%s' (known: socket, "
 					   "connections, timeout, io-timeout, "
-					   "structured-replies, block-status, "
-					   "readonly)", u->qkey[i]);
+					   "reconnect, structured-replies, "
+					   "block-status, readonly)", u->qkey[i]);
 		if (nexus_opts_given(opts, o->name))
 			return nexus_error(-EINVAL, "nbd: '%s' is given both "
 					   "as an option and in the URI",
@@ -152,8 +157,10 @@ static int opt_bool(const struct nexus_opts *opts, const struct nbdc_uri *u,
 
 static void free_dev(struct nbdc_dev *d)
 {
+	nx_nbdc_redial_stop(d);
 	for (unsigned i = 0; i < d->nconns; i++)
 		nx_nbdc_conn_free(d->conns[i]);
+	nx_nbdc_uri_free(&d->uri);
 	for (unsigned i = 0; d->rs && i < d->nreactors; i++)
 		free(d->rs[i]);
 	free(d->rs);
@@ -162,22 +169,20 @@ static void free_dev(struct nbdc_dev *d)
 	free(d);
 }
 
-/* Connect connection @p i and negotiate; the first sets d->hs, the
- * others must see the same export. */
-static int connect_conn(struct nbdc_dev *d, const struct nbdc_uri *u,
-			unsigned i, uint64_t deadline, uint32_t io_timeout,
-			bool sr, bool meta)
+int nx_nbdc_connect(struct nbdc_dev *d, unsigned i, uint64_t deadline,
+		    bool first, struct nbdc_conn **out)
 {
 	struct nbdc_hs hs;
-	struct nbdc_conn_opts co = { .index = i, .io_timeout_s = io_timeout };
+	struct nbdc_conn_opts co = { .index = i,
+				     .io_timeout_s = d->io_timeout_s };
 	int fd, rc;
 
 	memset(&hs, 0, sizeof(hs));
 	hs.export_name = d->export_name;
 	hs.server = d->server;
-	hs.want_structured = sr;
-	hs.want_meta = meta;
-	fd = nx_nbdc_dial(u, d->server, deadline);
+	hs.want_structured = d->want_sr;
+	hs.want_meta = d->want_meta;
+	fd = nx_nbdc_dial(&d->uri, d->server, deadline);
 	if (fd < 0)
 		return fd;
 	rc = nx_nbdc_handshake(fd, &hs, deadline);
@@ -185,7 +190,7 @@ static int connect_conn(struct nbdc_dev *d, const struct nbdc_uri *u,
 		close(fd);
 		return rc;
 	}
-	if (i == 0) {
+	if (first) {
 		d->hs = hs;
 	} else if (hs.size != d->hs.size || hs.tflags != d->hs.tflags ||
 		   hs.structured != d->hs.structured || hs.meta != d->hs.meta ||
@@ -195,11 +200,23 @@ static int connect_conn(struct nbdc_dev *d, const struct nbdc_uri *u,
 				   "different export than the first (size, "
 				   "flags or block sizes)", d->server, i);
 	}
-	d->conns[i] = nx_nbdc_conn_new(d, fd, &co);
-	if (!d->conns[i]) {
+	*out = nx_nbdc_conn_new(d, fd, &co);
+	if (!*out) {
 		close(fd);
 		return nexus_error(-ENOMEM, "out of memory");
 	}
+	return 0;
+}
+
+/* Connection @p i at open. */
+static int connect_conn(struct nbdc_dev *d, unsigned i, uint64_t deadline)
+{
+	struct nbdc_conn *c;
+	int rc = nx_nbdc_connect(d, i, deadline, i == 0, &c);
+
+	if (rc)
+		return rc;
+	d->conns[i] = c;
 	d->nconns = i + 1;
 	return 0;
 }
@@ -254,7 +271,7 @@ static int nbd_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
 	struct nbdc_uri u;
 	struct nbdc_dev *d;
-	uint64_t nconn, timeout, io_timeout, deadline;
+	uint64_t nconn, timeout, io_timeout, reconnect, deadline;
 	bool sr, meta, ro;
 	int rc, nr = nexus_ctx_reactor_count(ctx);
 
@@ -265,6 +282,7 @@ static int nbd_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	    (rc = opt_uint(opts, &u, "connections", MAX_CONNS, &nconn)) ||
 	    (rc = opt_uint(opts, &u, "timeout", 86400, &timeout)) ||
 	    (rc = opt_uint(opts, &u, "io-timeout", 86400, &io_timeout)) ||
+	    (rc = opt_uint(opts, &u, "reconnect", 3600, &reconnect)) ||
 	    (rc = opt_bool(opts, &u, "structured-replies", &sr)) ||
 	    (rc = opt_bool(opts, &u, "block-status", &meta)) ||
 	    (rc = opt_bool(opts, &u, "readonly", &ro))) {
@@ -291,9 +309,15 @@ static int nbd_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	}
 	d->ctx = ctx;
 	d->dev = dev;
+	d->uri = u; /* kept for reconnecting; freed with d */
+	d->want_sr = sr;
+	d->want_meta = meta;
+	d->timeout_s = (uint32_t)timeout;
+	d->io_timeout_s = (uint32_t)io_timeout;
+	d->reconnect_s = (uint32_t)reconnect;
 	nx_nbdc_uri_server(&u, d->server, sizeof(d->server));
 	deadline = nx_nbdc_now_ns() + timeout * 1000000000ull;
-	rc = connect_conn(d, &u, 0, deadline, (uint32_t)io_timeout, sr, meta);
+	rc = connect_conn(d, 0, deadline);
 	if (rc == 0 && nconn != 1) {
 		bool mc = d->hs.tflags & NBD_FLAG_CAN_MULTI_CONN;
 
@@ -307,10 +331,10 @@ static int nbd_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 			nconn = 1;
 		}
 		for (unsigned i = 1; rc == 0 && i < nconn; i++)
-			rc = connect_conn(d, &u, i, deadline,
-					  (uint32_t)io_timeout, sr, meta);
+			rc = connect_conn(d, i, deadline);
 	}
-	nx_nbdc_uri_free(&u);
+	if (rc == 0 && d->reconnect_s)
+		rc = nx_nbdc_redial_start(d);
 	if (rc) {
 		free_dev(d);
 		return rc;
@@ -369,6 +393,7 @@ static void nbd_reactor_fini(struct nexus_dev *dev, struct nexus_reactor *r,
 	(void)dev;
 	(void)r;
 	/* no I/O is in flight; rs itself is freed by close() */
+	rs->fini = true;
 	for (unsigned i = 0; i < rs->nown; i++)
 		nx_nbdc_conn_stop(rs->own[i]);
 }
@@ -461,7 +486,8 @@ static uint32_t reason_of(int err)
 	}
 }
 
-void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+void nx_nbdc_conn_died(struct nbdc_dev *d, unsigned index, int err,
+		       const char *why)
 {
 	unsigned alive = 0;
 	char msg[400];
@@ -489,6 +515,73 @@ void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
 	nexus_dev_set_state(d->dev, alive ? NEXUS_DEV_STATE_DEGRADED
 					  : NEXUS_DEV_STATE_FAULTED,
 			    reason_of(err), msg);
+	if (d->redial)
+		nx_nbdc_redial_request(d, index);
+}
+
+void nx_nbdc_state_update(struct nbdc_dev *d, const char *why)
+{
+	unsigned alive = 0;
+
+	for (unsigned i = 0; i < d->nconns; i++)
+		alive += nx_nbdc_conn_usable(d->conns[i]);
+	nexus_dev_set_state(d->dev, alive == d->nconns ? NEXUS_DEV_STATE_ONLINE
+			    : alive ? NEXUS_DEV_STATE_DEGRADED
+				    : NEXUS_DEV_STATE_FAULTED,
+			    NEXUS_REASON_NONE, why);
+}
+
+struct install {
+	struct nbdc_dev *d;
+	unsigned index;
+	struct nbdc_conn *c;
+};
+
+/* On the owner reactor of connection @p index: swap in the new one. */
+static int install_fn(void *arg)
+{
+	struct install *in = arg;
+	struct nbdc_dev *d = in->d;
+	struct nexus_reactor *r = nexus_reactor_current();
+	struct nbdc_rstate *rs = d->rs[nexus_reactor_index(r)];
+	struct nbdc_conn *old = d->conns[in->index];
+
+	if (!rs || rs->fini)
+		return -ESHUTDOWN;
+	for (unsigned k = 0; k < rs->nown; k++)
+		if (rs->own[k] == old)
+			rs->own[k] = in->c;
+	d->conns[in->index] = in->c;
+	/* its timer is still armed: cancel it, so that it can be freed */
+	nx_nbdc_conn_stop(old);
+	in->c = old; /* freed by the caller once no reactor can use it */
+	return nx_nbdc_conn_start(d->conns[in->index], r) ? -EIO : 0;
+}
+
+static int noop_fn(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+int nx_nbdc_replace(struct nbdc_dev *d, unsigned index, struct nbdc_conn *c)
+{
+	struct install in = { d, index, c };
+	struct nexus_reactor *owner =
+		nexus_ctx_reactor(d->ctx, index % d->nreactors);
+	int rc = nexus_reactor_call(owner, install_fn, &in);
+
+	if (in.c == c) { /* not installed */
+		nx_nbdc_conn_free(c);
+		return rc ? rc : -ESHUTDOWN;
+	}
+	/* a reactor that picked the old connection just before the swap is
+	 * done with it once it went through its loop */
+	for (unsigned i = 0; i < d->nreactors; i++)
+		(void)nexus_reactor_call(nexus_ctx_reactor(d->ctx, i), noop_fn,
+					 NULL);
+	nx_nbdc_conn_free(in.c);
+	return rc;
 }
 
 /* ---- crossing reactors ---- */

@@ -7,9 +7,17 @@
 
 #include <nexus/nexus_driver.h>
 
+#include "internal.h"
+
+/* Checked when the pipeline is parsed (bounds here,
+ * nx_opts_check_geometry() for the rest): open() trusts them. */
 static const struct nexus_option_desc null_options[] = {
-	{ "size", NEXUS_OPT_SIZE, "1T", "device size", NEXUS_OPTF_POSITIONAL },
-	{ "block-size", NEXUS_OPT_SIZE, "512", "logical block size", 0 },
+	{ "size", NEXUS_OPT_SIZE, "1T",
+	  "device size, a multiple of block-size", NEXUS_OPTF_POSITIONAL,
+	  .min = 1 },
+	{ "block-size", NEXUS_OPT_SIZE, "512",
+	  "logical block size, a power of two", 0, .min = 1,
+	  .max = 65536 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -22,15 +30,6 @@ static int null_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	if ((rc = nexus_opts_u64(opts, "size", &size)) ||
 	    (rc = nexus_opts_u64(opts, "block-size", &bs)))
 		return rc;
-	if (!bs || bs > 65536 || (bs & (bs - 1)))
-		return nexus_error(-EINVAL, "null: block-size %llu is not a "
-				   "power of two up to 64K",
-				   (unsigned long long)bs);
-	if (!size || size % bs)
-		return nexus_error(-EINVAL, "null: size %llu is not a positive "
-				   "multiple of block-size %llu",
-				   (unsigned long long)size,
-				   (unsigned long long)bs);
 	in->dev_size = size;
 	in->logical_block_size = (uint32_t)bs;
 	in->physical_block_size = bs > 4096 ? (uint32_t)bs : 4096;
@@ -66,6 +65,7 @@ const struct nexus_driver nx_driver_null = {
 	       NEXUS_OP_BIT(NEXUS_OP_WRITE_ZEROES) |
 	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.options = null_options,
+	.check = nx_opts_check_geometry,
 	.open = null_open,
 	.submit = null_submit,
 };

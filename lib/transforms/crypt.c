@@ -88,7 +88,8 @@ static const struct nexus_option_desc crypt_options[] = {
 	  "cipher, as dm-crypt names it (only aes-xts-plain64)",
 	  NEXUS_OPTF_POSITIONAL | NEXUS_OPTF_SECRET },
 	{ "key-size", NEXUS_OPT_UINT, "512",
-	  "key bits: 512 (AES-256-XTS) or 256 (AES-128-XTS)", 0 },
+	  "key bits: 512 (AES-256-XTS) or 256 (AES-128-XTS)", 0, .min = 256,
+	  .max = 512 },
 	{ "key-file", NEXUS_OPT_STRING, NULL,
 	  "file holding the raw key (64 or 32 bytes exactly)", 0 },
 	{ "key-env", NEXUS_OPT_STRING, NULL,
@@ -99,7 +100,8 @@ static const struct nexus_option_desc crypt_options[] = {
 	  "refused: pipeline text ends up in logs; use key-file, key-env "
 	  "or key-name", NEXUS_OPTF_SECRET },
 	{ "sector-size", NEXUS_OPT_SIZE, "512",
-	  "encryption sector: 512 or 4096 (the logical block size)", 0 },
+	  "encryption sector: 512 or 4096 (the logical block size)", 0,
+	  .min = 512, .max = 4096 },
 	{ "iv-offset", NEXUS_OPT_UINT, "0",
 	  "added to the sector number to form the tweak", 0 },
 	{ "iv-large-sectors", NEXUS_OPT_BOOL, "on",
@@ -235,16 +237,6 @@ static void crypt_free(struct crypt_dev *cd)
 	free(cd);
 }
 
-static int looks_like_key(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!strchr("0123456789abcdefABCDEF", s[n]))
-			return 0;
-	return n >= 32;
-}
-
 /* Whether a cipher= value names a cipher (so that an error may show it):
  * it starts as dm-crypt's cipher specs do.  Anything else may be a key
  * given as crypt:KEY, and is never shown. */
@@ -262,16 +254,12 @@ static bool names_a_cipher(const char *s)
 	return false;
 }
 
-static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
+/* Everything about the options that needs no device, checked when the
+ * pipeline is parsed (--check included): crypt_open() trusts it. */
+static int crypt_check(const struct nexus_opts *opts)
 {
-	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
-	struct nexus_dev_info ci = NEXUS_DEV_INFO_INIT;
-	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
 	const char *cipher = nexus_opts_str(opts, "cipher");
-	uint64_t key_bits, ss, iv_offset;
-	bool large = true, discard = false;
-	struct crypt_dev *cd;
-	const char *src;
+	uint64_t key_bits, ss;
 	int rc;
 
 	if (nexus_opts_given(opts, "key"))
@@ -280,12 +268,13 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 				   "process lists; use key-file=PATH, "
 				   "key-env=VARIABLE or key-name=NAME");
 	if (!cipher || strcmp(cipher, "aes-xts-plain64")) {
-		if (cipher && looks_like_key(cipher))
+		if (cipher && nx_looks_like_key(cipher))
 			return nexus_error(-EINVAL, "crypt: the value without "
 					   "a key looks like a key, and keys "
 					   "are refused in pipeline text: use "
 					   "key-file=, key-env= or key-name=");
-		if (cipher && names_a_cipher(cipher))
+		if (cipher && names_a_cipher(cipher) &&
+		    !nx_looks_like_key(cipher))
 			return nexus_error(-EINVAL, "crypt: cipher '%s' is not "
 					   "supported (only aes-xts-plain64)",
 					   cipher);
@@ -296,10 +285,7 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 				   "or key-name=)");
 	}
 	if ((rc = nexus_opts_u64(opts, "key-size", &key_bits)) ||
-	    (rc = nexus_opts_u64(opts, "sector-size", &ss)) ||
-	    (rc = nexus_opts_u64(opts, "iv-offset", &iv_offset)) ||
-	    (rc = nexus_opts_bool(opts, "iv-large-sectors", &large)) ||
-	    (rc = nexus_opts_bool(opts, "discard", &discard)))
+	    (rc = nexus_opts_u64(opts, "sector-size", &ss)))
 		return rc;
 	if (key_bits != 512 && key_bits != 256)
 		return nexus_error(-EINVAL, "crypt: key-size=%llu: use 512 "
@@ -308,6 +294,26 @@ static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	if (ss != 512 && ss != 4096)
 		return nexus_error(-EINVAL, "crypt: sector-size=%llu: use 512 "
 				   "or 4096", (unsigned long long)ss);
+	return nx_crypt_check_key_source(opts);
+}
+
+static int crypt_open(struct nexus_dev *dev, const struct nexus_opts *opts)
+{
+	struct nexus_dev_info *in = nexus_dev_info_mut(dev);
+	struct nexus_dev_info ci = NEXUS_DEV_INFO_INIT;
+	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
+	uint64_t key_bits, ss, iv_offset;
+	bool large = true, discard = false;
+	struct crypt_dev *cd;
+	const char *src;
+	int rc;
+
+	if ((rc = nexus_opts_u64(opts, "key-size", &key_bits)) ||
+	    (rc = nexus_opts_u64(opts, "sector-size", &ss)) ||
+	    (rc = nexus_opts_u64(opts, "iv-offset", &iv_offset)) ||
+	    (rc = nexus_opts_bool(opts, "iv-large-sectors", &large)) ||
+	    (rc = nexus_opts_bool(opts, "discard", &discard)))
+		return rc;
 	nexus_dev_get_info(nexus_dev_child(dev, 0), &ci);
 	if (ci.logical_block_size > ss)
 		return nexus_error(-EINVAL, "crypt: sector-size=%llu is smaller "
@@ -627,15 +633,8 @@ static int crypt_submit(struct nexus_io *io)
 					io->flags & NEXUS_IO_FUA, pass_done,
 					io);
 	case NEXUS_OP_BLOCK_STATUS: {
-		struct nexus_io_req r = NEXUS_IO_REQ_INIT;
+		struct nexus_io_req r = nx_io_req_of(io, bs_done, io);
 
-		r.op = NEXUS_OP_BLOCK_STATUS;
-		r.offset = io->offset;
-		r.length = io->length;
-		r.extents = io->extents;
-		r.max_extents = io->max_extents;
-		r.cb = bs_done;
-		r.user_data = io;
 		return nexus_dev_submit(cd->child, &r);
 	}
 	default:
@@ -656,6 +655,7 @@ const struct nexus_driver nx_driver_crypt = {
 	.min_children = 1,
 	.max_children = 1,
 	.options = crypt_options,
+	.check = crypt_check,
 	.open = crypt_open,
 	.close = crypt_close,
 	.reactor_init = crypt_reactor_init,

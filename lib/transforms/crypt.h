@@ -16,8 +16,12 @@
 void *nx_crypt_secure_alloc(struct nexus_ctx *ctx, size_t len);
 void nx_crypt_secure_free(void *p, size_t len);
 
+/* The rule of the key sources, for the parse-time check: exactly one of
+ * key-file=, key-env= and key-name=, not empty.  0 or -EINVAL. */
+int nx_crypt_check_key_source(const struct nexus_opts *opts);
+
 /* Read the key that the stage's options name (key-file, key-env or
- * key-name) into @key, which holds @len bytes (the size key-size asks
+ * key-name; nx_crypt_check_key_source() passed) into @key, which holds @len bytes (the size key-size asks
  * for).  Returns 0 or a negative errno with a message that names the
  * stage and the option, never the key. */
 int nx_crypt_load_key(struct nexus_ctx *ctx, const struct nexus_opts *opts,

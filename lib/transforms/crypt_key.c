@@ -41,78 +41,77 @@ int nx_crypt_halves_equal(const unsigned char *key, size_t len)
 	return CRYPTO_memcmp(key, key + len / 2, len / 2) == 0;
 }
 
+/* Bytes past the key that a message counts exactly. */
+#define MAX_COUNTED ((size_t)1 << 20)
+
+/* Read exactly @p len bytes of key from @p path.  The file is read, not
+ * stat()ed: files of /proc, pipes and devices say st_size 0.  @p shown
+ * is the path as messages may show it. */
 static int read_key_file(struct nexus_ctx *ctx, const char *path,
-			 unsigned char *key, size_t len)
+			 const char *shown, unsigned char *key, size_t len)
 {
-	unsigned char extra;
+	unsigned char extra[256];
+	size_t extra_bytes = 0;
 	struct stat st;
 	size_t got = 0;
+	ssize_t r;
 	int fd, rc = 0;
 
-	if (!*path)
-		return nexus_error(-EINVAL, "crypt: key-file= is empty");
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT)
 			return nexus_error(rc, "crypt: key-file=%s: no such "
-					   "file", path);
-		return nexus_error(rc, "crypt: key-file=%s: %s", path,
+					   "file", shown);
+		return nexus_error(rc, "crypt: key-file=%s: %s", shown,
 				   strerror(-rc));
 	}
 	if (fstat(fd, &st) < 0) {
-		rc = nexus_error(-errno, "crypt: key-file=%s: %s", path,
+		rc = nexus_error(-errno, "crypt: key-file=%s: %s", shown,
 				 strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		rc = nexus_error(-EISDIR, "crypt: key-file=%s is a directory",
-				 path);
-		goto out;
-	}
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size != len) {
-		rc = nexus_error(-EINVAL, "crypt: key-file=%s has %llu bytes: "
-				 "key-size=%zu needs exactly %zu raw bytes",
-				 path, (unsigned long long)st.st_size,
-				 len * 8, len);
+				 shown);
 		goto out;
 	}
 	if (S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO))
 		nexus_log(ctx, NEXUS_LOG_WARN, "crypt: key-file=%s is "
-			  "readable by other users", path);
+			  "readable by other users", shown);
 	while (got < len) {
-		ssize_t r = read(fd, key + got, len - got);
-
+		r = read(fd, key + got, len - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			rc = nexus_error(-errno, "crypt: key-file=%s: %s",
-					 path, strerror(errno));
+					 shown, strerror(errno));
 			goto out;
 		}
 		if (r == 0)
 			break;
 		got += (size_t)r;
 	}
-	/* a pipe or device: it must end right after the key */
-	if (got == len && !S_ISREG(st.st_mode)) {
-		ssize_t r;
-
-		while ((r = read(fd, &extra, 1)) < 0 && errno == EINTR)
-			;
-		if (r > 0) {
-			OPENSSL_cleanse(&extra, sizeof(extra));
-			rc = nexus_error(-EINVAL, "crypt: key-file=%s has more "
-					 "than %zu bytes: key-size=%zu needs "
-					 "exactly %zu raw bytes", path, len,
-					 len * 8, len);
-			goto out;
-		}
+	/* it must end right after the key: count what follows, so that the
+	 * message gives the file's real length */
+	while (got == len && extra_bytes <= MAX_COUNTED) {
+		r = read(fd, extra, sizeof(extra));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		extra_bytes += (size_t)r;
 	}
-	if (got != len)
+	OPENSSL_cleanse(extra, sizeof(extra));
+	if (extra_bytes > MAX_COUNTED)
+		rc = nexus_error(-EINVAL, "crypt: key-file=%s has more than "
+				 "%zu bytes: key-size=%zu needs exactly %zu "
+				 "raw bytes", shown, len + MAX_COUNTED,
+				 len * 8, len);
+	else if (got != len || extra_bytes)
 		rc = nexus_error(-EINVAL, "crypt: key-file=%s has %zu bytes: "
 				 "key-size=%zu needs exactly %zu raw bytes",
-				 path, got, len * 8, len);
+				 shown, got + extra_bytes, len * 8, len);
 out:
 	close(fd);
 	if (rc)
@@ -121,7 +120,7 @@ out:
 }
 
 static int read_key_name(struct nexus_ctx *ctx, const char *name,
-			 unsigned char *key, size_t len)
+			 const char *shown, unsigned char *key, size_t len)
 {
 	unsigned char *buf = nx_secure_alloc(ctx, NEXUS_SECRET_MAX);
 	int n;
@@ -132,10 +131,10 @@ static int read_key_name(struct nexus_ctx *ctx, const char *name,
 	if (n == -ENOENT)
 		n = nexus_error(-ENOENT, "crypt: key-name=%s: no secret of that "
 				"name is set on this context "
-				"(nexus_ctx_secret_set)", name);
+				"(nexus_ctx_secret_set)", shown);
 	else if (n >= 0 && (size_t)n != len)
 		n = nexus_error(-EINVAL, "crypt: key-name=%s has %d bytes: "
-				"key-size=%zu needs %zu", name, n, len * 8,
+				"key-size=%zu needs %zu", shown, n, len * 8,
 				len);
 	if (n >= 0)
 		memcpy(key, buf, len);
@@ -143,36 +142,59 @@ static int read_key_name(struct nexus_ctx *ctx, const char *name,
 	return n < 0 ? n : 0;
 }
 
-int nx_crypt_load_key(struct nexus_ctx *ctx, const struct nexus_opts *opts,
-		      unsigned char *key, size_t len)
+/* The given value of key source @p name, or NULL. */
+static const char *source(const struct nexus_opts *opts, const char *name)
 {
-	const char *file = nexus_opts_given(opts, "key-file")
-				   ? nexus_opts_str(opts, "key-file") : NULL;
-	const char *env = nexus_opts_given(opts, "key-env")
-				  ? nexus_opts_str(opts, "key-env") : NULL;
-	const char *name = nexus_opts_given(opts, "key-name")
-				   ? nexus_opts_str(opts, "key-name") : NULL;
-	char what[160];
-	const char *val;
+	return nexus_opts_given(opts, name) ? nexus_opts_str(opts, name) : NULL;
+}
 
-	if (!!file + !!env + !!name > 1)
+int nx_crypt_check_key_source(const struct nexus_opts *opts)
+{
+	static const char *const names[] = { "key-file", "key-env",
+					     "key-name" };
+	unsigned given = 0;
+
+	for (unsigned i = 0; i < 3; i++) {
+		const char *v = source(opts, names[i]);
+
+		if (v && !*v)
+			return nexus_error(-EINVAL, "crypt: %s= is empty",
+					   names[i]);
+		given += v != NULL;
+	}
+	if (given > 1)
 		return nexus_error(-EINVAL, "crypt: give only one of key-file=, "
 				   "key-env= and key-name=");
-	if (file)
-		return read_key_file(ctx, file, key, len);
-	if (name)
-		return read_key_name(ctx, name, key, len);
-	if (!env)
+	if (!given)
 		return nexus_error(-EINVAL, "crypt: no key: give key-file=PATH "
 				   "(raw bytes), key-env=VARIABLE (hex) or "
 				   "key-name=NAME (nexus_ctx_secret_set)");
-	if (!*env)
-		return nexus_error(-EINVAL, "crypt: key-env= is empty");
+	return 0;
+}
+
+int nx_crypt_load_key(struct nexus_ctx *ctx, const struct nexus_opts *opts,
+		      unsigned char *key, size_t len)
+{
+	const char *file = source(opts, "key-file");
+	const char *env = source(opts, "key-env");
+	const char *name = source(opts, "key-name");
+	char what[160];
+	const char *val, *shown;
+
+	if (file)
+		return read_key_file(ctx, file,
+				     nx_opts_shown(opts, "key-file", file), key,
+				     len);
+	if (name)
+		return read_key_name(ctx, name,
+				     nx_opts_shown(opts, "key-name", name), key,
+				     len);
+	shown = nx_opts_shown(opts, "key-env", env);
 	val = getenv(env);
 	if (!val)
 		return nexus_error(-ENOENT, "crypt: key-env=%s: no such "
-				   "environment variable", env);
-	snprintf(what, sizeof(what), "crypt: key-env=%s", env);
+				   "environment variable", shown);
+	snprintf(what, sizeof(what), "crypt: key-env=%s", shown);
 	return nx_hex_decode(val, key, len, what);
 }
 

@@ -159,7 +159,7 @@ static int parse_errno(const char *s, int *out)
 	char *end;
 	long v;
 
-	if (!strcasecmp(s, "none") || !strcmp(s, "0")) {
+	if (!strcasecmp(s, "none")) {
 		*out = 0;
 		return 0;
 	}
@@ -227,7 +227,8 @@ static int parse_duration(const char *s, uint64_t *out)
 
 static int bad(const char *key, const char *value, const char *want)
 {
-	return nexus_error(-EINVAL, "fault: %s=%s: expected %s", key, value,
+	return nexus_error(-EINVAL, "fault: %s=%s: expected %s", key,
+			   nx_looks_like_key(value) ? NX_SECRET_SHOWN : value,
 			   want);
 }
 
@@ -379,39 +380,58 @@ static int fault_submit(struct nexus_io *io)
 
 /* ---- control path ---- */
 
+/* Apply the options to @p f, on a device of @p dev_size bytes (the
+ * default of end=), with the rules between them.  The parse-time check
+ * runs it on a scratch struct with no device yet (dev_size UINT64_MAX);
+ * open() runs it again for real. */
+static int configure(struct fault *f, const struct nexus_opts *opts,
+		     uint64_t dev_size)
+{
+	int rc = 0;
+
+	f->dev_size = dev_size;
+	atomic_store(&f->end, dev_size);
+	atomic_store(&f->err, EIO);
+	for (const struct nexus_option_desc *d = fault_options; d->name; d++) {
+		const char *v = nexus_opts_str(opts, d->name);
+
+		if (v && (rc = set_one(f, d->name, v)))
+			return rc;
+	}
+	if (!nexus_opts_given(opts, "errno") &&
+	    (nexus_opts_given(opts, "delay") ||
+	     nexus_opts_given(opts, "delay-max")))
+		atomic_store(&f->err, 0);
+	if (atomic_load(&f->start) >= atomic_load(&f->end))
+		return nexus_error(-EINVAL, "fault: start=%llu is not below "
+				   "end=%llu",
+				   (unsigned long long)atomic_load(&f->start),
+				   (unsigned long long)atomic_load(&f->end));
+	if (nexus_opts_given(opts, "delay-max") &&
+	    atomic_load(&f->delay_max) < atomic_load(&f->delay))
+		return nexus_error(-EINVAL, "fault: delay-max= is below delay=");
+	return 0;
+}
+
+static int fault_check(const struct nexus_opts *opts)
+{
+	struct fault scratch;
+
+	memset(&scratch, 0, sizeof(scratch));
+	return configure(&scratch, opts, UINT64_MAX);
+}
+
 static int fault_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 {
 	struct nexus_dev_info cin = NEXUS_DEV_INFO_INIT;
 	struct fault *f;
-	int rc = 0;
+	int rc;
 
 	nx_shim_inherit(dev, &cin);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return nexus_error(-ENOMEM, "out of memory");
-	f->dev_size = cin.dev_size;
-	atomic_store(&f->end, cin.dev_size);
-	atomic_store(&f->err, EIO);
-	for (const struct nexus_option_desc *d = fault_options; d->name; d++) {
-		const char *v = nexus_opts_str(opts, d->name);
-
-		if (!v)
-			continue;
-		if ((rc = set_one(f, d->name, v)))
-			break;
-	}
-	if (!rc && !nexus_opts_given(opts, "errno") &&
-	    (nexus_opts_given(opts, "delay") ||
-	     nexus_opts_given(opts, "delay-max")))
-		atomic_store(&f->err, 0);
-	if (!rc && atomic_load(&f->start) >= atomic_load(&f->end))
-		rc = nexus_error(-EINVAL, "fault: start=%llu is not below "
-				 "end=%llu",
-				 (unsigned long long)atomic_load(&f->start),
-				 (unsigned long long)atomic_load(&f->end));
-	if (!rc && nexus_opts_given(opts, "delay-max") &&
-	    atomic_load(&f->delay_max) < atomic_load(&f->delay))
-		rc = nexus_error(-EINVAL, "fault: delay-max= is below delay=");
+	rc = configure(f, opts, cin.dev_size);
 	if (rc) {
 		free(f);
 		return rc;
@@ -443,6 +463,7 @@ const struct nexus_driver nx_driver_fault = {
 	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct fault_io),
 	.options = fault_options,
+	.check = fault_check,
 	.open = fault_open,
 	.close = fault_close,
 	.submit = fault_submit,

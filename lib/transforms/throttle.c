@@ -99,17 +99,20 @@ static void ignore_event(struct nexus_cqe_handler *ev, int res, uint32_t flags)
 }
 static struct nexus_cqe_handler ignore_ev = { ignore_event };
 
+/* A limit of 0 could never pass an I/O: every limit is at least 1 (leave
+ * it out for no limit).  Checked when the pipeline is parsed. */
 static const struct nexus_option_desc thr_options[] = {
 	{ "iops", NEXUS_OPT_UINT, NULL,
-	  "operations per second (all operations count)", 0 },
+	  "operations per second (all operations count)", 0, .min = 1 },
 	{ "bps", NEXUS_OPT_SIZE, NULL,
-	  "bytes per second of READ and WRITE data (e.g. 100M)", 0 },
+	  "bytes per second of READ and WRITE data (e.g. 100M)", 0,
+	  .min = 1 },
 	{ "burst-iops", NEXUS_OPT_UINT, NULL,
 	  "operations allowed at once after idling (default: iops/10, "
-	  "at least 1)", 0 },
+	  "at least 1)", 0, .min = 1 },
 	{ "burst-bytes", NEXUS_OPT_SIZE, NULL,
 	  "bytes allowed at once after idling (default: bps/10, at least "
-	  "1 byte; larger I/O waits for its excess)", 0 },
+	  "1 byte; larger I/O waits for its excess)", 0, .min = 1 },
 	{ NULL, 0, NULL, NULL, 0 },
 };
 
@@ -374,7 +377,9 @@ static int thr_control(struct nexus_dev *dev, const char *key,
 	if (parse_limit(value, k == L_BPS || k == L_BURST_BYTES, &x) ||
 	    (!x && strcasecmp(value, "unlimited") && strcasecmp(value, "off")))
 		return nexus_error(-EINVAL, "throttle: %s=%s: give a positive "
-				   "%s, or 'unlimited'", key, value,
+				   "%s, or 'unlimited'", key,
+				   nx_looks_like_key(value) ? NX_SECRET_SHOWN
+							    : value,
 				   k == L_BPS || k == L_BURST_BYTES
 					   ? "size like 4096, 64K or 1G"
 					   : "number");
@@ -392,6 +397,7 @@ static int thr_control(struct nexus_dev *dev, const char *key,
 	return 0;
 }
 
+/* A limit given, else 0 (none). */
 static int get_limit(const struct nexus_opts *opts, const char *name,
 		     uint64_t *out)
 {
@@ -401,12 +407,21 @@ static int get_limit(const struct nexus_opts *opts, const char *name,
 		*out = 0;
 		return 0;
 	}
-	if (rc)
-		return rc;
-	if (!*out)
-		return nexus_error(-EINVAL, "throttle: %s=0: a limit must be "
-				   "positive (leave it out for no limit)",
-				   name);
+	return rc;
+}
+
+/* The rules between limits, checked when the pipeline is parsed:
+ * thr_open() trusts them. */
+static int thr_check(const struct nexus_opts *opts)
+{
+	if (!nexus_opts_given(opts, "iops") && !nexus_opts_given(opts, "bps"))
+		return nexus_error(-EINVAL, "throttle: give iops= and/or bps=");
+	if (nexus_opts_given(opts, "burst-iops") &&
+	    !nexus_opts_given(opts, "iops"))
+		return nexus_error(-EINVAL, "throttle: burst-iops= needs iops=");
+	if (nexus_opts_given(opts, "burst-bytes") &&
+	    !nexus_opts_given(opts, "bps"))
+		return nexus_error(-EINVAL, "throttle: burst-bytes= needs bps=");
 	return 0;
 }
 
@@ -419,12 +434,6 @@ static int thr_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 	for (unsigned i = 0; i < L_COUNT; i++)
 		if ((rc = get_limit(opts, lim_names[i], &v[i])))
 			return rc;
-	if (!v[L_IOPS] && !v[L_BPS])
-		return nexus_error(-EINVAL, "throttle: give iops= and/or bps=");
-	if (v[L_BURST_IOPS] && !v[L_IOPS])
-		return nexus_error(-EINVAL, "throttle: burst-iops= needs iops=");
-	if (v[L_BURST_BYTES] && !v[L_BPS])
-		return nexus_error(-EINVAL, "throttle: burst-bytes= needs bps=");
 	n = nexus_ctx_reactor_count(nexus_dev_ctx(dev));
 	t = calloc(1, sizeof(*t));
 	if (!t || n <= 0 || !(t->rs = calloc((size_t)n, sizeof(*t->rs)))) {
@@ -462,6 +471,7 @@ const struct nexus_driver nx_driver_throttle = {
 	       NEXUS_OP_BIT(NEXUS_OP_BLOCK_STATUS),
 	.per_io_size = sizeof(struct thr_io),
 	.options = thr_options,
+	.check = thr_check,
 	.open = thr_open,
 	.close = thr_close,
 	.reactor_init = thr_reactor_init,

@@ -105,9 +105,11 @@ void nx_nbdc_req_complete(struct nbdc_dev *d, struct nbdc_req *req, int res)
 	abort(); /* a request that was never queued */
 }
 
-void nx_nbdc_conn_died(struct nbdc_dev *d, int err, const char *why)
+void nx_nbdc_conn_died(struct nbdc_dev *d, unsigned index, int err,
+		       const char *why)
 {
 	(void)d;
+	(void)index;
 	(void)err;
 	(void)why;
 }

@@ -37,6 +37,8 @@ check() { # NAME URI: its map must be the direct one
 	if [ "$got" != "$direct" ]; then
 		echo "FAIL: $1 maps differently:"
 		echo "$got"
+		echo "(the export must submit NEXUS_OP_BLOCK_STATUS on its" \
+		     "reactor, not call nexus_dev_block_status() there)"
 		failed=1
 	else
 		echo "ok: $1"

@@ -8,55 +8,12 @@
 #include "../unit/unit.h"
 
 #include <fcntl.h>
-#include <semaphore.h>
-#include <nexus/nexus_driver.h>
+
+#include "../bstatus.h"
 
 #define MAXE 16
 
 static char *dir;
-
-struct bs_req {
-	struct nexus_dev *dev;
-	uint64_t off, len;
-	unsigned max;
-	struct nexus_extent e[MAXE];
-	int submit_rc, result;
-	sem_t done;
-};
-
-static void bs_cb(void *ud, int res)
-{
-	struct bs_req *b = ud;
-
-	b->result = res;
-	sem_post(&b->done);
-}
-
-static int bs_submit(void *p)
-{
-	struct bs_req *b = p;
-	struct nexus_io_req r = NEXUS_IO_REQ_INIT;
-
-	r.op = NEXUS_OP_BLOCK_STATUS;
-	r.offset = b->off;
-	r.length = b->len;
-	r.extents = b->e;
-	r.max_extents = b->max;
-	r.cb = bs_cb;
-	r.user_data = b;
-	b->submit_rc = nexus_dev_submit(b->dev, &r);
-	return 0;
-}
-
-static bool same(const struct nexus_extent *a, const struct nexus_extent *b,
-		 int n)
-{
-	for (int i = 0; i < n; i++)
-		if (a[i].offset != b[i].offset || a[i].length != b[i].length ||
-		    a[i].flags != b[i].flags)
-			return false;
-	return true;
-}
 
 /* Extents of [off, off+len) asked three ways, which must agree; the
  * count, with the extents in @p e. */
@@ -64,7 +21,7 @@ static int extents(struct nexus_dev *dev, uint64_t off, uint64_t len,
 		   unsigned max, struct nexus_extent *e)
 {
 	struct nexus_ctx *ctx = nexus_dev_ctx(dev);
-	struct bs_req b = { .dev = dev, .off = off, .len = len, .max = max };
+	struct nexus_extent other[MAXE];
 	int n = nexus_dev_block_status(dev, off, len, e, max);
 	uint64_t pos = off;
 
@@ -75,21 +32,13 @@ static int extents(struct nexus_dev *dev, uint64_t off, uint64_t len,
 		pos += e[i].length;
 	}
 	CU_ASSERT(pos <= off + len);
-	sem_init(&b.done, 0, 0);
-	/* on a reactor */
-	CU_ASSERT_EQUAL(nexus_reactor_call(nexus_ctx_reactor(ctx, 0),
-					   bs_submit, &b), 0);
-	CU_ASSERT_EQUAL_FATAL(b.submit_rc, 0);
-	sem_wait(&b.done);
-	CU_ASSERT_EQUAL(b.result, n);
-	CU_ASSERT(b.result == n && same(b.e, e, n));
-	/* from this thread, asynchronously */
-	memset(b.e, 0, sizeof(b.e));
-	bs_submit(&b);
-	CU_ASSERT_EQUAL_FATAL(b.submit_rc, 0);
-	sem_wait(&b.done);
-	CU_ASSERT(b.result == n && same(b.e, e, n));
-	sem_destroy(&b.done);
+	/* on a reactor, and from this thread asynchronously */
+	CU_ASSERT_EQUAL(test_block_status(nexus_ctx_reactor(ctx, 0), dev, off,
+					  len, other, max), n);
+	CU_ASSERT(test_extents_equal(other, e, n));
+	memset(other, 0, sizeof(other));
+	CU_ASSERT_EQUAL(test_block_status(NULL, dev, off, len, other, max), n);
+	CU_ASSERT(test_extents_equal(other, e, n));
 	return n;
 }
 
@@ -220,7 +169,7 @@ static void test_misuse(void)
 	r.op = NEXUS_OP_BLOCK_STATUS;
 	r.offset = 0;
 	r.length = 4096;
-	r.cb = bs_cb;
+	r.cb = test_bs_cb;
 	EXPECT_ERR(nexus_dev_submit(dev, &r), -EINVAL, "extent");
 	r.extents = e;
 	r.max_extents = 2;

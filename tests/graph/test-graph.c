@@ -18,6 +18,15 @@
 
 static atomic_uint attached_ev, detached_ev;
 
+/* The last child event, as delivered (the event thread writes it). */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint32_t kind, reason;
+	uint64_t seq;
+	struct nexus_dev *dev, *child;
+	char object[128], message[128];
+} last;
+
 static void count_fn(void *ud, const struct nexus_event_info *e)
 {
 	(void)ud;
@@ -25,6 +34,41 @@ static void count_fn(void *ud, const struct nexus_event_info *e)
 		atomic_fetch_add(&attached_ev, 1);
 	else if (e->kind == NEXUS_EVENT_CHILD_DETACHED)
 		atomic_fetch_add(&detached_ev, 1);
+	else
+		return;
+	pthread_mutex_lock(&last_lock);
+	if (e->seq <= last.seq) /* in order, never twice */
+		last.kind = 0;
+	else
+		last.kind = e->kind;
+	last.seq = e->seq;
+	last.reason = e->reason;
+	last.dev = e->dev;
+	last.child = e->child;
+	snprintf(last.object, sizeof(last.object), "%s", e->object);
+	snprintf(last.message, sizeof(last.message), "%s", e->message);
+	pthread_mutex_unlock(&last_lock);
+}
+
+/* Wait for the child event number @p n (of both kinds) and check it. */
+static void expect_child_event(unsigned n, uint32_t kind,
+			       struct nexus_dev *parent,
+			       struct nexus_dev *child, const char *pname,
+			       const char *cname)
+{
+	for (int i = 0; i < 500 && atomic_load(&attached_ev) +
+					   atomic_load(&detached_ev) < n; i++)
+		unit_sleep_ms(2);
+	pthread_mutex_lock(&last_lock);
+	CU_ASSERT_EQUAL(atomic_load(&attached_ev) + atomic_load(&detached_ev),
+			n);
+	CU_ASSERT_EQUAL(last.kind, kind);
+	CU_ASSERT_EQUAL(last.reason, NEXUS_REASON_USER);
+	CU_ASSERT_PTR_EQUAL(last.dev, parent);
+	CU_ASSERT_PTR_EQUAL(last.child, child);
+	CU_ASSERT_STRING_EQUAL(last.object, pname);
+	CU_ASSERT_STRING_EQUAL(last.message, cname);
+	pthread_mutex_unlock(&last_lock);
 }
 
 static struct nexus_ctx *tee_ctx(unsigned reactors)
@@ -38,6 +82,9 @@ static struct nexus_ctx *tee_ctx(unsigned reactors)
 	EXPECT_OK(nexus_ctx_create(&o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
 	EXPECT_OK(nexus_plugin_load(ctx, PLUGIN_DIR "/nexus-tee.so"));
+	pthread_mutex_lock(&last_lock);
+	last.seq = 0; /* a new context numbers from 1 */
+	pthread_mutex_unlock(&last_lock);
 	return ctx;
 }
 
@@ -199,7 +246,14 @@ static void test_detach_in_flight(void)
 
 	atomic_init(&p.left, 64);
 	atomic_init(&p.bad, 0);
-	EXPECT_OK(nexus_dev_attach_child(tee, slow));
+	{
+		unsigned n0 = atomic_load(&attached_ev) +
+			      atomic_load(&detached_ev);
+
+		EXPECT_OK(nexus_dev_attach_child(tee, slow));
+		expect_child_event(n0 + 1, NEXUS_EVENT_CHILD_ATTACHED, tee,
+				   slow, "tee", "fault:delay=100ms,ops=write");
+	}
 	for (unsigned i = 0; i < 64; i++) {
 		struct nexus_io_req r = NEXUS_IO_REQ_INIT;
 
@@ -218,6 +272,9 @@ static void test_detach_in_flight(void)
 	t0 = unit_now_ns();
 	EXPECT_OK(nexus_dev_detach_child(tee, slow));
 	dt = unit_now_ns() - t0;
+	expect_child_event(atomic_load(&attached_ev) * 2,
+			   NEXUS_EVENT_CHILD_DETACHED, tee, slow, "tee",
+			   "fault:delay=100ms,ops=write");
 	/* detach waited for the child's I/O: by now every write is done
 	 * (or about to call back: the tee completes after the child) */
 	CU_ASSERT(dt >= 30 * 1000000ull);

@@ -657,6 +657,79 @@ static void t_eshutdown(struct srv *s)
 		simple(s, &q, NBD_ESHUTDOWN);
 }
 
+/* The first connection answers one request and then goes away; with
+ * reconnect=1 the client connects again, the device goes faulted and back
+ * online, and I/O works again on the new connection. */
+static void t_one_then_gone(struct srv *s)
+{
+	struct req q;
+
+	if (read_req(s, &q))
+		simple(s, &q, 0);
+	/* then hang up: the client sees the connection close */
+}
+
+static void scenario_reconnect(void)
+{
+	char pipeline[300];
+	uint8_t b[512] = { 0 };
+	struct srv again;
+	pthread_t th;
+	struct run r;
+	int st = -1;
+
+	default_srv(&r.s);
+	r.s.serve = t_one_then_gone;
+	snprintf(pipeline, sizeof(pipeline), "nbd:%s,reconnect=1", uri);
+	start(&r, "reconnect", pipeline);
+	CHECK(r.open_rc == 0);
+	if (r.open_rc == 0) {
+		CHECK(nexus_dev_pwrite(r.dev, b, 512, 0, 0) == 512);
+		pthread_join(r.th, NULL); /* the first server is gone */
+		default_srv(&again);
+		again.serve = serve_normally;
+		pthread_create(&th, NULL, srv_thread, &again);
+		for (int i = 0; i < 500; i++) { /* reconnect=1: within ~2 s */
+			st = nexus_dev_get_state(r.dev);
+			if (st == NEXUS_DEV_STATE_ONLINE &&
+			    nexus_dev_pread(r.dev, b, 512, 0) == 512)
+				break;
+			usleep(10000);
+		}
+		CHECK(st == NEXUS_DEV_STATE_ONLINE);
+		CHECK(nexus_dev_pread(r.dev, b, 512, 4096) == 512);
+		CHECK(b[1] == pat(4097));
+		nexus_dev_close(r.dev);
+		pthread_join(th, NULL);
+		CHECK(again.saw_disc);
+	} else {
+		pthread_join(r.th, NULL);
+	}
+}
+
+/* Without reconnect the device stays faulted and I/O fails at once. */
+static void scenario_no_reconnect(void)
+{
+	uint8_t b[512] = { 0 };
+	struct run r;
+
+	default_srv(&r.s);
+	r.s.serve = t_one_then_gone;
+	start(&r, "no reconnect", NULL);
+	CHECK(r.open_rc == 0);
+	if (r.open_rc == 0) {
+		CHECK(nexus_dev_pwrite(r.dev, b, 512, 0, 0) == 512);
+		for (int i = 0; i < 500; i++) {
+			if (nexus_dev_get_state(r.dev) == NEXUS_DEV_STATE_FAULTED)
+				break;
+			usleep(10000);
+		}
+		CHECK(nexus_dev_get_state(r.dev) == NEXUS_DEV_STATE_FAULTED);
+		CHECK(nexus_dev_pread(r.dev, b, 512, 0) == -ENOTCONN);
+	}
+	end(&r);
+}
+
 static void scenario_eshutdown(void)
 {
 	struct run r;
@@ -990,6 +1063,8 @@ int main(void)
 	scenario_fua_emulated();
 	scenario_go_fallback();
 	scenario_abstract();
+	scenario_reconnect();
+	scenario_no_reconnect();
 
 	default_srv(&t);
 	t.bad_magic = true;

@@ -5,8 +5,16 @@
 # CAN_MULTI_CONN) and runs fio with crc32c verification on it, then
 # makes a filesystem and reads a file back.
 . "${srcdir:-.}/tests/interop/nbd-export-lib.sh"
-VMCLIENT_RUN=${VMCLIENT_RUN:-$srcdir/../shared/tools/vmclient/run.sh}
-[ -x "$VMCLIENT_RUN" ] || VMCLIENT_RUN=/work/shared/tools/vmclient/run.sh
+# ../shared beside the project root: the source tree, or for a git
+# worktree the main checkout it belongs to
+if [ -z "${VMCLIENT_RUN:-}" ]; then
+	root=$(cd "$srcdir" && pwd)
+	VMCLIENT_RUN=$root/../shared/tools/vmclient/run.sh
+	common=$(git -C "$root" rev-parse --path-format=absolute \
+		--git-common-dir 2>/dev/null) &&
+		[ ! -x "$VMCLIENT_RUN" ] &&
+		VMCLIENT_RUN=$(dirname "$common")/../shared/tools/vmclient/run.sh
+fi
 [ -x "$VMCLIENT_RUN" ] || skip "vmclient (../shared/tools/vmclient) not available"
 need qemu-system-x86_64
 

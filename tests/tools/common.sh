@@ -26,13 +26,19 @@ wait_ready() {
 	fail "nexus-pipe did not get ready"
 }
 
-# stop_wait PID: wait (at most 10 s) for PID to exit; its exit status
-stop_wait() {
-	for _ in $(seq 1 100); do
-		kill -0 "$1" 2>/dev/null || break
+# gone_within PID TENTHS: true once PID has exited, false if it still
+# runs after TENTHS tenths of a second
+gone_within() {
+	for _ in $(seq 1 "$2"); do
+		kill -0 "$1" 2>/dev/null || return 0
 		sleep 0.1
 	done
-	if kill -0 "$1" 2>/dev/null; then
+	! kill -0 "$1" 2>/dev/null
+}
+
+# stop_wait PID: wait (at most 10 s) for PID to exit; its exit status
+stop_wait() {
+	if ! gone_within "$1" 100; then
 		kill -9 "$1"
 		fail "process $1 did not stop"
 	fi

@@ -17,32 +17,29 @@ no_secret() {
 "$PIPE" --list > "$T/list" || fail "--list exited $?"
 grep -q '^    key  *string .*(secret' "$T/list" || fail "--list: crypt key= not marked secret"
 
-# --check: crypt's key= shows as ***, the other values as given
-"$PIPE" --check "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \
-	> "$T/check" 2>&1 || fail "--check exited $?"
-cat > "$T/want" <<END
-source mem size=1M
-transform crypt key=***,key-file=$T/k
-END
-diff -u "$T/want" "$T/check" || fail "--check output differs"
-# a quoted value with separators and spaces in it
-"$PIPE" --check "mem:size=1M | crypt: key = ' S3CRET,x; ' , key-file=$T/k" \
-	> "$T/check" 2>&1 || fail "--check of a quoted key exited $?"
-diff -u "$T/want" "$T/check" || fail "--check output of a quoted key differs"
-no_secret "$T/check"
+# --check: crypt refuses key= when the pipeline is parsed (a key in
+# pipeline text ends up in logs), without showing it, also quoted with
+# separators and spaces in it
+for p in "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \
+	 "mem:size=1M | crypt: key = ' S3CRET,x; ' , key-file=$T/k"; do
+	if "$PIPE" --check "$p" > "$T/out" 2> "$T/err"; then
+		fail "--check accepted crypt's key="
+	fi
+	grep -q "option 'key' is refused" "$T/err" ||
+		{ cat "$T/err"; fail "no refusal of key= by --check"; }
+	no_secret "$T/out" "$T/err"
+done
 
-# a key given as crypt's positional value (cipher=) is not shown either,
-# and opening refuses it without showing it
-"$PIPE" --check "mem:size=1M | crypt:00112233445566778899aabbccddeeffS3CRET" \
-	> "$T/check" 2>&1 || fail "--check of a positional key exited $?"
-echo 'source mem size=1M
-transform crypt cipher=***' | diff -u - "$T/check" ||
-	fail "--check output of a positional key differs"
-if "$PIPE" -q "mem:size=1M | crypt:00112233445566778899aabbccddeeffS3CRET" \
-	> "$T/out" 2> "$T/err"; then
-	fail "crypt accepted a key as its cipher"
-fi
-no_secret "$T/check" "$T/out" "$T/err"
+# a key given as crypt's positional value (cipher=) is refused by
+# --check and by opening, without being shown
+for run in --check -q; do
+	if "$PIPE" $run "mem:size=1M | crypt:00112233445566778899aabbccddeeffS3CRET" \
+		> "$T/out" 2> "$T/err"; then
+		fail "crypt accepted a key as its cipher ($run)"
+	fi
+	grep -q "looks like a key" "$T/err" || { cat "$T/err"; fail "no reason ($run)"; }
+	no_secret "$T/out" "$T/err"
+done
 
 # opening: crypt refuses key=, without showing it
 if "$PIPE" -q -v "mem:size=1M | crypt:key=00S3CRET11,key-file=$T/k" \

@@ -164,7 +164,7 @@ static void test_not_a_file(void)
 	EXPECT_ERR(nexus_dev_open(ctx, spec("file:%s,create=on,size=1M,"
 					    "block-size=3000",
 					    unit_join(disk, "c.img")), &d),
-		   -EINVAL, "block-size 3000");
+		   -EINVAL, "block-size=3000", "power of two");
 	CU_ASSERT_PTR_NULL(d);
 }
 

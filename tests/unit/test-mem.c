@@ -71,13 +71,14 @@ static void test_bad_options(void)
 {
 	struct nexus_dev *d = NULL;
 
-	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=0", &d), -EINVAL, "size 0");
+	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=0", &d), -EINVAL,
+		   "option 'size'", "got '0'");
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=1000", &d), -EINVAL,
 		   "multiple of block-size");
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=1M,block-size=3000", &d),
-		   -EINVAL, "block-size 3000");
+		   -EINVAL, "block-size=3000", "power of two");
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=1M,block-size=0", &d),
-		   -EINVAL, "block-size 0");
+		   -EINVAL, "option 'block-size'", "got '0'");
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=1M,block-size=128K", &d),
 		   -EINVAL, "block-size");
 	EXPECT_ERR(nexus_dev_open(ctx, "mem:size=65T", &d), -EINVAL, "64T");
