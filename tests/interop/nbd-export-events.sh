@@ -29,9 +29,10 @@ stop_server "$s_PID"
 grep '^EVENT' "$T/s.out" >"$T/ev"
 cat "$T/ev"
 kinds=$(awk '{print $2}' "$T/ev" | tr '\n' ' ')
-# (the device's own events, dev-state, may come after)
+# (export-dev-added/removed come from the core; the device's own
+# events, dev-state, may come after)
 case $kinds in
-"export-started conn-opened conn-closed conn-opened client-error conn-closed export-stopped "*) ;;
+"export-started export-dev-added conn-opened conn-closed conn-opened client-error conn-closed export-dev-removed export-stopped "*) ;;
 *) fail "events out of order or missing: $kinds" ;;
 esac
 grep -q 'client-error peer=127.0.0.1:[0-9]* reason=none error=-22 object=ev' "$T/ev" ||
