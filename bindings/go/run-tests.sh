@@ -35,11 +35,13 @@ Libs: -L$libdir -lnexus
 PC
 PKG_CONFIG_PATH=$tmp/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# test plugins built by make check (tests/graph/nexus-tee.la)
+NEXUS_TEST_PLUGIN_DIR=$top_builddir/tests/graph/.libs
 # No network, no module proxy, no toolchain downloads: the module has no
 # dependencies outside the standard library.
 GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-mod=readonly
 CGO_ENABLED=1
-export PKG_CONFIG_PATH LD_LIBRARY_PATH GOPROXY GOSUMDB GOTOOLCHAIN GO111MODULE \
+export PKG_CONFIG_PATH LD_LIBRARY_PATH NEXUS_TEST_PLUGIN_DIR GOPROXY GOSUMDB GOTOOLCHAIN GO111MODULE \
 	GOFLAGS CGO_ENABLED
 # The build cache: the user's if it is usable, else a private one.
 gocache=$("$GO" env GOCACHE 2>/dev/null || true)

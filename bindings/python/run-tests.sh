@@ -26,10 +26,12 @@ fi
 [ -f "$lib" ] || { echo "FAIL: $lib not built"; exit 1; }
 
 NEXUS_LIBRARY=$lib
+# test plugins built by make check (tests/graph/nexus-tee.la)
+NEXUS_TEST_PLUGIN_DIR=$top_builddir/tests/graph/.libs
 LD_LIBRARY_PATH=$top_builddir/lib/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PYTHONPATH=$top_srcdir/bindings/python${PYTHONPATH:+:$PYTHONPATH}
 PYTHONDONTWRITEBYTECODE=1   # the source tree may be read-only (distcheck)
-export NEXUS_LIBRARY LD_LIBRARY_PATH PYTHONPATH PYTHONDONTWRITEBYTECODE
+export NEXUS_LIBRARY NEXUS_TEST_PLUGIN_DIR LD_LIBRARY_PATH PYTHONPATH PYTHONDONTWRITEBYTECODE
 
 # A library built with --enable-sanitizers needs the ASan runtime loaded
 # first in an uninstrumented interpreter; Python's own allocations are not

@@ -285,26 +285,19 @@ int nexus_dev_close(struct nexus_dev *dev)
 
 int nexus_dev_get_info(const struct nexus_dev *dev, struct nexus_dev_info *info)
 {
-	size_t n;
 
 	if (!dev || !info)
 		return nexus_error(-EINVAL, "nexus_dev_get_info: NULL argument");
 	if (info->size < sizeof(size_t))
 		return nexus_error(-EINVAL, "nexus_dev_get_info: info->size not "
 					    "set (use NEXUS_DEV_INFO_INIT)");
-	n = info->size < sizeof(dev->info) ? info->size : sizeof(dev->info);
-	memcpy((char *)info + sizeof(size_t),
-	       (const char *)&dev->info + sizeof(size_t), n - sizeof(size_t));
-	if (info->size > sizeof(dev->info))
-		memset((char *)info + sizeof(dev->info), 0,
-		       info->size - sizeof(dev->info));
+	nx_sized_copy_out(info, &dev->info, sizeof(dev->info));
 	return 0;
 }
 
 int nexus_dev_get_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
 {
 	struct nexus_dev_stats s;
-	size_t n;
 
 	if (!dev || !st)
 		return nexus_error(-EINVAL, "nexus_dev_get_stats: NULL argument");
@@ -333,11 +326,7 @@ int nexus_dev_get_stats(const struct nexus_dev *dev, struct nexus_dev_stats *st)
 	 * briefly be counted twice, never missed) */
 	s.in_flight = atomic_load(&dev->queued);
 	s.in_flight += nx_dev_inflight(dev);
-	n = st->size < sizeof(s) ? st->size : sizeof(s);
-	memcpy(st, &s, n);
-	if (st->size > sizeof(s))
-		memset((char *)st + sizeof(s), 0, st->size - sizeof(s));
-	st->size = s.size;
+	nx_sized_copy_out(st, &s, sizeof(s));
 	return 0;
 }
 
@@ -345,7 +334,6 @@ int nexus_dev_get_op_stats(const struct nexus_dev *dev, int op,
 			   struct nexus_op_stats *st)
 {
 	struct nexus_op_stats s;
-	size_t n;
 
 	if (!dev || !st)
 		return nexus_error(-EINVAL, "nexus_dev_get_op_stats: NULL "
@@ -366,11 +354,7 @@ int nexus_dev_get_op_stats(const struct nexus_dev *dev, int op,
 		s.errors += __atomic_load_n(&c->errors[op], __ATOMIC_RELAXED);
 		s.bytes += __atomic_load_n(&c->bytes[op], __ATOMIC_RELAXED);
 	}
-	n = st->size < sizeof(s) ? st->size : sizeof(s);
-	memcpy(st, &s, n);
-	if (st->size > sizeof(s))
-		memset((char *)st + sizeof(s), 0, st->size - sizeof(s));
-	st->size = s.size;
+	nx_sized_copy_out(st, &s, sizeof(s));
 	return 0;
 }
 

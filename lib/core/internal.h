@@ -9,6 +9,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <nexus/nexus.h>
 #include <nexus/nexus_driver.h>
 #include <liburing.h>
@@ -299,12 +300,11 @@ NX_HIDDEN int nx_sync_block_status(struct nexus_dev *dev, uint64_t offset,
 NX_HIDDEN int nx_block_status_fallback(struct nexus_dev *dev,
 				       const struct nexus_io *io);
 
-/* nexus_dev_submit() with the fields of a nexus_io_req as arguments
- * (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES), for the built-in drivers. */
-static inline int nx_submit(struct nexus_dev *dev, int op,
-			    const struct iovec *iov, int iovcnt,
-			    uint64_t offset, uint64_t length, uint32_t flags,
-			    nexus_io_cb cb, void *user_data)
+/* A request from its fields (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES). */
+static inline struct nexus_io_req nx_io_req(int op, const struct iovec *iov,
+					    int iovcnt, uint64_t offset,
+					    uint64_t length, uint32_t flags,
+					    nexus_io_cb cb, void *user_data)
 {
 	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
 
@@ -316,7 +316,33 @@ static inline int nx_submit(struct nexus_dev *dev, int op,
 	req.flags = flags;
 	req.cb = cb;
 	req.user_data = user_data;
+	return req;
+}
+
+/* nexus_dev_submit() with the fields of a nexus_io_req as arguments,
+ * for the built-in drivers. */
+static inline int nx_submit(struct nexus_dev *dev, int op,
+			    const struct iovec *iov, int iovcnt,
+			    uint64_t offset, uint64_t length, uint32_t flags,
+			    nexus_io_cb cb, void *user_data)
+{
+	struct nexus_io_req req = nx_io_req(op, iov, iovcnt, offset, length,
+					    flags, cb, user_data);
+
 	return nexus_dev_submit(dev, &req);
+}
+
+/* Copy a library struct @p src of @p ours bytes out to a caller's
+ * size-stamped struct @p dst: the fields its `size` covers, the rest of
+ * it zeroed, its `size` kept. */
+static inline void nx_sized_copy_out(void *dst, const void *src, size_t ours)
+{
+	size_t size = *(const size_t *)dst, n = size < ours ? size : ours;
+
+	memcpy((char *)dst + sizeof(size_t),
+	       (const char *)src + sizeof(size_t), n - sizeof(size_t));
+	if (size > ours)
+		memset((char *)dst + ours, 0, size - ours);
 }
 
 /* The request that passes @p io on unchanged (operation, flags, data,

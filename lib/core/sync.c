@@ -66,14 +66,9 @@ static int sync_io(struct nexus_dev *dev, int op, const struct iovec *iov,
 		   int iovcnt, uint64_t offset, uint64_t length,
 		   uint32_t flags)
 {
-	struct nexus_io_req req = NEXUS_IO_REQ_INIT;
+	struct nexus_io_req req = nx_io_req(op, iov, iovcnt, offset, length,
+					    flags, NULL, NULL);
 
-	req.op = (uint32_t)op;
-	req.iov = iov;
-	req.iovcnt = iovcnt;
-	req.offset = offset;
-	req.length = length;
-	req.flags = flags;
 	return sync_req(dev, &req);
 }
 

@@ -9,6 +9,7 @@ package nexus
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -27,8 +28,9 @@ const (
 	OpFlush       Op = C.NEXUS_OP_FLUSH
 	OpTrim        Op = C.NEXUS_OP_TRIM
 	OpWriteZeroes Op = C.NEXUS_OP_WRITE_ZEROES
-	// NumOps is the number of operations.
-	NumOps = C.NEXUS_OP_COUNT
+	OpBlockStatus Op = C.NEXUS_OP_BLOCK_STATUS
+	// There is deliberately no count: Stats.PerOp has an entry for
+	// every operation the library knows.
 )
 
 // String returns the operation's name, e.g. "write-zeroes".
@@ -44,6 +46,8 @@ func (op Op) String() string {
 		return "trim"
 	case OpWriteZeroes:
 		return "write-zeroes"
+	case OpBlockStatus:
+		return "block-status"
 	}
 	return fmt.Sprintf("op(%d)", int(op))
 }
@@ -97,14 +101,26 @@ const LatencyBuckets = C.NEXUS_LAT_BUCKETS
 
 // Stats is a snapshot of a device's counters.
 type Stats struct {
-	Ops          [NumOps]uint64 // completed operations, indexed by Op
-	Errors       [NumOps]uint64 // failed operations, indexed by Op
+	Ops          uint64 // completed operations of every kind, failed ones included
+	Errors       uint64 // failed operations of every kind
 	BytesRead    uint64
 	BytesWritten uint64
 	InFlight     uint64 // submitted and not yet completed
 	// Latency is a histogram: bucket i counts completions whose latency
 	// lies in [LatencyBucketFloor(i), LatencyBucketFloor(i+1)).
 	Latency [LatencyBuckets]uint64
+	// PerOp has the counters of every operation the library knows,
+	// indexed by Op: st.PerOp[nexus.OpWrite].Ops.
+	PerOp []OpStats
+}
+
+// OpStats are the counters of one operation of a device.
+type OpStats struct {
+	Ops    uint64 // completed, failed ones included
+	Errors uint64 // failed
+	// Bytes of the successful operations: data moved for reads and
+	// writes, range covered for trim, write-zeroes and block status.
+	Bytes uint64
 }
 
 // Percentile returns an upper estimate of the pct latency percentile
@@ -141,14 +157,16 @@ type Device struct {
 	maxIO  int
 
 	expMu   sync.Mutex
-	exports map[*Export]struct{}
+	exports map[*Export]struct{} // from Device.Export: stop with it
 	views   map[*Device]struct{} // Children handed out
+	cptr    unsafe.Pointer       // the C handle, also once closed
 }
 
 func newDevice(ctx *Context, d *C.struct_nexus_dev, owned bool) *Device {
 	dev := &Device{d: d, ctx: ctx, owned: owned,
 		exports: make(map[*Export]struct{}),
-		views:   make(map[*Device]struct{})}
+		views:   make(map[*Device]struct{}),
+		cptr:    unsafe.Pointer(d)}
 	info := C.struct_nexus_dev_info{size: C.sizeof_struct_nexus_dev_info}
 	C.nexus_dev_get_info(d, &info)
 	dev.name = C.GoString(info.name)
@@ -157,7 +175,14 @@ func newDevice(ctx *Context, d *C.struct_nexus_dev, owned bool) *Device {
 	if dev.maxIO <= 0 {
 		dev.maxIO = 32 << 20
 	}
+	ctx.objects.register(dev.cptr, dev, !owned)
 	return dev
+}
+
+func (dev *Device) closed() bool {
+	dev.mu.RLock()
+	defer dev.mu.RUnlock()
+	return dev.d == nil
 }
 
 // use runs f with the device's handle held against a concurrent Close.
@@ -186,26 +211,98 @@ func (dev *Device) String() string { return dev.name }
 // closes the device.  A device that belongs to a Pipeline or to a stack
 // (from Children) is closed with it; Close on it does nothing.  Closing
 // twice is harmless.
+//
+// While an export made with Context.CreateExport serves the device,
+// Close fails with an error wrapping syscall.EBUSY whose message names
+// the export, and the device stays open and usable: remove it from the
+// export (Export.Remove) or close the export first.
 func (dev *Device) Close() error {
-	if dev.owned {
+	dev.mu.RLock()
+	owned := dev.owned
+	dev.mu.RUnlock()
+	if owned {
 		return nil
 	}
-	d := dev.detach()
+	dev.stopExports()
+	// Hold the device and the views below it exclusively: no call is in
+	// progress while the library closes the stack, and on a refusal
+	// (EBUSY) they simply go on.
+	dev.mu.Lock()
+	d := dev.d
 	if d == nil {
+		dev.mu.Unlock()
 		return nil
 	}
-	C.nexus_dev_close(d)
+	views := dev.lockViews()
+	_, err := call("nexus_dev_close", func() int64 {
+		return int64(C.nexus_dev_close(d))
+	})
+	if err == nil {
+		dev.d = nil
+		for _, v := range views {
+			v.d = nil
+		}
+	}
+	for _, v := range views {
+		v.mu.Unlock()
+	}
+	dev.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	dev.ctx.forget(dev)
+	dev.ctx.objects.retire(dev.cptr, dev)
 	if dev.ownCtx {
 		return dev.ctx.Close()
 	}
 	return nil
 }
 
+// lockViews write-locks the Children views below dev, depth first, and
+// returns them.
+func (dev *Device) lockViews() []*Device {
+	dev.expMu.Lock()
+	vs := make([]*Device, 0, len(dev.views))
+	for v := range dev.views {
+		vs = append(vs, v)
+	}
+	dev.expMu.Unlock()
+	var out []*Device
+	for _, v := range vs {
+		v.mu.Lock()
+		out = append(out, v)
+		out = append(out, v.lockViews()...)
+	}
+	return out
+}
+
+// stopExports closes the exports started with Export on dev and the
+// views below it.
+func (dev *Device) stopExports() {
+	dev.expMu.Lock()
+	exps := make([]*Export, 0, len(dev.exports))
+	for e := range dev.exports {
+		exps = append(exps, e)
+	}
+	views := make([]*Device, 0, len(dev.views))
+	for v := range dev.views {
+		views = append(views, v)
+	}
+	dev.expMu.Unlock()
+	for _, e := range exps {
+		e.Close()
+	}
+	for _, v := range views {
+		v.stopExports()
+	}
+}
+
 // detach invalidates the handle and those of the Children views below
-// it (waiting for calls in progress) and stops the exports started on
-// them; it returns the C handle, or nil if it was already detached.
+// it (waiting for calls in progress) after stopping the exports started
+// on them, without closing anything in C (the owner does that); it
+// returns the C handle, or nil if it was already detached.
 func (dev *Device) detach() *C.struct_nexus_dev {
+	dev.stopExports()
 	dev.mu.Lock()
 	d := dev.d
 	dev.d = nil
@@ -214,21 +311,19 @@ func (dev *Device) detach() *C.struct_nexus_dev {
 		return nil
 	}
 	dev.expMu.Lock()
-	exps, views := dev.exports, dev.views
-	dev.exports, dev.views = nil, nil
+	views := dev.views
 	dev.expMu.Unlock()
 	for v := range views {
 		v.detach()
-	}
-	for e := range exps {
-		e.Stop()
 	}
 	return d
 }
 
 // Children returns the devices directly below this one in its stack (a
-// transform's children; none for a source).  They belong to the stack:
-// they are closed with it, and their Close does nothing.
+// transform's children; none for a source), as they are now (see
+// AttachChild).  They belong to the stack: they are closed with it, and
+// their Close does nothing (or fails with EBUSY for one given to
+// AttachChild).
 func (dev *Device) Children() ([]*Device, error) {
 	var out []*Device
 	err := dev.use(func(d *C.struct_nexus_dev) error {
@@ -238,7 +333,10 @@ func (dev *Device) Children() ([]*Device, error) {
 			if c == nil {
 				continue
 			}
-			v := newDevice(dev.ctx, c, true)
+			v, ok := dev.ctx.objects.find(unsafe.Pointer(c)).(*Device)
+			if !ok { // else: one we attached
+				v = newDevice(dev.ctx, c, true)
+			}
 			dev.expMu.Lock()
 			dev.views[v] = struct{}{}
 			dev.expMu.Unlock()
@@ -247,6 +345,63 @@ func (dev *Device) Children() ([]*Device, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AttachChild attaches child, an open device of the same context that
+// nothing else holds, as a new (last) child of this running transform,
+// e.g. a replica of a mirror; I/O goes on meanwhile.  The child then
+// belongs to this device: it is closed with it, and its own Close fails
+// with EBUSY until DetachChild.  Errors: EOPNOTSUPP (the driver cannot
+// attach while open), EBUSY (child is served by an export or part of a
+// stack), ENOSPC (no room for more children), EINVAL (another context,
+// a loop, a child the driver refuses); child then stays as it was.
+func (dev *Device) AttachChild(child *Device) error {
+	return dev.use(func(d *C.struct_nexus_dev) error {
+		return child.use(func(c *C.struct_nexus_dev) error {
+			if _, err := call("nexus_dev_attach_child", func() int64 {
+				return int64(C.nexus_dev_attach_child(d, c))
+			}); err != nil {
+				return err
+			}
+			dev.expMu.Lock()
+			if dev.views != nil {
+				dev.views[child] = struct{}{}
+			}
+			dev.expMu.Unlock()
+			return nil
+		})
+	})
+}
+
+// DetachChild detaches child from this running transform: once it
+// returns no I/O of this device goes to it, and it is the caller's again
+// (close it, or attach it elsewhere).  It works for devices from
+// Children as for those given to AttachChild.  Errors: ENOENT (not a
+// child of this device), EBUSY (the last child, or one the driver cannot
+// spare), EOPNOTSUPP.
+func (dev *Device) DetachChild(child *Device) error {
+	err := dev.use(func(d *C.struct_nexus_dev) error {
+		return child.use(func(c *C.struct_nexus_dev) error {
+			_, err := call("nexus_dev_detach_child", func() int64 {
+				return int64(C.nexus_dev_detach_child(d, c))
+			})
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	dev.expMu.Lock()
+	delete(dev.views, child)
+	dev.expMu.Unlock()
+	child.mu.Lock()
+	wasView := child.owned
+	child.owned = false
+	child.mu.Unlock()
+	if wasView { // a view from Children: the caller's device now
+		dev.ctx.adopt(child)
+	}
+	return nil
 }
 
 // Control changes a setting of the device stack at run time, e.g.
@@ -271,7 +426,7 @@ func (dev *Device) Info() (Info, error) {
 	var out Info
 	err := dev.use(func(d *C.struct_nexus_dev) error {
 		info := C.struct_nexus_dev_info{size: C.sizeof_struct_nexus_dev_info}
-		if _, err := call("nexus_dev_info", func() int64 {
+		if _, err := call("nexus_dev_get_info", func() int64 {
 			return int64(C.nexus_dev_get_info(d, &info))
 		}); err != nil {
 			return err
@@ -299,14 +454,22 @@ func (dev *Device) Stats() (*Stats, error) {
 		cs := (*C.struct_nexus_dev_stats)(C.calloc(1, C.sizeof_struct_nexus_dev_stats))
 		defer C.free(unsafe.Pointer(cs))
 		cs.size = C.sizeof_struct_nexus_dev_stats
-		if _, err := call("nexus_dev_stats", func() int64 {
+		if _, err := call("nexus_dev_get_stats", func() int64 {
 			return int64(C.nexus_dev_get_stats(d, cs))
 		}); err != nil {
 			return err
 		}
-		for i := 0; i < NumOps; i++ {
-			out.Ops[i] = uint64(cs.ops[i])
-			out.Errors[i] = uint64(cs.errors[i])
+		out.Ops = uint64(cs.ops)
+		out.Errors = uint64(cs.errors)
+		for op := Op(0); ; op++ {
+			st, err := opStats(d, op)
+			if errors.Is(err, syscall.ERANGE) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			out.PerOp = append(out.PerOp, st)
 		}
 		out.BytesRead = uint64(cs.bytes_read)
 		out.BytesWritten = uint64(cs.bytes_written)
@@ -320,6 +483,40 @@ func (dev *Device) Stats() (*Stats, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+func opStats(d *C.struct_nexus_dev, op Op) (OpStats, error) {
+	cs := C.struct_nexus_op_stats{size: C.sizeof_struct_nexus_op_stats}
+	_, err := call("nexus_dev_get_op_stats", func() int64 {
+		return int64(C.nexus_dev_get_op_stats(d, C.int(op), &cs))
+	})
+	return OpStats{Ops: uint64(cs.ops), Errors: uint64(cs.errors), Bytes: uint64(cs.bytes)}, err
+}
+
+// OpStats returns the counters of one operation, e.g.
+// dev.OpStats(nexus.OpWrite); an error wrapping syscall.ERANGE for an
+// operation the library does not know.
+func (dev *Device) OpStats(op Op) (OpStats, error) {
+	var out OpStats
+	err := dev.use(func(d *C.struct_nexus_dev) error {
+		var err error
+		out, err = opStats(d, op)
+		return err
+	})
+	return out, err
+}
+
+// State returns the device's current state (DevOnline, ...).
+func (dev *Device) State() (DevState, error) {
+	var out DevState
+	err := dev.use(func(d *C.struct_nexus_dev) error {
+		rc, err := call("nexus_dev_get_state", func() int64 {
+			return int64(C.nexus_dev_get_state(d))
+		})
+		out = DevState(rc)
+		return err
+	})
+	return out, err
 }
 
 func checkOffset(off int64) error {
@@ -472,29 +669,29 @@ func (dev *Device) BlockStatus(off, length int64, max int) ([]Extent, error) {
 	return out, err
 }
 
-// Export serves the device over a protocol, e.g.
-// dev.Export("nbd:listen=127.0.0.1:10809").  The export runs until its
-// Stop or the device's Close.
+// Export serves the device on an export of its own, e.g.
+// dev.Export("nbd:listen=127.0.0.1:10809"): shorthand for
+// Context.CreateExport and Export.Add with default options.  The export
+// runs until its Close or the device's Close, which stops it first.
 func (dev *Device) Export(spec string) (*Export, error) {
-	var exp *Export
-	err := dev.use(func(d *C.struct_nexus_dev) error {
-		cs := C.CString(spec)
-		defer C.free(unsafe.Pointer(cs))
-		var e *C.struct_nexus_export
-		if _, err := call("nexus_export_start", func() int64 {
-			return int64(C.nexus_export_start(d, cs, &e))
-		}); err != nil {
-			return err
-		}
-		exp = &Export{e: e, dev: dev, spec: spec}
-		dev.expMu.Lock()
-		if dev.exports != nil {
-			dev.exports[exp] = struct{}{}
-		}
-		dev.expMu.Unlock()
-		return nil
-	})
-	return exp, err
+	if dev.closed() {
+		return nil, errClosed("device")
+	}
+	exp, err := dev.ctx.CreateExport(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := exp.Add(dev, nil); err != nil {
+		exp.Close()
+		return nil, err
+	}
+	exp.devMu.Lock()
+	exp.home = dev
+	exp.devMu.Unlock()
+	dev.expMu.Lock()
+	dev.exports[exp] = struct{}{}
+	dev.expMu.Unlock()
+	return exp, nil
 }
 
 var (

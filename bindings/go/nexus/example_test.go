@@ -24,7 +24,7 @@ func Example() {
 	got := make([]byte, 4096)
 	dev.ReadAt(got, 0)
 	st, _ := dev.Stats()
-	fmt.Printf("%s: %q, %d write(s)\n", dev.Name(), got[:5], st.Ops[nexus.OpWrite])
+	fmt.Printf("%s: %q, %d write(s)\n", dev.Name(), got[:5], st.PerOp[nexus.OpWrite].Ops)
 	// Output: mem:size=64M: "hello", 1 write(s)
 }
 

@@ -230,7 +230,7 @@ sys.stdout.write("%d\n" % h.get_size())
 	stdin.Close()
 	live.Wait()
 	if len(conns) != 1 || !strings.HasPrefix(conns[0].Peer, "127.0.0.1") ||
-		conns[0].BytesRead < 65536 || conns[0].Requests < 1 {
+		conns[0].HostID != "" || conns[0].BytesRead < 65536 || conns[0].Requests < 1 {
 		t.Errorf("Conns() = %+v", conns)
 	}
 	if err := exp.Stop(); err != nil {
@@ -345,21 +345,34 @@ func TestFileCryptNBD(t *testing.T) {
 	if !bytes.Equal(raw[:1<<20], xtsEncrypt(key, plain)) {
 		t.Fatal("the file does not hold AES-XTS(plain64) of the data")
 	}
-	if err := ctx.RegisterKey("vol", key); err != nil {
+	if err := ctx.SetSecret("vol", key); err != nil {
 		t.Fatal(err)
+	}
+	if err := ctx.SetSecret("vol", key); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second SetSecret: %v", err)
 	}
 	d2 := openDev(t, ctx, "file:"+img+" | crypt:key-name=vol")
 	got = make([]byte, 1<<20)
 	if _, err := d2.ReadAt(got, 0); err != nil || !bytes.Equal(got, plain) {
-		t.Fatalf("registered key does not decrypt: %v", err)
+		t.Fatalf("the context secret does not decrypt: %v", err)
 	}
-	if err := ctx.UnregisterKey("vol"); err != nil {
+	if err := ctx.RemoveSecret("vol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ctx.UnregisterKey("vol"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("second unregister: %v", err)
+	if _, err := d2.ReadAt(got, 0); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("the open device lost its copy of the key: %v", err)
 	}
-	if err := ctx.RegisterKeyHex("bad", "xyz"); !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("bad hex key: %v", err)
+	if err := ctx.RemoveSecret("vol"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("second RemoveSecret: %v", err)
+	}
+	if _, err := ctx.Open("file:" + img + " | crypt:key-name=vol"); err == nil {
+		t.Error("crypt opened with a removed secret")
+	}
+	if err := ctx.SetSecretHex("bad", "xyz"); !errors.Is(err, syscall.EINVAL) ||
+		strings.Contains(err.Error(), "xyz") {
+		t.Errorf("bad hex secret: %v", err)
+	}
+	if err := ctx.SetSecretHex("hex", strings.Repeat("11", 32)+strings.Repeat("22", 32)); err != nil {
+		t.Error(err)
 	}
 }

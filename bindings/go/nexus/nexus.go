@@ -28,9 +28,12 @@ package nexus
 #cgo pkg-config: libnexus
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <nexus/nexus.h>
 
 extern void nexusGoLog(uintptr_t handle, int level, char *msg);
+extern void nexusGoEvent(uintptr_t handle, struct nexus_event_info *ev);
+extern void nexusGoEventFree(uintptr_t handle);
 
 static void nexus_go_log(void *user_data, int level, const char *msg)
 {
@@ -41,6 +44,23 @@ static void nexus_go_set_log(struct nexus_ctx_opts *o, uintptr_t handle)
 {
 	o->log_fn = nexus_go_log;
 	o->log_user_data = (void *)handle;
+}
+
+static void nexus_go_event(void *user_data, const struct nexus_event_info *ev)
+{
+	nexusGoEvent((uintptr_t)user_data, (struct nexus_event_info *)ev);
+}
+
+static void nexus_go_event_free(void *user_data)
+{
+	nexusGoEventFree((uintptr_t)user_data);
+}
+
+static void nexus_go_set_events(struct nexus_ctx_opts *o, uintptr_t handle)
+{
+	o->event_fn = nexus_go_event;
+	o->event_free = nexus_go_event_free;
+	o->event_user_data = (void *)handle;
 }
 */
 import "C"
@@ -103,6 +123,17 @@ type Options struct {
 	// LogLevel is the most verbose level passed to Log.  0 means the
 	// library default (LogInfo with Log set, else LogWarn).
 	LogLevel LogLevel
+	// Events makes the context report its events (devices changing
+	// state, exports starting and stopping, clients connecting...) on
+	// the channel of Context.Events.
+	Events bool
+	// EventBuffer is the capacity of that channel; 0 means 256.  When
+	// the reader falls behind and it is full, further events wait in
+	// order inside the binding (up to 65536; beyond, they are counted and
+	// an EventLost with Seq 0 says how many): the library's event thread
+	// never waits for the reader, so the reading goroutine may close
+	// devices and exports, and a program may leave the events unread.
+	EventBuffer int
 }
 
 //export nexusGoLog
@@ -125,6 +156,9 @@ type Context struct {
 
 	childMu  sync.Mutex
 	children map[closer]struct{}
+
+	events  *eventSink // nil without Options.Events
+	objects objects    // C handles -> *Device / *Export, for events
 }
 
 // NewContext creates a context and starts its reactor threads.  opts
@@ -133,6 +167,11 @@ func NewContext(opts *Options) (*Context, error) {
 	var o C.struct_nexus_ctx_opts
 	o.size = C.size_t(unsafe.Sizeof(o))
 	ctx := &Context{children: make(map[closer]struct{})}
+	ctx.objects.init()
+	if opts != nil && opts.Events {
+		ctx.events = newEventSink(ctx, opts.EventBuffer)
+		C.nexus_go_set_events(&o, C.uintptr_t(ctx.events.handle))
+	}
 	if opts != nil {
 		o.reactors = C.uint(opts.Reactors)
 		o.ring_entries = C.uint(opts.RingEntries)
@@ -158,13 +197,18 @@ func NewContext(opts *Options) (*Context, error) {
 		if ctx.log != 0 {
 			ctx.log.Delete()
 		}
+		if ctx.events != nil {
+			ctx.events.finish() // if event_free has not run
+		}
 		return nil, err
 	}
 	return ctx, nil
 }
 
-// Close closes every device, pipeline and export opened through the
-// context, stops its reactors and frees it.  Closing twice is harmless.
+// Close closes every export, pipeline and device opened through the
+// context, stops its reactors and its event thread and frees it; the
+// channel of Events is closed once the last event is in it.  Closing
+// twice is harmless.
 func (ctx *Context) Close() error {
 	ctx.mu.Lock()
 	c := ctx.c
@@ -177,12 +221,31 @@ func (ctx *Context) Close() error {
 	children := ctx.children
 	ctx.children = nil
 	ctx.childMu.Unlock()
-	for ch := range children {
-		ch.Close()
+	// Exports first: they hold references on devices.
+	for _, rank := range []int{0, 1, 2} {
+		for ch := range children {
+			switch v := ch.(type) {
+			case *Export:
+				if rank == 0 {
+					v.Close()
+				}
+			case *Pipeline:
+				if rank == 1 {
+					v.Close()
+				}
+			case *Device:
+				if rank == 2 && v.Close() != nil {
+					v.detach() // still served: nexus_ctx_destroy closes it
+				}
+			}
+		}
 	}
 	C.nexus_ctx_destroy(c)
 	if ctx.log != 0 {
 		ctx.log.Delete()
+	}
+	if ctx.events != nil {
+		ctx.events.finish() // if the library did not call event_free
 	}
 	return nil
 }
@@ -227,6 +290,8 @@ func (ctx *Context) Open(pipeline string) (*Device, error) {
 		cs := C.CString(pipeline)
 		defer C.free(unsafe.Pointer(cs))
 		var d *C.struct_nexus_dev
+		done := ctx.objects.creating()
+		defer done()
 		if _, err := call("nexus_dev_open", func() int64 {
 			return int64(C.nexus_dev_open(c, cs, &d))
 		}); err != nil {
@@ -247,6 +312,8 @@ func (ctx *Context) OpenPipeline(text string) (*Pipeline, error) {
 		cs := C.CString(text)
 		defer C.free(unsafe.Pointer(cs))
 		var p *C.struct_nexus_pipeline
+		done := ctx.objects.creating()
+		defer done()
 		if _, err := call("nexus_pipeline_open", func() int64 {
 			return int64(C.nexus_pipeline_open(c, cs, &p))
 		}); err != nil {
@@ -301,48 +368,54 @@ func (ctx *Context) Drivers() (string, error) {
 	})
 }
 
-// RegisterKey registers a raw AES-XTS key (64 bytes for AES-256-XTS, 32
-// for AES-128-XTS) under name, for pipelines that say
-// "crypt:key-name=NAME".  The library copies it into locked memory and
-// wipes it when unregistered or when the context closes.  Errors: EINVAL
-// (bad name or length), EEXIST (a key of that name is registered).
-func (ctx *Context) RegisterKey(name string, key []byte) error {
+// SetSecret registers a secret (an encryption key, a pre-shared key; 1
+// to 1024 bytes) under name, for stages that refer to it, e.g.
+// "crypt:key-name=NAME" (a raw AES-XTS key: 64 bytes for AES-256-XTS,
+// 32 for AES-128-XTS).  The library copies it into locked memory and
+// wipes it when removed or when the context closes; it never appears in
+// pipeline text or messages.  Errors: EINVAL (bad name or length), EEXIST
+// (a secret of that name exists: remove it first).
+func (ctx *Context) SetSecret(name string, data []byte) error {
 	return ctx.use(func(c *C.struct_nexus_ctx) error {
 		cn := C.CString(name)
 		defer C.free(unsafe.Pointer(cn))
 		var p unsafe.Pointer
-		if len(key) > 0 {
-			p = unsafe.Pointer(&key[0])
+		if len(data) > 0 {
+			p = unsafe.Pointer(&data[0])
 		}
-		_, err := call("nexus_crypt_key_register", func() int64 {
-			return int64(C.nexus_crypt_key_register(c, cn, p, C.size_t(len(key))))
+		_, err := call("nexus_ctx_secret_set", func() int64 {
+			return int64(C.nexus_ctx_secret_set(c, cn, p, C.size_t(len(data))))
 		})
 		return err
 	})
 }
 
-// RegisterKeyHex registers a key given as 64 or 128 hex digits, as
-// RegisterKey.
-func (ctx *Context) RegisterKeyHex(name, hex string) error {
+// SetSecretHex registers a secret given as hex digits, as SetSecret;
+// EINVAL also for text that is not hex (the message never quotes it).
+func (ctx *Context) SetSecretHex(name, hex string) error {
 	return ctx.use(func(c *C.struct_nexus_ctx) error {
 		cn, ch := C.CString(name), C.CString(hex)
 		defer C.free(unsafe.Pointer(cn))
-		defer C.free(unsafe.Pointer(ch))
-		_, err := call("nexus_crypt_key_register_hex", func() int64 {
-			return int64(C.nexus_crypt_key_register_hex(c, cn, ch))
+		defer func() {
+			C.memset(unsafe.Pointer(ch), 0, C.size_t(len(hex)))
+			C.free(unsafe.Pointer(ch))
+		}()
+		_, err := call("nexus_ctx_secret_set_hex", func() int64 {
+			return int64(C.nexus_ctx_secret_set_hex(c, cn, ch))
 		})
 		return err
 	})
 }
 
-// UnregisterKey wipes and forgets a registered key; devices already open
-// keep their copy.  ENOENT if there is no such key.
-func (ctx *Context) UnregisterKey(name string) error {
+// RemoveSecret wipes and forgets a secret; devices already open keep
+// their copy.  An error wrapping fs.ErrNotExist (ENOENT) if there is no
+// such secret.
+func (ctx *Context) RemoveSecret(name string) error {
 	return ctx.use(func(c *C.struct_nexus_ctx) error {
 		cn := C.CString(name)
 		defer C.free(unsafe.Pointer(cn))
-		_, err := call("nexus_crypt_key_unregister", func() int64 {
-			return int64(C.nexus_crypt_key_unregister(c, cn))
+		_, err := call("nexus_ctx_secret_remove", func() int64 {
+			return int64(C.nexus_ctx_secret_remove(c, cn))
 		})
 		return err
 	})

@@ -186,9 +186,22 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Ops[OpWrite] != 1 || st.Ops[OpRead] != 2 || st.Ops[OpFlush] != 1 ||
-		st.BytesRead != 4608 || st.BytesWritten != 4096 {
+	if st.PerOp[OpWrite].Ops != 1 || st.PerOp[OpRead].Ops != 2 || st.PerOp[OpFlush].Ops != 1 ||
+		st.Ops != 4 || st.Errors != 0 || st.BytesRead != 4608 || st.BytesWritten != 4096 ||
+		st.PerOp[OpRead].Bytes != 4608 || st.PerOp[OpWrite].Bytes != 4096 {
 		t.Errorf("unexpected stats %+v", st)
+	}
+	if len(st.PerOp) <= int(OpBlockStatus) {
+		t.Errorf("PerOp has %d operations", len(st.PerOp))
+	}
+	if ws, err := dev.OpStats(OpWrite); err != nil || ws != st.PerOp[OpWrite] {
+		t.Errorf("OpStats(OpWrite) = %+v, %v", ws, err)
+	}
+	if _, err := dev.OpStats(Op(1000)); !errors.Is(err, syscall.ERANGE) {
+		t.Errorf("OpStats(1000): %v", err)
+	}
+	if s, err := dev.State(); err != nil || s != DevOnline || s.String() != "online" {
+		t.Errorf("State() = %v, %v", s, err)
 	}
 	if st.Percentile(99) < st.Percentile(50) || st.Percentile(50) <= 0 {
 		t.Errorf("percentiles p50 %v p99 %v", st.Percentile(50), st.Percentile(99))
@@ -369,8 +382,8 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if st, _ := dev.Stats(); st.Ops[OpWrite] != 160 {
-		t.Errorf("writes = %d", st.Ops[OpWrite])
+	if st, _ := dev.OpStats(OpWrite); st.Ops != 160 {
+		t.Errorf("writes = %d", st.Ops)
 	}
 
 	// Close while goroutines do I/O: they see fs.ErrClosed, nothing else.
@@ -404,6 +417,9 @@ func TestFaultControlChildren(t *testing.T) {
 	buf := bytes.Repeat([]byte{'x'}, 512)
 	if _, err := dev.WriteAt(buf, 0); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("fault not injected: %v", err)
+	}
+	if st, err := dev.OpStats(OpWrite); err != nil || st.Errors != 1 {
+		t.Errorf("write errors %+v, %v", st, err)
 	}
 	if err := dev.Control("fault.enable", "off"); err != nil {
 		t.Fatal(err)

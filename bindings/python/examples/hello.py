@@ -31,7 +31,8 @@ def main(argv):
                   % (data.rstrip(b"\0").decode(), "ok" if ok else "MISMATCH"))
 
             st = dev.stats()
-            print("ops: %d reads, %d writes" % (st.ops.read, st.ops.write))
+            print("ops: %d reads, %d writes" % (st.per_op[nexus.Op.READ].ops,
+                                                st.per_op[nexus.Op.WRITE].ops))
             return 0 if ok else 1
     except nexus.NexusError as e:
         print("hello: %s" % e.strerror, file=sys.stderr)

@@ -23,9 +23,39 @@ from typing import Optional
 
 SONAME = "libnexus.so.0"
 
-# enum nexus_op / NEXUS_OP_COUNT and NEXUS_LAT_BUCKETS
-OP_COUNT = 5
+# NEXUS_LAT_BUCKETS and NEXUS_ID_MAX.  There is deliberately no operation
+# count: nexus_dev_get_op_stats() answers -ERANGE past the last one.
 LAT_BUCKETS = 128
+ID_MAX = 224
+
+#: typedef void (*nexus_log_fn)(void *user_data, int level, const char *msg)
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class nexus_event_info(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("kind", c_uint32),
+        ("reason", c_uint32),
+        ("seq", c_uint64),
+        ("time_ns", c_uint64),
+        ("dev", c_void_p),
+        ("child", c_void_p),
+        ("exp", c_void_p),
+        ("object", c_char_p),
+        ("old_state", c_int),
+        ("new_state", c_int),
+        ("error", c_int),
+        ("peer", c_char_p),
+        ("message", c_char_p),
+        ("count", c_uint64),
+    ]
+
+
+#: void (*event_fn)(void *user_data, const struct nexus_event_info *ev)
+EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, POINTER(nexus_event_info))
+#: void (*event_free)(void *user_data)
+EVENT_FREE_FN = ctypes.CFUNCTYPE(None, c_void_p)
 
 
 class nexus_ctx_opts(Structure):
@@ -39,10 +69,13 @@ class nexus_ctx_opts(Structure):
         ("log_level", c_int),
         ("plugin_path", c_char_p),
         ("flags", c_uint64),
+        ("event_fn", c_void_p),
+        ("event_user_data", c_void_p),
+        ("event_free", c_void_p),
     ]
 
 
-class nexus_dev_get_info(Structure):
+class nexus_dev_info(Structure):
     _fields_ = [
         ("size", c_size_t),
         ("dev_size", c_uint64),
@@ -57,11 +90,11 @@ class nexus_dev_get_info(Structure):
     ]
 
 
-class nexus_dev_get_stats(Structure):
+class nexus_dev_stats(Structure):
     _fields_ = [
         ("size", c_size_t),
-        ("ops", c_uint64 * OP_COUNT),
-        ("errors", c_uint64 * OP_COUNT),
+        ("ops", c_uint64),
+        ("errors", c_uint64),
         ("bytes_read", c_uint64),
         ("bytes_written", c_uint64),
         ("in_flight", c_uint64),
@@ -69,16 +102,35 @@ class nexus_dev_get_stats(Structure):
     ]
 
 
+class nexus_op_stats(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("ops", c_uint64),
+        ("errors", c_uint64),
+        ("bytes", c_uint64),
+    ]
+
+
 class nexus_conn_info(Structure):
     _fields_ = [
         ("size", c_size_t),
-        ("peer", c_char * 64),
-        ("export_name", c_char * 64),
+        ("peer", c_char * ID_MAX),
+        ("export_name", c_char * ID_MAX),
+        ("host_id", c_char * ID_MAX),
         ("reactor", c_uint),
         ("requests", c_uint64),
         ("errors", c_uint64),
         ("bytes_read", c_uint64),
         ("bytes_written", c_uint64),
+    ]
+
+
+class nexus_export_dev_opts(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("name", c_char_p),
+        ("id", c_uint32),
+        ("flags", c_uint32),
     ]
 
 
@@ -94,8 +146,31 @@ class iovec(Structure):
     _fields_ = [("iov_base", c_void_p), ("iov_len", c_size_t)]
 
 
-#: typedef void (*nexus_log_fn)(void *user_data, int level, const char *msg)
-LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+#: typedef void (*nexus_io_cb)(void *user_data, int result)
+IO_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int)
+
+
+class nexus_io_req(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("op", c_uint32),
+        ("flags", c_uint32),
+        ("iov", POINTER(iovec)),
+        ("iovcnt", c_int),
+        ("offset", c_uint64),
+        ("length", c_uint64),
+        ("cb", c_void_p),
+        ("user_data", c_void_p),
+        ("extents", POINTER(nexus_extent)),
+        ("max_extents", c_uint32),
+    ]
+
+
+#: Every struct of nexus.h declared here (tests check each against the C
+#: compiler's sizeof and offsetof).
+STRUCTS = (nexus_ctx_opts, nexus_dev_info, nexus_dev_stats, nexus_op_stats,
+           nexus_conn_info, nexus_export_dev_opts, nexus_extent, iovec,
+           nexus_io_req, nexus_event_info)
 
 _P = c_void_p  # opaque handles are passed as void *
 
@@ -107,10 +182,17 @@ _PROTOTYPES = {
     "nexus_ctx_destroy": (None, [_P]),
     "nexus_ctx_reactor_count": (c_int, [_P]),
     "nexus_ctx_describe_drivers": (c_int, [_P, c_char_p, c_size_t]),
+    "nexus_ctx_secret_set": (c_int, [_P, c_char_p, c_void_p, c_size_t]),
+    "nexus_ctx_secret_set_hex": (c_int, [_P, c_char_p, c_char_p]),
+    "nexus_ctx_secret_remove": (c_int, [_P, c_char_p]),
     "nexus_plugin_load": (c_int, [_P, c_char_p]),
     "nexus_dev_open": (c_int, [_P, c_char_p, POINTER(_P)]),
-    "nexus_dev_close": (None, [_P]),
-    "nexus_dev_info": (c_int, [_P, POINTER(nexus_dev_info)]),
+    "nexus_dev_close": (c_int, [_P]),
+    "nexus_dev_get_info": (c_int, [_P, POINTER(nexus_dev_info)]),
+    "nexus_dev_get_stats": (c_int, [_P, POINTER(nexus_dev_stats)]),
+    "nexus_dev_get_op_stats": (c_int, [_P, c_int, POINTER(nexus_op_stats)]),
+    "nexus_dev_get_state": (c_int, [_P]),
+    "nexus_dev_submit": (c_int, [_P, POINTER(nexus_io_req)]),
     "nexus_dev_pread": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64]),
     "nexus_dev_pwrite": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64,
                                      c_uint32]),
@@ -122,17 +204,22 @@ _PROTOTYPES = {
     "nexus_dev_write_zeroes": (c_int, [_P, c_uint64, c_uint64, c_uint32]),
     "nexus_dev_block_status": (c_int, [_P, c_uint64, c_uint64,
                                        POINTER(nexus_extent), c_uint]),
-    "nexus_dev_stats": (c_int, [_P, POINTER(nexus_dev_stats)]),
+    "nexus_dev_attach_child": (c_int, [_P, _P]),
+    "nexus_dev_detach_child": (c_int, [_P, _P]),
     "nexus_dev_child_count": (c_uint, [_P]),
     "nexus_dev_child": (_P, [_P, c_uint]),
     "nexus_dev_control": (c_int, [_P, c_char_p, c_char_p]),
-    "nexus_crypt_key_register": (c_int, [_P, c_char_p, c_void_p, c_size_t]),
-    "nexus_crypt_key_register_hex": (c_int, [_P, c_char_p, c_char_p]),
-    "nexus_crypt_key_unregister": (c_int, [_P, c_char_p]),
     "nexus_lat_bucket_floor": (c_uint64, [c_uint]),
     "nexus_lat_percentile": (c_uint64, [POINTER(c_uint64), c_double]),
-    "nexus_export_start": (c_int, [_P, c_char_p, POINTER(_P)]),
-    "nexus_export_stop": (None, [_P]),
+    "nexus_event_kind_name": (c_char_p, [c_uint32]),
+    "nexus_dev_state_name": (c_char_p, [c_int]),
+    "nexus_reason_name": (c_char_p, [c_uint32]),
+    "nexus_export_create": (c_int, [_P, c_char_p, POINTER(_P)]),
+    "nexus_export_add_dev": (c_int, [_P, _P,
+                                     POINTER(nexus_export_dev_opts)]),
+    "nexus_export_remove_dev": (c_int, [_P, _P]),
+    "nexus_export_dev_count": (c_int, [_P]),
+    "nexus_export_destroy": (None, [_P]),
     "nexus_export_list_conns": (c_int, [_P, POINTER(nexus_conn_info), c_uint]),
     "nexus_pipeline_open": (c_int, [_P, c_char_p, POINTER(_P)]),
     "nexus_pipeline_dev": (_P, [_P]),

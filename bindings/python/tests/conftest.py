@@ -109,3 +109,18 @@ def nbdsh(uri, script):
 @pytest.fixture
 def python():
     return sys.executable
+
+
+def built_plugin(name):
+    """Path of a test plugin built by `make check` (tests/graph/.libs:
+    nexus-tee.so, a transform whose children can be attached and
+    detached), or skip."""
+    d = os.environ.get("NEXUS_TEST_PLUGIN_DIR")
+    if not d and os.environ.get("NEXUS_LIBRARY"):
+        d = os.path.join(os.path.dirname(os.environ["NEXUS_LIBRARY"]),
+                         "..", "..", "tests", "graph", ".libs")
+    path = os.path.join(d or ".", name)
+    if not os.path.exists(path):
+        pytest.skip("the test plugin %s is not built (make check builds "
+                    "tests/graph/%s)" % (name, name.replace(".so", ".la")))
+    return os.path.abspath(path)

@@ -2,6 +2,7 @@
 """Devices: I/O with every kind of buffer, info, stats, block status."""
 
 import array
+import errno
 import mmap
 
 import pytest
@@ -52,7 +53,7 @@ def test_zero_length(dev):
     assert dev.pread(0, 0) == b""
     assert dev.readinto(bytearray(), 512) == 0
     assert dev.pwrite(b"", 0) == 0
-    assert dev.stats().ops.read == 0
+    assert dev.op_stats(Op.READ).ops == 0
 
 
 def test_fua_write(dev):
@@ -184,9 +185,14 @@ def test_stats(dev):
     dev.flush()
     st = dev.stats()
     assert isinstance(st, nexus.DeviceStats)
-    assert st.ops.write == before.ops.write + 1
-    assert st.ops.read == before.ops.read + 2
-    assert st.ops.flush == before.ops.flush + 1
+    assert st.per_op[Op.WRITE].ops == before.per_op[Op.WRITE].ops + 1
+    assert st.per_op[Op.READ].ops == before.per_op[Op.READ].ops + 2
+    assert st.per_op[Op.FLUSH].ops == before.per_op[Op.FLUSH].ops + 1
+    assert st.ops == before.ops + 4 and st.errors == before.errors
+    assert st.per_op[Op.WRITE].bytes - before.per_op[Op.WRITE].bytes == 4096
+    assert st.per_op[Op.READ].bytes - before.per_op[Op.READ].bytes == 4608
+    assert set(st.per_op) >= set(Op)
+    assert dev.op_stats(Op.WRITE) == st.per_op[Op.WRITE]
     assert st.bytes_written - before.bytes_written == 4096
     assert st.bytes_read - before.bytes_read == 4608
     assert len(st.latency) == 128 and sum(st.latency) >= 4
@@ -195,6 +201,10 @@ def test_stats(dev):
     assert nexus.DeviceStats.bucket_floor(10) > 0
     with pytest.raises(nexus.NexusError):
         dev.pread(100, 0)
+    with pytest.raises(nexus.NexusError) as ei:
+        dev.op_stats(1000)
+    assert ei.value.errno == errno.ERANGE
+    assert dev.state == nexus.DevState.ONLINE
 
 
 def test_threads(ctx):
@@ -217,7 +227,7 @@ def test_threads(ctx):
         for t in ts:
             t.join()
         assert not errors
-        assert d.stats().ops.write == 160
+        assert d.op_stats(Op.WRITE).ops == 160
 
 
 def test_fault_control_and_children(ctx):
@@ -227,9 +237,9 @@ def test_fault_control_and_children(ctx):
         assert child.info.driver == "mem" and child.children == []
         with pytest.raises(OSError) as ei:
             dev.pwrite(b"x" * 512, 0)
-        import errno
         assert ei.value.errno == errno.ENOSPC
-        assert dev.stats().errors.write == 1
+        assert dev.op_stats(Op.WRITE).errors == 1
+        assert dev.stats().errors == 1
         dev.control("fault.enable", False)
         dev.pwrite(b"x" * 512, 0)
         assert child.pread(512, 0) == b"x" * 512

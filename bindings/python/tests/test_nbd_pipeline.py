@@ -98,13 +98,18 @@ def test_file_crypt_nbd(nbd_ctx, tmp_path):
     if expect is not None:
         assert raw[:MiB] == expect
 
-    # The same key, registered through the API, decrypts it again.
-    ctx.register_key("vol", key)
+    # The same key, a context secret, decrypts it again.
+    ctx.set_secret("vol", key)
+    with pytest.raises(FileExistsError):
+        ctx.set_secret("vol", key)
     with ctx.open("file:%s | crypt:key-name=vol" % img) as dev:
         assert dev.pread(MiB, 0) == plain
-    ctx.unregister_key("vol")
+        ctx.remove_secret("vol")     # the open device keeps its copy
+        assert dev.pread(MiB, 0) == plain
     with pytest.raises(FileNotFoundError):
-        ctx.unregister_key("vol")
+        ctx.remove_secret("vol")
+    with pytest.raises(nexus.NexusError):
+        ctx.open("file:%s | crypt:key-name=vol" % img)
     # Without the crypt stage the data stays encrypted.
     with ctx.open("file:%s" % img) as dev:
         assert dev.pread(MiB, 0) == raw[:MiB]
@@ -115,14 +120,17 @@ def test_wrong_key_reads_garbage(nbd_ctx, tmp_path):
     if not have_driver(ctx, "crypt"):
         pytest.skip("the crypt transform is not built into this libnexus")
     img = tmp_path / "v.img"
-    ctx.register_key_hex("a", "11" * 32 + "22" * 32)
-    ctx.register_key_hex("b", "33" * 32 + "44" * 32)
+    ctx.set_secret_hex("a", "11" * 32 + "22" * 32)
+    ctx.set_secret_hex("b", "33" * 32 + "44" * 32)
     with ctx.open("file:%s,create=on,size=1M | crypt:key-name=a" % img) as d:
         d.pwrite(pattern(4096, 1), 0)
     with ctx.open("file:%s | crypt:key-name=b" % img) as d:
         assert d.pread(4096, 0) != pattern(4096, 1)
     with pytest.raises(nexus.NexusError) as ei:
-        ctx.register_key("bad", b"short")
+        ctx.set_secret_hex("bad", "xyz")
+    assert ei.value.errno == errno.EINVAL and "xyz" not in ei.value.strerror
+    with pytest.raises(nexus.NexusError) as ei:
+        ctx.set_secret("bad name!", b"k" * 64)
     assert ei.value.errno == errno.EINVAL
 
 
@@ -155,6 +163,7 @@ def test_device_export_and_connections(nbd_ctx, tmp_path):
             c = conns[0]
             assert isinstance(c, nexus.ConnInfo)
             assert c.peer.startswith("127.0.0.1")
+            assert c.host_id == ""           # NBD has no host identity
             assert c.bytes_read >= 65536 and c.requests >= 1
         finally:
             client.stdin.close()

@@ -49,7 +49,7 @@ func main() {
 	fmt.Printf("read back: %q (%s)\n", string(bytes.TrimRight(in, "\x00")), status)
 
 	st, _ := dev.Stats()
-	fmt.Printf("ops: %d reads, %d writes\n", st.Ops[nexus.OpRead], st.Ops[nexus.OpWrite])
+	fmt.Printf("ops: %d reads, %d writes\n", st.PerOp[nexus.OpRead].Ops, st.PerOp[nexus.OpWrite].Ops)
 	if !ok {
 		dev.Close()
 		os.Exit(1)
