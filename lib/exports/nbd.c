@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock.h"
+#include "core/internal.h" /* nx_now_ns(), nx_sized_copy_out() */
 #include "core/tcp.h"
 #include "nbd-int.h"
 
@@ -504,7 +504,6 @@ static void conn_info(struct nexus_conn *c, void *p)
 {
 	struct conns_arg *a = p;
 	struct nexus_conn_info ci, *o;
-	size_t sz;
 
 	if (a->have >= a->max) {
 		a->have++;
@@ -516,13 +515,7 @@ static void conn_info(struct nexus_conn *c, void *p)
 	nbd_tx_info(c, &ci);
 	/* the caller's array: its elements are `size` bytes apart */
 	o = (void *)((char *)a->out + (size_t)a->have * a->out->size);
-	sz = a->out->size;
-	if (sz > sizeof(ci)) {
-		memset((char *)o + sizeof(ci), 0, sz - sizeof(ci));
-		sz = sizeof(ci);
-	}
-	memcpy((char *)o + sizeof(size_t), (char *)&ci + sizeof(size_t),
-	       sz - sizeof(size_t));
+	nx_sized_copy_out(o, &ci, sizeof(ci));
 	a->have++;
 }
 
