@@ -636,6 +636,378 @@ NEXUS_API int nexus_ctx_secret_get(struct nexus_ctx *ctx, const char *name,
  */
 NEXUS_API int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child);
 
+/* ==== server layer: listeners, connections, request slots ==========
+ * (lib/core/listen.c, conn.c, slots.c; section owned by workstream
+ * "server")
+ *
+ * What every export needs below its protocol, written once:
+ *  - a listener is one socket: TCP (a host name gives one listener per
+ *    address it resolves to) or Unix; the exports of one protocol share
+ *    the listener of an address within a context; it hands each
+ *    accepted connection to a reactor (round robin) and closes its
+ *    socket when the last user closes it;
+ *  - a connection is owned by one reactor: receive buffer, receiving
+ *    straight into a caller's buffer, batched sendmsg that owns the
+ *    iovecs it was given until they are sent, one timer, a reference
+ *    count, and a close that waits for everything in flight;
+ *  - a group of connections (an export's) can be walked on its reactors
+ *    and waited for with a deadline;
+ *  - request slots take payload buffers from the reactor's pool within a
+ *    per-connection limit and a chain of byte budgets (export, context):
+ *    a request that does not fit waits, nothing is allocated for it.
+ *
+ * Threading: a connection's functions run on its reactor only (in its
+ * callbacks, or in code those callbacks started); listener, group and
+ * budget functions marked so may run on any thread.
+ */
+
+struct nexus_listener;
+struct nexus_conn;
+struct nexus_conn_group;
+struct nexus_budget;
+struct nexus_slots;
+
+/** Most listeners one nexus_listener_open() gives (addresses of a
+ *  host name that are used). */
+#define NEXUS_LISTEN_MAX_ADDRS 8
+
+/**
+ * @brief Called on the reactor that will own a newly accepted
+ *        connection; it must call nexus_conn_setup() (or
+ *        nexus_conn_close()) before it returns.
+ * @param c         the connection (in the listener's group)
+ * @param user_data nexus_listener_user_data() of its listener
+ */
+typedef void (*nexus_accept_fn)(struct nexus_conn *c, void *user_data);
+
+/** @brief Options of nexus_listener_open() (size-stamped). */
+struct nexus_listen_opts {
+	size_t size;		/**< sizeof(struct nexus_listen_opts) */
+	/** Listeners are shared only by users of the same protocol
+	 *  ("nbd"); required. */
+	const char *protocol;
+	/** HOST:PORT, [IPV6]:PORT or :PORT (every local address).  A host
+	 *  name means every address it resolves to: one listener each (an
+	 *  address this host cannot bind, such as ::1 without IPv6, is left
+	 *  out with a warning when another one works).  Port 0 picks a free
+	 *  port, the same for every address (never shared). */
+	const char *tcp;
+	/** Path of a Unix socket (instead of @c tcp). */
+	const char *unix_path;
+	/** What accepted connections are given to (of the opener that
+	 *  created the listener). */
+	nexus_accept_fn accept;
+	/** Optional: make the user data of a new listener (for @c accept
+	 *  and nexus_listener_user_data(), e.g. the catalogue of what the
+	 *  sharers of the address serve) from @c arg.  NULL: -ENOMEM. */
+	void *(*create_user_data)(void *arg);
+	/** Run once on the user data when the listener is destroyed. */
+	void (*free_user_data)(void *user_data);
+	/** For @c create_user_data. */
+	void *arg;
+	/** Connections alive at once, handshakes included; one accepted
+	 *  beyond it is closed at once.  0: 1024.  A sharer with a larger
+	 *  value raises it. */
+	unsigned max_conns;
+	/** Bytes of each connection's receive buffer; 0: 64 KiB. */
+	size_t rbuf_size;
+};
+
+/** Initialiser of struct nexus_listen_opts. */
+#define NEXUS_LISTEN_OPTS_INIT { .size = sizeof(struct nexus_listen_opts) }
+
+/**
+ * @brief Listen on every address of @p o, sharing the context's
+ *        listener where an address has one for the same protocol.
+ * @param ctx  the context
+ * @param o    options; @c protocol, @c accept and one of @c tcp and
+ *             @c unix_path are required
+ * @param out  receives the listeners (one reference each)
+ * @param max  capacity of @p out (NEXUS_LISTEN_MAX_ADDRS is enough)
+ * @return the number of listeners (>= 1), or a negative errno: -EINVAL
+ *         (bad address), -EADDRINUSE, -EADDRNOTAVAIL, -ENOMEM...; then
+ *         none is open.  A shared listener keeps the accept function
+ *         and user data of the opener that created it.
+ * @par Threading: any thread but a reactor.
+ */
+NEXUS_API int nexus_listener_open(struct nexus_ctx *ctx,
+				  const struct nexus_listen_opts *o,
+				  struct nexus_listener **out, unsigned max);
+
+/**
+ * @brief Drop a reference.  The last one stops accepting (waits for the
+ *        accepts in flight to end), closes the connections still in the
+ *        listener's group, waits until every connection it accepted is
+ *        freed, closes the sockets and removes a Unix socket file.
+ * @param l the listener, or NULL (no-op)
+ * @return 0.
+ * @par Threading: any thread but a reactor.
+ */
+NEXUS_API int nexus_listener_close(struct nexus_listener *l);
+
+/** @brief User data of the listener (create_user_data()'s result of the
+ *         opener that created it).  Any thread. */
+NEXUS_API void *nexus_listener_user_data(const struct nexus_listener *l);
+
+/**
+ * @brief The bound address: "127.0.0.1:10809", "[::1]:10809" or
+ *        "unix:PATH".  Any thread; valid while the listener is open.
+ */
+NEXUS_API const char *nexus_listener_addr(const struct nexus_listener *l);
+
+/**
+ * @brief The listener's lock, for the state its sharers keep in
+ *        user_data (an export catalogue).  Not recursive; hold it
+ *        briefly, never across a call that waits for a reactor.
+ */
+NEXUS_API void nexus_listener_lock(struct nexus_listener *l);
+/** @brief Release nexus_listener_lock(). */
+NEXUS_API void nexus_listener_unlock(struct nexus_listener *l);
+
+/** @brief A connection's callbacks (size-stamped). */
+struct nexus_conn_ops {
+	size_t size; /**< sizeof(struct nexus_conn_ops) */
+	/** Bytes are waiting in the receive buffer (nexus_conn_rdata()):
+	 *  consume what can be used.  Not called while receiving is paused
+	 *  or a nexus_conn_recv_into() is pending. */
+	void (*recv)(struct nexus_conn *c, void *proto);
+	/** The peer ended its side (@p err 0) or receiving failed (@p err
+	 *  < 0); what is buffered was offered to @c recv first.  Optional:
+	 *  by default the connection closes. */
+	void (*eof)(struct nexus_conn *c, void *proto, int err);
+	/** The timer of nexus_conn_timer() expired.  Optional: by default
+	 *  the connection closes. */
+	void (*timer)(struct nexus_conn *c, void *proto);
+	/** Something the connection waited for (budget bytes, a slot) was
+	 *  given back: try again.  Optional. */
+	void (*ready)(struct nexus_conn *c, void *proto);
+	/** Last call: the connection is closed, nothing is in flight and no
+	 *  reference is left; free @p proto.  Optional. */
+	void (*closed)(struct nexus_conn *c, void *proto);
+};
+
+/**
+ * @brief Give an accepted connection its protocol and start receiving.
+ * @param c         the connection (in the accept callback)
+ * @param ops       callbacks; must stay valid for the connection's life
+ * @param proto     passed to every callback
+ * @param send_iovs iovec entries that may wait to be sent at once
+ *                  (nexus_conn_send() beyond returns -ENOBUFS)
+ * @return 0 or -ENOMEM (then close the connection).
+ */
+NEXUS_API int nexus_conn_setup(struct nexus_conn *c,
+			       const struct nexus_conn_ops *ops, void *proto,
+			       unsigned send_iovs);
+
+/** @brief The bytes received and not yet consumed; *len their count. */
+NEXUS_API const uint8_t *nexus_conn_rdata(struct nexus_conn *c, size_t *len);
+/** @brief Consume @p n of the bytes nexus_conn_rdata() gave. */
+NEXUS_API void nexus_conn_consume(struct nexus_conn *c, size_t n);
+
+/**
+ * @brief Receive the next @p len bytes into @p buf (a write payload
+ *        into the pool buffer the device then writes: no copy beyond
+ *        what the receive buffer already held).
+ * @param c    the connection
+ * @param buf  where the bytes go
+ * @param len  how many
+ * @param done called once @p len bytes are in @p buf (@p res 0), or the
+ *             connection failed (@p res < 0); never before this returns
+ * @param arg  for @p done
+ * @return 1 (all of it was buffered already: @p done is not called), 0
+ *         (pending: @p done will be called), -EBUSY (one is already
+ *         pending), -ESHUTDOWN (closing), -ECONNRESET (the peer ended
+ *         its side before all of it came).
+ */
+NEXUS_API int nexus_conn_recv_into(struct nexus_conn *c, void *buf,
+				   size_t len,
+				   void (*done)(struct nexus_conn *c, void *arg,
+						int res),
+				   void *arg);
+
+/**
+ * @brief Stop (@p pause true) or resume receiving: back pressure while
+ *        requests wait for slots or budget.  Resuming offers what is
+ *        buffered to the recv callback again (later, not from here).
+ */
+NEXUS_API void nexus_conn_recv_pause(struct nexus_conn *c, bool pause);
+
+/**
+ * @brief Queue bytes to send.  The entries are copied; the memory they
+ *        point to must stay until @p done runs.  Everything queued while
+ *        the reactor handles the completions at hand goes out in one
+ *        sendmsg.
+ * @param c    the connection
+ * @param iov  what to send (the entries are copied)
+ * @param n    entries of @p iov
+ * @param done called once all of it was sent (@p res 0) or the
+ *             connection failed or closed (@p res < 0); never before
+ *             this returns
+ * @param arg  for @p done
+ * @return 0, -ENOBUFS (more than send_iovs entries waiting), -ESHUTDOWN
+ *         (closing: @p done is not called).
+ */
+NEXUS_API int nexus_conn_send(struct nexus_conn *c, const struct iovec *iov,
+			      unsigned n, void (*done)(void *arg, int res),
+			      void *arg);
+
+/** Timer mode: expire @p ms after the last byte received or sent. */
+#define NEXUS_CONN_TIMER_IDLE 1u
+
+/**
+ * @brief Set the connection's one timer: the timer callback runs @p ms
+ *        from now (or, with NEXUS_CONN_TIMER_IDLE, once @p ms pass with
+ *        no byte received or sent).  @p ms 0 cancels it.
+ */
+NEXUS_API void nexus_conn_timer(struct nexus_conn *c, uint64_t ms,
+				unsigned flags);
+
+/** @brief Take a reference (e.g. for each device I/O in flight). */
+NEXUS_API void nexus_conn_get(struct nexus_conn *c);
+/** @brief Drop a reference; do not use @p c after it. */
+NEXUS_API void nexus_conn_put(struct nexus_conn *c);
+
+/**
+ * @brief Close: shut the socket down, end what is in flight (pending
+ *        sends and receive complete with -ECANCELED), then, once no
+ *        reference is left, call the closed callback and free.
+ *        Idempotent.
+ * @param c   the connection
+ * @param why logged at INFO with the peer, or NULL (quiet)
+ */
+NEXUS_API void nexus_conn_close(struct nexus_conn *c, const char *why);
+/** @brief Stop receiving for good (a graceful stop): eof runs soon. */
+NEXUS_API void nexus_conn_shutdown_read(struct nexus_conn *c);
+/**
+ * @brief Leave the connection's group and its listener's count: for a
+ *        closing connection that still waits for device I/O past its
+ *        owner's deadline, so that the owner (export, listener) can go
+ *        away.  The connection frees itself when that I/O completes;
+ *        the protocol must drop its own pointers to the owner.
+ */
+NEXUS_API void nexus_conn_detach(struct nexus_conn *c);
+/** @brief The @p proto given to nexus_conn_setup(), or NULL before. */
+NEXUS_API void *nexus_conn_proto(const struct nexus_conn *c);
+/**
+ * @brief Milliseconds since the connection last received or sent a
+ *        byte (kept while a timer is set: see nexus_conn_timer()).
+ */
+NEXUS_API uint64_t nexus_conn_quiet_ms(const struct nexus_conn *c);
+/** @brief Whether nexus_conn_close() was called. */
+NEXUS_API bool nexus_conn_closing(const struct nexus_conn *c);
+/** @brief The peer: "1.2.3.4:5678", "[::1]:5678" or "unix". */
+NEXUS_API const char *nexus_conn_peer(const struct nexus_conn *c);
+/** @brief The reactor owning the connection. */
+NEXUS_API struct nexus_reactor *nexus_conn_reactor(const struct nexus_conn *c);
+/** @brief The socket (for setsockopt); owned by the connection. */
+NEXUS_API int nexus_conn_fd(const struct nexus_conn *c);
+/** @brief The listener that accepted it. */
+NEXUS_API struct nexus_listener *nexus_conn_listener(const struct nexus_conn *c);
+
+/**
+ * @brief Create a group of connections (an export's).
+ * @return 0 or -ENOMEM.  Any thread.
+ */
+NEXUS_API int nexus_conn_group_create(struct nexus_ctx *ctx,
+				      struct nexus_conn_group **out);
+/** @brief Free an empty group (NULL: no-op).  Any thread. */
+NEXUS_API void nexus_conn_group_destroy(struct nexus_conn_group *g);
+
+/**
+ * @brief Move @p c (on its reactor) out of its group into @p g.
+ * @return 0, or -ESHUTDOWN when @p g is closed (nexus_conn_group_close):
+ *         @p c stays where it was.
+ */
+NEXUS_API int nexus_conn_group_move(struct nexus_conn *c,
+				    struct nexus_conn_group *g);
+/** @brief Connections in the group now.  Any thread. */
+NEXUS_API unsigned nexus_conn_group_count(struct nexus_conn_group *g);
+/**
+ * @brief Refuse further moves into @p g (nexus_conn_group_move gives
+ *        -ESHUTDOWN from now on).  Any thread.
+ */
+NEXUS_API void nexus_conn_group_close(struct nexus_conn_group *g);
+/**
+ * @brief Run @p fn on each connection of @p g, on the connection's
+ *        reactor, and wait for all of it.  @p fn may close the
+ *        connection.  Any thread but a reactor.
+ */
+NEXUS_API int nexus_conn_group_foreach(struct nexus_conn_group *g,
+				       void (*fn)(struct nexus_conn *c,
+						  void *arg),
+				       void *arg);
+/**
+ * @brief Wait until the group is empty, at most @p ms (0: no limit).
+ * @return 0, or -ETIMEDOUT.  Any thread but a reactor.
+ */
+NEXUS_API int nexus_conn_group_wait(struct nexus_conn_group *g, uint64_t ms);
+
+/**
+ * @brief Create a byte budget; taking from it takes from @p parent too.
+ * @param parent a budget outliving this one, or NULL
+ * @param limit  bytes that may be taken at once (>= the largest single
+ *               take, or that take can never succeed)
+ * @param out    receives the budget
+ * @return 0, -EINVAL (limit 0), -ENOMEM.  Any thread.
+ */
+NEXUS_API int nexus_budget_create(struct nexus_budget *parent,
+				  uint64_t limit, struct nexus_budget **out);
+/** @brief Free a budget nothing is taken from (NULL: no-op). */
+NEXUS_API void nexus_budget_destroy(struct nexus_budget *b);
+/**
+ * @brief The context's budget shared by all its exports (created on
+ *        first use, 1 GiB unless nexus_budget_set_limit() changed it,
+ *        freed with the last listener of the context).  Any thread.
+ * @return the budget, or NULL (out of memory).
+ */
+NEXUS_API struct nexus_budget *nexus_ctx_budget(struct nexus_ctx *ctx);
+/** @brief Change the limit (a lower one applies to later takes). */
+NEXUS_API void nexus_budget_set_limit(struct nexus_budget *b, uint64_t limit);
+/** @brief Bytes taken now (for statistics and tests).  Any thread. */
+NEXUS_API uint64_t nexus_budget_used(const struct nexus_budget *b);
+
+/**
+ * @brief Create a connection's request slots.
+ * @param c          the connection (on its reactor)
+ * @param n          slots (requests in flight at once), >= 1
+ * @param slot_size  bytes of the protocol's state per slot (zeroed)
+ * @param conn_bytes payload bytes the connection may hold at once (one
+ *                   request is always admitted if the budget allows)
+ * @param budget     budget charged for payload buffers, or NULL
+ * @return the slots, or NULL (out of memory).
+ */
+NEXUS_API struct nexus_slots *nexus_slots_create(struct nexus_conn *c,
+						 unsigned n, size_t slot_size,
+						 uint64_t conn_bytes,
+						 struct nexus_budget *budget);
+/** @brief Free the slots (every slot must have been put back). */
+NEXUS_API void nexus_slots_destroy(struct nexus_slots *s);
+/**
+ * @brief Take a slot with a payload buffer of @p bytes (0: none).
+ * @param s     the connection's slots
+ * @param bytes payload bytes
+ * @param buf receives the buffer (or NULL for 0 bytes)
+ * @return the slot's state, or NULL: no slot free, the connection's
+ *         bytes or the budget exhausted.  The connection's ready
+ *         callback runs once something was given back.
+ */
+NEXUS_API void *nexus_slot_get(struct nexus_slots *s, size_t bytes,
+			       void **buf);
+/** @brief Give back the payload buffer of @p slot early (the slot stays). */
+NEXUS_API void nexus_slot_drop_buf(struct nexus_slots *s, void *slot);
+/** @brief Give back a slot and its buffer. */
+NEXUS_API void nexus_slot_put(struct nexus_slots *s, void *slot);
+/**
+ * @brief Give back to the budget what the slots hold and stop charging
+ *        it (a connection abandoned past a deadline: its budget owner
+ *        goes away).
+ */
+NEXUS_API void nexus_slots_detach_budget(struct nexus_slots *s);
+/** @brief Slots taken now. */
+NEXUS_API unsigned nexus_slots_busy(const struct nexus_slots *s);
+
+/* ==== end of the server layer section ==== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,46 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "nbd-proto.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
-
-/* ---- output buffer ---- */
-
-HIDDEN void nbds_out_put(struct nbds_out *o, const void *p, size_t n)
-{
-	if (o->failed || !n)
-		return;
-	if (o->cap - o->len < n) {
-		size_t cap = o->cap ? o->cap : 256;
-		uint8_t *d;
-
-		while (cap - o->len < n)
-			cap *= 2;
-		d = realloc(o->data, cap);
-		if (!d) {
-			o->failed = true;
-			return;
-		}
-		o->data = d;
-		o->cap = cap;
-	}
-	memcpy(o->data + o->len, p, n);
-	o->len += n;
-}
-
-HIDDEN void nbds_out_reset(struct nbds_out *o)
-{
-	o->len = 0;
-}
-
-HIDDEN void nbds_out_free(struct nbds_out *o)
-{
-	free(o->data);
-	o->data = NULL;
-	o->len = o->cap = 0;
-	o->failed = false;
-}
 
 /* ---- handshake ---- */
 
@@ -58,27 +22,22 @@ HIDDEN void nbds_hs_init(struct nbds_hs *hs)
 
 HIDDEN void nbds_greeting(uint8_t out[NBDS_GREETING_LEN])
 {
-	nbds_put64(out, NBD_MAGIC);
-	nbds_put64(out + 8, NBD_IHAVEOPT);
-	nbds_put16(out + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	nbd_greeting_encode(out, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
 }
 
 /* One option reply: header and @n bytes of data. */
-static void reply(struct nbds_out *o, uint32_t opt, uint32_t type,
+static void reply(struct nx_out *o, uint32_t opt, uint32_t type,
 		  const void *data, size_t n)
 {
-	uint8_t h[20];
+	uint8_t h[NBD_OPT_REPLY_LEN];
 
-	nbds_put64(h, NBD_REP_MAGIC);
-	nbds_put32(h + 8, opt);
-	nbds_put32(h + 12, type);
-	nbds_put32(h + 16, (uint32_t)n);
-	nbds_out_put(o, h, sizeof(h));
-	nbds_out_put(o, data, n);
+	nbd_opt_reply_encode(h, opt, type, (uint32_t)n);
+	nx_out_put(o, h, sizeof(h));
+	nx_out_put(o, data, n);
 }
 
 /* An error reply with a message for the user. */
-static void reply_err(struct nbds_out *o, uint32_t opt, uint32_t type,
+static void reply_err(struct nx_out *o, uint32_t opt, uint32_t type,
 		      const char *msg)
 {
 	reply(o, opt, type, msg, strlen(msg));
@@ -94,18 +53,15 @@ static uint16_t export_flags(const struct nbds_hs *hs,
 	return f;
 }
 
-static void info_reply(struct nbds_out *o, uint32_t opt, uint16_t type,
+static void info_reply(struct nx_out *o, uint32_t opt, uint16_t type,
 		       const void *data, size_t n)
 {
-	uint8_t h[20 + 2];
+	uint8_t h[NBD_OPT_REPLY_LEN + 2];
 
-	nbds_put64(h, NBD_REP_MAGIC);
-	nbds_put32(h + 8, opt);
-	nbds_put32(h + 12, NBD_REP_INFO);
-	nbds_put32(h + 16, (uint32_t)(n + 2));
-	nbds_put16(h + 20, type);
-	nbds_out_put(o, h, sizeof(h));
-	nbds_out_put(o, data, n);
+	nbd_opt_reply_encode(h, opt, NBD_REP_INFO, (uint32_t)(n + 2));
+	nx_put16(h + NBD_OPT_REPLY_LEN, type);
+	nx_out_put(o, h, sizeof(h));
+	nx_out_put(o, data, n);
 }
 
 static size_t strnlen_max(const char *s)
@@ -128,7 +84,7 @@ static void choose(struct nbds_hs *hs, const struct nbds_export *e,
 /* NBD_OPT_INFO and NBD_OPT_GO. */
 static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		       uint32_t opt, const uint8_t *d, uint32_t len,
-		       struct nbds_out *o)
+		       struct nx_out *o)
 {
 	bool want_name = false, want_desc = false;
 	struct nbds_export e;
@@ -140,10 +96,10 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 
 	if (len < 6)
 		goto invalid;
-	namelen = nbds_get32(d);
+	namelen = nx_get32(d);
 	if (namelen > len - 6)
 		goto invalid;
-	nreq = nbds_get16(d + 4 + namelen);
+	nreq = nx_get16(d + 4 + namelen);
 	if ((uint64_t)namelen + 6 + 2ull * nreq != len)
 		goto invalid;
 	if (namelen > NBD_MAX_STRING) {
@@ -152,7 +108,7 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	}
 	name = (const char *)d + 4;
 	for (uint32_t i = 0; i < nreq; i++) {
-		uint16_t t = nbds_get16(d + 4 + namelen + 2 + 2 * i);
+		uint16_t t = nx_get16(d + 4 + namelen + 2 + 2 * i);
 
 		if (t == NBD_INFO_NAME)
 			want_name = true;
@@ -163,8 +119,8 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
 		return NBDS_HS_MORE;
 	}
-	nbds_put64(buf, e.size);
-	nbds_put16(buf + 8, export_flags(hs, &e));
+	nx_put64(buf, e.size);
+	nx_put16(buf + 8, export_flags(hs, &e));
 	info_reply(o, opt, NBD_INFO_EXPORT, buf, 10);
 	if (want_name)
 		info_reply(o, opt, NBD_INFO_NAME, e.name, strnlen_max(e.name));
@@ -172,9 +128,9 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	if (want_desc && dlen)
 		info_reply(o, opt, NBD_INFO_DESCRIPTION, e.description, dlen);
 	/* Always sent: the server enforces these constraints. */
-	nbds_put32(buf, e.min_block);
-	nbds_put32(buf + 4, e.pref_block);
-	nbds_put32(buf + 8, e.max_payload);
+	nx_put32(buf, e.min_block);
+	nx_put32(buf + 4, e.pref_block);
+	nx_put32(buf + 8, e.max_payload);
 	info_reply(o, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
 	reply(o, opt, NBD_REP_ACK, NULL, 0);
 	if (opt == NBD_OPT_GO) {
@@ -195,7 +151,7 @@ static bool query_is(const uint8_t *q, uint32_t n, const char *s)
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT. */
 static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		    uint32_t opt, const uint8_t *d, uint32_t len,
-		    struct nbds_out *o)
+		    struct nx_out *o)
 {
 	static const char ctx_name[] = "base:allocation";
 	bool set = opt == NBD_OPT_SET_META_CONTEXT;
@@ -214,17 +170,17 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	/* validate the whole request before replying */
 	if (len < 8)
 		goto invalid;
-	namelen = nbds_get32(d);
+	namelen = nx_get32(d);
 	if (namelen > len - 8)
 		goto invalid;
-	nq = nbds_get32(d + 4 + namelen);
+	nq = nx_get32(d + 4 + namelen);
 	pos = 8 + namelen;
 	for (uint32_t i = 0; i < nq; i++) {
 		uint32_t ql;
 
 		if (len - pos < 4)
 			goto invalid;
-		ql = nbds_get32(d + pos);
+		ql = nx_get32(d + pos);
 		if (ql > len - pos - 4)
 			goto invalid;
 		pos += 4 + ql;
@@ -245,7 +201,7 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	} else {
 		pos = 8 + namelen;
 		for (uint32_t i = 0; i < nq; i++) {
-			uint32_t ql = nbds_get32(d + pos);
+			uint32_t ql = nx_get32(d + pos);
 			const uint8_t *q = d + pos + 4;
 
 			if (query_is(q, ql, ctx_name) ||
@@ -255,7 +211,7 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		}
 	}
 	if (found) {
-		nbds_put32(rep, set ? NBDS_META_ALLOCATION_ID : 0);
+		nx_put32(rep, set ? NBDS_META_ALLOCATION_ID : 0);
 		memcpy(rep + 4, ctx_name, sizeof(ctx_name) - 1);
 		reply(o, opt, NBD_REP_META_CONTEXT, rep, sizeof(rep));
 		if (set) {
@@ -272,7 +228,7 @@ invalid:
 }
 
 static int opt_list(const struct nbds_catalog *cat, uint32_t len,
-		    struct nbds_out *o)
+		    struct nx_out *o)
 {
 	struct nbds_export e;
 
@@ -283,23 +239,21 @@ static int opt_list(const struct nbds_catalog *cat, uint32_t len,
 	}
 	for (unsigned i = 0; cat->get(cat->ud, i, &e); i++) {
 		size_t nl = strnlen_max(e.name), dl = strnlen_max(e.description);
-		uint8_t h[20 + 4];
+		uint8_t h[NBD_OPT_REPLY_LEN + 4];
 
-		nbds_put64(h, NBD_REP_MAGIC);
-		nbds_put32(h + 8, NBD_OPT_LIST);
-		nbds_put32(h + 12, NBD_REP_SERVER);
-		nbds_put32(h + 16, (uint32_t)(4 + nl + dl));
-		nbds_put32(h + 20, (uint32_t)nl);
-		nbds_out_put(o, h, sizeof(h));
-		nbds_out_put(o, e.name, nl);
-		nbds_out_put(o, e.description, dl);
+		nbd_opt_reply_encode(h, NBD_OPT_LIST, NBD_REP_SERVER,
+				     (uint32_t)(4 + nl + dl));
+		nx_put32(h + NBD_OPT_REPLY_LEN, (uint32_t)nl);
+		nx_out_put(o, h, sizeof(h));
+		nx_out_put(o, e.name, nl);
+		nx_out_put(o, e.description, dl);
 	}
 	reply(o, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 	return NBDS_HS_MORE;
 }
 
 static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
-			   const uint8_t *d, uint32_t len, struct nbds_out *o)
+			   const uint8_t *d, uint32_t len, struct nx_out *o)
 {
 	static const uint8_t zeroes[124];
 	struct nbds_export e;
@@ -313,18 +267,18 @@ static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		return NBDS_HS_CLOSE;
 	}
 	choose(hs, &e, (const char *)d, len);
-	nbds_put64(buf, e.size);
-	nbds_put16(buf + 8, hs->tflags);
-	nbds_out_put(o, buf, sizeof(buf));
+	nx_put64(buf, e.size);
+	nx_put16(buf + 8, hs->tflags);
+	nx_out_put(o, buf, sizeof(buf));
 	if (!(hs->cflags & NBD_FLAG_C_NO_ZEROES))
-		nbds_out_put(o, zeroes, sizeof(zeroes));
+		nx_out_put(o, zeroes, sizeof(zeroes));
 	return NBDS_HS_GO;
 }
 
 /* One complete option with its data. */
 static int option(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		  uint32_t opt, const uint8_t *d, uint32_t len,
-		  struct nbds_out *o)
+		  struct nx_out *o)
 {
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
@@ -359,7 +313,7 @@ static int option(struct nbds_hs *hs, const struct nbds_catalog *cat,
 
 HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			const uint8_t *in, size_t len, size_t *used,
-			struct nbds_out *out)
+			struct nx_out *out)
 {
 	size_t pos = 0;
 	int rc = NBDS_HS_MORE;
@@ -378,7 +332,7 @@ HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		if (hs->state == NBDS_HS_CFLAGS) {
 			if (avail < 4)
 				break;
-			hs->cflags = nbds_get32(p);
+			hs->cflags = nx_get32(p);
 			pos += 4;
 			if (hs->cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE |
 						     NBD_FLAG_C_NO_ZEROES)) {
@@ -409,16 +363,14 @@ HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			continue;
 		}
 		/* NBDS_HS_OPTION */
-		if (avail < 16)
+		if (avail < NBD_OPT_LEN)
 			break;
-		if (nbds_get64(p) != NBD_IHAVEOPT) {
+		if (!nbd_opt_decode(p, &opt, &olen)) {
 			hs->why = "bad option magic";
 			hs->state = NBDS_HS_FINISHED;
 			rc = NBDS_HS_CLOSE;
 			break;
 		}
-		opt = nbds_get32(p + 8);
-		olen = nbds_get32(p + 12);
 		if (olen > NBDS_MAX_OPTION) {
 			pos += 16;
 			hs->options++;
@@ -444,21 +396,11 @@ HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 
 /* ---- transmission ---- */
 
-HIDDEN bool nbds_req_decode(const uint8_t *p, struct nbds_req *r)
-{
-	r->flags = nbds_get16(p + 4);
-	r->type = nbds_get16(p + 6);
-	r->cookie = nbds_get64(p + 8);
-	r->offset = nbds_get64(p + 16);
-	r->length = nbds_get32(p + 24);
-	return nbds_get32(p) == NBD_REQUEST_MAGIC;
-}
-
 #define ALL_CMD_FLAGS                                                      \
 	(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF |       \
 	 NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO)
 
-HIDDEN int nbds_req_check(const struct nbds_tx *tx, const struct nbds_req *r,
+HIDDEN int nbds_req_check(const struct nbds_tx *tx, const struct nbd_req_hdr *r,
 			  uint32_t *err, uint32_t *payload, const char **why)
 {
 	uint32_t allowed = 0;
@@ -561,81 +503,4 @@ unsupported:
 	*why = "command not supported by this export";
 	*err = NBD_EINVAL;
 	return NBDS_REQ_ERROR;
-}
-
-HIDDEN uint32_t nbds_errno(int err)
-{
-	switch (err < 0 ? -err : err) {
-	case 0:
-		return 0;
-	case EPERM:
-	case EROFS:
-	case EACCES:
-		return NBD_EPERM;
-	case ENOMEM:
-		return NBD_ENOMEM;
-	case EINVAL:
-		return NBD_EINVAL;
-	case ENOSPC:
-	case EDQUOT:
-	case EFBIG:
-		return NBD_ENOSPC;
-	case EOVERFLOW:
-		return NBD_EOVERFLOW;
-	case EOPNOTSUPP:
-		return NBD_ENOTSUP;
-	case ESHUTDOWN:
-		return NBD_ESHUTDOWN;
-	default:
-		return NBD_EIO;
-	}
-}
-
-HIDDEN size_t nbds_simple_reply(uint8_t *p, uint64_t cookie, uint32_t err)
-{
-	nbds_put32(p, NBD_SIMPLE_REPLY_MAGIC);
-	nbds_put32(p + 4, err);
-	nbds_put64(p + 8, cookie);
-	return 16;
-}
-
-static void chunk_hdr(uint8_t *p, uint64_t cookie, uint16_t type,
-		      uint32_t len)
-{
-	nbds_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
-	nbds_put16(p + 4, NBD_REPLY_FLAG_DONE);
-	nbds_put16(p + 6, type);
-	nbds_put64(p + 8, cookie);
-	nbds_put32(p + 16, len);
-}
-
-HIDDEN size_t nbds_data_chunk(uint8_t *p, uint64_t cookie, uint64_t offset,
-			      uint32_t len)
-{
-	chunk_hdr(p, cookie, NBD_REPLY_TYPE_OFFSET_DATA, len + 8);
-	nbds_put64(p + 20, offset);
-	return 28;
-}
-
-HIDDEN size_t nbds_error_chunk(uint8_t *p, size_t cap, uint64_t cookie,
-			       uint32_t err, const char *msg)
-{
-	size_t ml = msg ? strlen(msg) : 0;
-
-	if (ml > cap - 26)
-		ml = cap - 26;
-	chunk_hdr(p, cookie, NBD_REPLY_TYPE_ERROR, (uint32_t)(6 + ml));
-	nbds_put32(p + 20, err ? err : NBD_EIO);
-	nbds_put16(p + 24, (uint16_t)ml);
-	if (ml)
-		memcpy(p + 26, msg, ml);
-	return 26 + ml;
-}
-
-HIDDEN size_t nbds_bs_chunk(uint8_t *p, uint64_t cookie, uint32_t ctx_id,
-			    uint32_t n)
-{
-	chunk_hdr(p, cookie, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
-	nbds_put32(p + 20, ctx_id);
-	return 24;
 }

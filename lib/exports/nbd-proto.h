@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
 #include "proto/nbd.h"
 
 /* Largest option data the handshake buffers; a longer option is
@@ -19,9 +20,7 @@
 /* Hard limit of a request payload (the spec's DoS threshold, 2^25). */
 #define NBDS_MAX_PAYLOAD (32u << 20)
 /* Bytes of the server's greeting. */
-#define NBDS_GREETING_LEN 18
-/* Bytes of a request header. */
-#define NBDS_REQ_LEN 28
+#define NBDS_GREETING_LEN NBD_GREETING_LEN
 /* Context id the server gives base:allocation. */
 #define NBDS_META_ALLOCATION_ID 1
 /* Room for the reply header the server builds for one request: a
@@ -50,18 +49,6 @@ struct nbds_catalog {
 	bool (*get)(void *ud, unsigned i, struct nbds_export *out);
 	void *ud;
 };
-
-/* Growable output buffer (malloc).  `failed` is set when it could not
- * grow; the connection must then be dropped. */
-struct nbds_out {
-	uint8_t *data;
-	size_t len, cap;
-	bool failed;
-};
-
-void nbds_out_put(struct nbds_out *o, const void *p, size_t n);
-void nbds_out_reset(struct nbds_out *o);
-void nbds_out_free(struct nbds_out *o);
 
 enum nbds_hs_state {
 	NBDS_HS_CFLAGS = 0, /* waiting for the client flags */
@@ -110,17 +97,9 @@ void nbds_greeting(uint8_t out[NBDS_GREETING_LEN]);
  */
 int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		 const uint8_t *in, size_t len, size_t *used,
-		 struct nbds_out *out);
+		 struct nx_out *out);
 
 /* ---- transmission ---- */
-
-struct nbds_req {
-	uint16_t flags;
-	uint16_t type;
-	uint64_t cookie;
-	uint64_t offset;
-	uint32_t length;
-};
 
 /* What transmission requests are checked against. */
 struct nbds_tx {
@@ -139,64 +118,12 @@ enum nbds_verdict {
 	NBDS_REQ_FATAL = 3, /* protocol violation: drop the connection */
 };
 
-/* Decode a 28-byte request header.  Returns false on a bad magic. */
-bool nbds_req_decode(const uint8_t *p, struct nbds_req *r);
-
 /*
  * Check a request.  *payload receives the number of payload bytes that
  * follow the header (NBD_CMD_WRITE) and must be received (OK) or
  * discarded (ERROR); *err the NBD error for NBDS_REQ_ERROR.
  */
-int nbds_req_check(const struct nbds_tx *tx, const struct nbds_req *r,
+int nbds_req_check(const struct nbds_tx *tx, const struct nbd_req_hdr *r,
 		   uint32_t *err, uint32_t *payload, const char **why);
-
-/* NBD error code for a negative errno. */
-uint32_t nbds_errno(int err);
-
-/* Reply encoders; each returns the bytes written. */
-size_t nbds_simple_reply(uint8_t *p, uint64_t cookie, uint32_t err);
-/* Header of an NBD_REPLY_TYPE_OFFSET_DATA chunk with DONE set, including
- * its offset: @len data bytes follow. */
-size_t nbds_data_chunk(uint8_t *p, uint64_t cookie, uint64_t offset,
-		       uint32_t len);
-/* NBD_REPLY_TYPE_ERROR chunk with DONE; @msg is cut to fit @cap. */
-size_t nbds_error_chunk(uint8_t *p, size_t cap, uint64_t cookie,
-			uint32_t err, const char *msg);
-/* Header of an NBD_REPLY_TYPE_BLOCK_STATUS chunk with DONE, including
- * the context id: @n descriptors (8 bytes each) follow. */
-size_t nbds_bs_chunk(uint8_t *p, uint64_t cookie, uint32_t ctx_id,
-		     uint32_t n);
-
-/* Big-endian helpers. */
-static inline void nbds_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-static inline void nbds_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-static inline void nbds_put64(uint8_t *p, uint64_t v)
-{
-	nbds_put32(p, (uint32_t)(v >> 32));
-	nbds_put32(p + 4, (uint32_t)v);
-}
-static inline uint16_t nbds_get16(const uint8_t *p)
-{
-	return (uint16_t)((p[0] << 8) | p[1]);
-}
-static inline uint32_t nbds_get32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t nbds_get64(const uint8_t *p)
-{
-	return ((uint64_t)nbds_get32(p) << 32) | nbds_get32(p + 4);
-}
 
 #endif

@@ -5,6 +5,8 @@
 #ifndef NEXUS_PROTO_NBD_H
 #define NEXUS_PROTO_NBD_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* handshake */
@@ -148,5 +150,104 @@ struct nbd_option_reply {
 	uint32_t reply;
 	uint32_t length;
 } __attribute__((packed));
+
+/* ---- codec: encode and decode the wire formats (lib/proto/nbd.c) ----
+ *
+ * Used by both sides: the export (lib/exports) and the source
+ * (lib/sources/nbd*).  Pure functions on byte buffers: no I/O, no
+ * allocation, no libnexus core, so the fuzz harnesses link this file
+ * alone.  Decoders never read past the length they document; every
+ * value they return comes from the peer and is untrusted. */
+
+#define NBD_PROTO_HIDDEN __attribute__((visibility("hidden")))
+
+/* Bytes of each fixed header. */
+#define NBD_GREETING_LEN	18 /* NBDMAGIC, IHAVEOPT, handshake flags */
+#define NBD_REQ_LEN		28 /* transmission request */
+#define NBD_SIMPLE_REPLY_LEN	16
+#define NBD_CHUNK_LEN		20 /* structured reply chunk header */
+#define NBD_OPT_LEN		16 /* client option header */
+#define NBD_OPT_REPLY_LEN	20 /* server option reply header */
+/* Header of an OFFSET_DATA chunk, including its offset. */
+#define NBD_DATA_CHUNK_LEN	(NBD_CHUNK_LEN + 8)
+/* Header of a BLOCK_STATUS chunk, including the context id. */
+#define NBD_BS_CHUNK_LEN	(NBD_CHUNK_LEN + 4)
+/* Bytes of one block status descriptor (length, flags). */
+#define NBD_BS_DESC_LEN		8
+
+/* A transmission request, host byte order. */
+struct nbd_req_hdr {
+	uint16_t flags;	 /* NBD_CMD_FLAG_* */
+	uint16_t type;	 /* NBD_CMD_* */
+	uint64_t cookie;
+	uint64_t offset;
+	uint32_t length;
+};
+
+/* A reply header (simple or structured chunk), host byte order. */
+struct nbd_reply_hdr {
+	bool structured;
+	uint16_t flags;	 /* chunk: NBD_REPLY_FLAG_* */
+	uint16_t type;	 /* chunk: NBD_REPLY_TYPE_* */
+	uint32_t error;	 /* simple: NBD error, 0 for success */
+	uint64_t cookie;
+	uint32_t length; /* chunk: payload bytes that follow */
+};
+
+/* Request header: encode to / decode from NBD_REQ_LEN bytes.  Decoding
+ * returns false on a bad magic (the fields are filled anyway). */
+NBD_PROTO_HIDDEN void nbd_req_encode(uint8_t *p, const struct nbd_req_hdr *r);
+NBD_PROTO_HIDDEN bool nbd_req_decode(const uint8_t *p, struct nbd_req_hdr *r);
+
+/* Length of the reply header that starts with the 4 bytes at @p:
+ * NBD_SIMPLE_REPLY_LEN or NBD_CHUNK_LEN, or 0 for a bad magic. */
+NBD_PROTO_HIDDEN size_t nbd_reply_hdr_len(const uint8_t *p);
+/* Decode a reply header of nbd_reply_hdr_len(p) bytes (non-zero). */
+NBD_PROTO_HIDDEN void nbd_reply_decode(const uint8_t *p,
+				       struct nbd_reply_hdr *h);
+/* Reply encoders; each returns the bytes written. */
+NBD_PROTO_HIDDEN size_t nbd_simple_reply_encode(uint8_t *p, uint64_t cookie,
+						uint32_t err);
+NBD_PROTO_HIDDEN size_t nbd_chunk_encode(uint8_t *p, uint16_t flags,
+					 uint16_t type, uint64_t cookie,
+					 uint32_t len);
+/* OFFSET_DATA chunk header with DONE, with its offset: @len data bytes
+ * follow (NBD_DATA_CHUNK_LEN bytes written). */
+NBD_PROTO_HIDDEN size_t nbd_data_chunk_encode(uint8_t *p, uint64_t cookie,
+					      uint64_t offset, uint32_t len);
+/* ERROR chunk with DONE and @msg (cut so that all fits in @cap bytes;
+ * @cap >= NBD_CHUNK_LEN + 6). */
+NBD_PROTO_HIDDEN size_t nbd_error_chunk_encode(uint8_t *p, size_t cap,
+					       uint64_t cookie, uint32_t err,
+					       const char *msg);
+/* BLOCK_STATUS chunk header with DONE and @ctx_id: @n descriptors
+ * follow (NBD_BS_CHUNK_LEN bytes written). */
+NBD_PROTO_HIDDEN size_t nbd_bs_chunk_encode(uint8_t *p, uint64_t cookie,
+					    uint32_t ctx_id, uint32_t n);
+/* One block status descriptor (NBD_BS_DESC_LEN bytes). */
+NBD_PROTO_HIDDEN void nbd_bs_desc_encode(uint8_t *p, uint32_t len,
+					 uint32_t flags);
+NBD_PROTO_HIDDEN void nbd_bs_desc_decode(const uint8_t *p, uint32_t *len,
+					 uint32_t *flags);
+
+/* Handshake. */
+NBD_PROTO_HIDDEN void nbd_greeting_encode(uint8_t *p, uint16_t hflags);
+/* Client option header (NBD_OPT_LEN bytes); decode returns false on a
+ * bad magic. */
+NBD_PROTO_HIDDEN void nbd_opt_encode(uint8_t *p, uint32_t opt, uint32_t len);
+NBD_PROTO_HIDDEN bool nbd_opt_decode(const uint8_t *p, uint32_t *opt,
+				     uint32_t *len);
+/* Server option reply header (NBD_OPT_REPLY_LEN bytes); decode returns
+ * false on a bad magic. */
+NBD_PROTO_HIDDEN void nbd_opt_reply_encode(uint8_t *p, uint32_t opt,
+					   uint32_t type, uint32_t len);
+NBD_PROTO_HIDDEN bool nbd_opt_reply_decode(const uint8_t *p, uint32_t *opt,
+					   uint32_t *type, uint32_t *len);
+
+/* Errors: a negative (or positive) errno to the NBD error sent for it,
+ * and an NBD error received to a negative errno (unknown ones become
+ * -EINVAL, as the protocol asks). */
+NBD_PROTO_HIDDEN uint32_t nbd_errno_encode(int err);
+NBD_PROTO_HIDDEN int nbd_errno_decode(uint32_t nbd_err);
 
 #endif

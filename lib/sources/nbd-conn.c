@@ -41,17 +41,7 @@ static void start_recv(struct nbdc_conn *c);
 
 int nx_nbdc_errno(uint32_t e)
 {
-	switch (e) {
-	case NBD_EPERM: return -EPERM;
-	case NBD_EIO: return -EIO;
-	case NBD_ENOMEM: return -ENOMEM;
-	case NBD_EINVAL: return -EINVAL;
-	case NBD_ENOSPC: return -ENOSPC;
-	case NBD_EOVERFLOW: return -EOVERFLOW;
-	case NBD_ENOTSUP: return -EOPNOTSUPP;
-	case NBD_ESHUTDOWN: return -ESHUTDOWN;
-	default: return -EINVAL; /* as the protocol asks */
-	}
+	return nbd_errno_decode(e); /* the codec, lib/proto/nbd.c */
 }
 
 void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie)

@@ -4,7 +4,7 @@
 # pick, in the same run (not part of make check).
 #
 #   tests/bench/nbd.sh [-t SECONDS] [-n RUNS] [-B BUILDDIR] [-s SIZE_MB]
-#                      [-S SERVERS] [-w WORKLOADS]
+#                      [-S SERVERS] [-w WORKLOADS] [-O OLDBUILD]
 #
 # The same file in /dev/shm (SIZE_MB, default 1024, random data) is
 # served by
@@ -17,6 +17,11 @@
 #   null    libnexus `null | nbd`: a server that does no I/O at all; its
 #           row is the most fio's nbd engine can take from any server on
 #           this machine (the client's own ceiling), not a peer
+#   nbdkit_null  nbdkit's null plugin: the peer of the null row (the
+#           ratio null/nbdkit_null compares the two export loops alone)
+#   old, old_null  nexus and null from another build (-O OLDBUILD, e.g.
+#           the commit before a change), interleaved with this one: a
+#           before/after comparison that the machine's noise hits alike
 # and driven by fio's nbd engine (libnbd):
 #   rr4k    4k random read,  QD32, one connection
 #   rw4k    4k random write, QD32, one connection
@@ -42,7 +47,8 @@ B=
 SIZE_MB=1024
 SERVERS="nexus nbdkit qemu nexus_sys null"
 WORKLOADS="rr4k rw4k sr1m rr4k-x4 rw4k-x4 sr1m-x4"
-while getopts t:n:B:s:S:w: opt; do
+OLD=
+while getopts t:n:B:s:S:w:O: opt; do
 	case $opt in
 	t) T=$OPTARG ;;
 	n) RUNS=$OPTARG ;;
@@ -50,6 +56,7 @@ while getopts t:n:B:s:S:w: opt; do
 	s) SIZE_MB=$OPTARG ;;
 	S) SERVERS=$OPTARG ;;
 	w) WORKLOADS=$OPTARG ;;
+	O) OLD=$OPTARG ;;
 	*) sed -n '2,30p' "$0" >&2; exit 2 ;;
 	esac
 done
@@ -69,7 +76,7 @@ done
 fio --enghelp=nbd >/dev/null 2>&1 || { echo "fio has no nbd engine" >&2; exit 1; }
 for s in $SERVERS; do
 	case $s in
-	nbdkit) command -v nbdkit >/dev/null || { echo "no nbdkit: skipped"; SERVERS=$(echo $SERVERS | sed 's/nbdkit//'); } ;;
+	nbdkit|nbdkit_null) command -v nbdkit >/dev/null || { echo "no nbdkit: skipped"; SERVERS=$(echo $SERVERS | sed 's/nbdkit[a-z_]*//g'); } ;;
 	qemu) command -v qemu-nbd >/dev/null || { echo "no qemu-nbd: skipped"; SERVERS=$(echo $SERVERS | sed 's/qemu//'); } ;;
 	esac
 done
@@ -108,6 +115,15 @@ start_server() {
 		;;
 	null)
 		"$PIPE" -q "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/null.log" 2>&1 &
+		;;
+	nbdkit_null)
+		nbdkit -f -i 127.0.0.1 -p "$p" null "size=${SIZE_MB}M" >"$W/nbdkit_null.log" 2>&1 &
+		;;
+	old)
+		"$OLD/examples/nexus-pipe" -q "file:$F | nbd:listen=127.0.0.1:$p" >"$W/old.log" 2>&1 &
+		;;
+	old_null)
+		"$OLD/examples/nexus-pipe" -q "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/old_null.log" 2>&1 &
 		;;
 	esac
 	pid=$!
@@ -228,7 +244,8 @@ def unit(wl):
     return "MB/s" if wl.startswith("sr") else "IOPS"
 def val(server, wl):
     return med(server, wl, 4 if wl.startswith("sr") else 3)
-peers = [s for s in servers if s not in ("nexus", "null")]
+peers = [s for s in servers if s not in ("nexus", "null", "nbdkit_null",
+                                         "old_null")]
 print()
 print("median throughput (fio nbd engine)")
 hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
@@ -271,6 +288,18 @@ if nbw:
                 b = val("nb-" + p, wl)
                 line += rcol(val("nb-nexus", wl), b, p)
         print(line)
+if "null" in servers and "old_null" in servers:
+    print()
+    print("export loop, this build against the old one: null/old_null")
+    for wl in wls:
+        b = val("old_null", wl)
+        print("%-9s %5s %10.2fx" % (wl, unit(wl), val("null", wl) / b if b else 0))
+if "null" in servers and "nbdkit_null" in servers:
+    print()
+    print("export loop alone: null/nbdkit_null")
+    for wl in wls:
+        b = val("nbdkit_null", wl)
+        print("%-9s %5s %10.2fx" % (wl, unit(wl), val("null", wl) / b if b else 0))
 print()
 if "null" in servers:
     print()

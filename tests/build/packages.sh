@@ -21,6 +21,7 @@ package_of() {
 	debugfs|mkfs.ext4) echo e2fsprogs ;;
 	fio) echo fio ;;
 	ss) echo iproute2 ;;
+	unshare) echo util-linux ;;
 	timeout|dd|truncate|stat|seq|mktemp) echo coreutils ;;
 	clang) echo clang ;;
 	doxygen) echo doxygen ;;

@@ -11,7 +11,7 @@ S=$srcdir/lib/sources
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
 fuzz_build nbd-client-fuzz -DNBDC_SMALL_BUFFERS -I"$S" \
 	"$srcdir/tests/fuzz/nbd-client-fuzz.c" "$S/nbd-conn.c" \
-	"$S/nbd-reply.c" "$S/nbd-handshake.c" \
+	"$S/nbd-reply.c" "$S/nbd-handshake.c" "$srcdir/lib/proto/nbd.c" \
 	-I"$srcdir/lib/core" "$srcdir/lib/core/tcp.c"
 # seeds: well-formed server streams for the requests the input declares
 python3 - "$T/corpus" <<'PY'

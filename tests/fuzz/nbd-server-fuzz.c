@@ -72,7 +72,7 @@ static bool cat_get(void *ud, unsigned i, struct nbds_export *out)
 }
 
 /* The option replies the server produced must be well-formed. */
-static void check_option_replies(const struct nbds_out *o, size_t from,
+static void check_option_replies(const struct nx_out *o, size_t from,
 				 bool go_tail)
 {
 	size_t p = from;
@@ -85,11 +85,11 @@ static void check_option_replies(const struct nbds_out *o, size_t from,
 		if (go_tail && o->len - p == 134)
 			return; /* ... with the 124 zeroes */
 		assert(o->len - p >= 20);
-		assert(nbds_get64(o->data + p) == NBD_REP_MAGIC);
-		len = nbds_get32(o->data + p + 16);
+		assert(nx_get64(o->data + p) == NBD_REP_MAGIC);
+		len = nx_get32(o->data + p + 16);
 		assert(o->len - p - 20 >= len);
-		if (nbds_get32(o->data + p + 12) == NBD_REP_INFO) {
-			uint16_t t = nbds_get16(o->data + p + 20);
+		if (nx_get32(o->data + p + 12) == NBD_REP_INFO) {
+			uint16_t t = nx_get16(o->data + p + 20);
 
 			assert(len >= 2);
 			if (t == NBD_INFO_EXPORT)
@@ -107,15 +107,15 @@ static void transmission(const struct nbds_tx *tx, const uint8_t *d,
 	uint8_t hdr[NBDS_REPLY_HDR_MAX];
 	size_t pos = 0;
 
-	while (n - pos >= NBDS_REQ_LEN) {
-		struct nbds_req r;
+	while (n - pos >= NBD_REQ_LEN) {
+		struct nbd_req_hdr r;
 		uint32_t err, payload;
 		const char *why;
 		int v;
 
-		if (!nbds_req_decode(d + pos, &r))
+		if (!nbd_req_decode(d + pos, &r))
 			return; /* the connection is dropped */
-		pos += NBDS_REQ_LEN;
+		pos += NBD_REQ_LEN;
 		v = nbds_req_check(tx, &r, &err, &payload, &why);
 		switch (v) {
 		case NBDS_REQ_FATAL:
@@ -126,13 +126,13 @@ static void transmission(const struct nbds_tx *tx, const uint8_t *d,
 		case NBDS_REQ_ERROR:
 			assert(err && why);
 			if (tx->structured) {
-				size_t l = nbds_error_chunk(hdr, sizeof(hdr),
+				size_t l = nbd_error_chunk_encode(hdr, sizeof(hdr),
 							    r.cookie, err, why);
 
 				assert(l <= sizeof(hdr));
-				assert(nbds_get32(hdr + 16) == l - 20);
+				assert(nx_get32(hdr + 16) == l - 20);
 			} else {
-				nbds_simple_reply(hdr, r.cookie, err);
+				nbd_simple_reply_encode(hdr, r.cookie, err);
 			}
 			break;
 		case NBDS_REQ_OK:
@@ -153,12 +153,12 @@ static void transmission(const struct nbds_tx *tx, const uint8_t *d,
 			if (r.type == NBD_CMD_BLOCK_STATUS)
 				assert(tx->block_status && tx->structured);
 			if (r.type == NBD_CMD_READ && tx->structured)
-				nbds_data_chunk(hdr, r.cookie, r.offset,
+				nbd_data_chunk_encode(hdr, r.cookie, r.offset,
 						r.length);
 			else if (r.type == NBD_CMD_BLOCK_STATUS)
-				nbds_bs_chunk(hdr, r.cookie, 1, 1);
+				nbd_bs_chunk_encode(hdr, r.cookie, 1, 1);
 			else
-				nbds_simple_reply(hdr, r.cookie, 0);
+				nbd_simple_reply_encode(hdr, r.cookie, 0);
 			break;
 		default:
 			abort();
@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t rbuf[RBUF];
 	struct nbds_catalog cat = { cat_find, cat_get, NULL };
-	struct nbds_out out = { 0 };
+	struct nx_out out = { 0 };
 	struct nbds_hs *hs;
 	size_t rlen = 0, rstart = 0, pos = 1, chunk;
 	uint8_t mode;
@@ -238,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break; /* input exhausted */
 		/* the buffer never fills with an unprocessable option */
 		assert(rlen - rstart < RBUF);
-		nbds_out_reset(&out);
+		nx_out_reset(&out);
 	}
 	if (rc == NBDS_HS_CLOSE)
 		assert(hs->why);
@@ -265,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(rest);
 		}
 	}
-	nbds_out_free(&out);
+	nx_out_free(&out);
 	free(hs);
 	return 0;
 }

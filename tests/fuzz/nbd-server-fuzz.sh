@@ -6,7 +6,7 @@
 . "$(dirname "$0")/fuzz-lib.sh"
 
 fuzz_build nbd-server-fuzz -I. "$srcdir/tests/fuzz/nbd-server-fuzz.c" \
-	"$srcdir/lib/exports/nbd-proto.c"
+	"$srcdir/lib/exports/nbd-proto.c" "$srcdir/lib/proto/nbd.c"
 python3 "$srcdir/tests/fuzz/nbd-seeds.py" "$T/corpus" || exit 1
 fuzz_run 72000
 exit 0

@@ -14,7 +14,10 @@
  *                    and "CONNS <n>"
  *   SIGUSR2          stop the -e exports, check that the devices still work,
  *                    print "STOPPED" (or "STOP-FAILED")
- * With --stdin it also exits when standard input reaches end of file. */
+ * With --stdin it also exits when standard input reaches end of file.
+ * With --events it prints every context event as one line:
+ *   EVENT <kind> peer=<peer> reason=<reason> error=<n> object=<object>
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +44,20 @@ static void log_cb(void *ud, int level, const char *msg)
 	}
 	if (level <= NEXUS_LOG_WARN || verbose)
 		fprintf(stderr, "nbd-serve: %s\n", msg);
+}
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void event_cb(void *ud, const struct nexus_event_info *ev)
+{
+	(void)ud;
+	pthread_mutex_lock(&out_lock);
+	printf("EVENT %s peer=%s reason=%s error=%d object=%s\n",
+	       nexus_event_kind_name(ev->kind), ev->peer ? ev->peer : "",
+	       nexus_reason_name(ev->reason), ev->error,
+	       ev->object ? ev->object : "");
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
 }
 
 static void *stdin_thread(void *arg)
@@ -80,6 +97,8 @@ int main(int argc, char **argv)
 			verbose = 1;
 		else if (!strcmp(argv[i], "--stdin"))
 			use_stdin = true;
+		else if (!strcmp(argv[i], "--events"))
+			co.event_fn = event_cb;
 		else if (!strcmp(argv[i], "-r") && i + 1 < argc)
 			co.reactors = (unsigned)atoi(argv[++i]);
 	}
@@ -89,7 +108,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--stdin"))
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--stdin") ||
+		    !strcmp(argv[i], "--events"))
 			continue;
 		if (!strcmp(argv[i], "-r")) {
 			i++;

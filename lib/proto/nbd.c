@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* NBD wire codec shared by the export and the source: see nbd.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "proto/nbd.h"
+
+void nbd_req_encode(uint8_t *p, const struct nbd_req_hdr *r)
+{
+	nx_put32(p, NBD_REQUEST_MAGIC);
+	nx_put16(p + 4, r->flags);
+	nx_put16(p + 6, r->type);
+	nx_put64(p + 8, r->cookie);
+	nx_put64(p + 16, r->offset);
+	nx_put32(p + 24, r->length);
+}
+
+bool nbd_req_decode(const uint8_t *p, struct nbd_req_hdr *r)
+{
+	r->flags = nx_get16(p + 4);
+	r->type = nx_get16(p + 6);
+	r->cookie = nx_get64(p + 8);
+	r->offset = nx_get64(p + 16);
+	r->length = nx_get32(p + 24);
+	return nx_get32(p) == NBD_REQUEST_MAGIC;
+}
+
+size_t nbd_reply_hdr_len(const uint8_t *p)
+{
+	switch (nx_get32(p)) {
+	case NBD_SIMPLE_REPLY_MAGIC:
+		return NBD_SIMPLE_REPLY_LEN;
+	case NBD_STRUCTURED_REPLY_MAGIC:
+		return NBD_CHUNK_LEN;
+	default:
+		return 0;
+	}
+}
+
+void nbd_reply_decode(const uint8_t *p, struct nbd_reply_hdr *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (nx_get32(p) == NBD_SIMPLE_REPLY_MAGIC) {
+		h->error = nx_get32(p + 4);
+		h->cookie = nx_get64(p + 8);
+		return;
+	}
+	h->structured = true;
+	h->flags = nx_get16(p + 4);
+	h->type = nx_get16(p + 6);
+	h->cookie = nx_get64(p + 8);
+	h->length = nx_get32(p + 16);
+}
+
+size_t nbd_simple_reply_encode(uint8_t *p, uint64_t cookie, uint32_t err)
+{
+	nx_put32(p, NBD_SIMPLE_REPLY_MAGIC);
+	nx_put32(p + 4, err);
+	nx_put64(p + 8, cookie);
+	return NBD_SIMPLE_REPLY_LEN;
+}
+
+size_t nbd_chunk_encode(uint8_t *p, uint16_t flags, uint16_t type,
+			uint64_t cookie, uint32_t len)
+{
+	nx_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+	nx_put16(p + 4, flags);
+	nx_put16(p + 6, type);
+	nx_put64(p + 8, cookie);
+	nx_put32(p + 16, len);
+	return NBD_CHUNK_LEN;
+}
+
+size_t nbd_data_chunk_encode(uint8_t *p, uint64_t cookie, uint64_t offset,
+			     uint32_t len)
+{
+	nbd_chunk_encode(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+			 cookie, len + 8);
+	nx_put64(p + NBD_CHUNK_LEN, offset);
+	return NBD_DATA_CHUNK_LEN;
+}
+
+size_t nbd_error_chunk_encode(uint8_t *p, size_t cap, uint64_t cookie,
+			      uint32_t err, const char *msg)
+{
+	size_t ml = msg ? strlen(msg) : 0;
+
+	if (ml > cap - NBD_CHUNK_LEN - 6)
+		ml = cap - NBD_CHUNK_LEN - 6;
+	if (ml > UINT16_MAX)
+		ml = UINT16_MAX;
+	nbd_chunk_encode(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, cookie,
+			 (uint32_t)(6 + ml));
+	nx_put32(p + NBD_CHUNK_LEN, err ? err : NBD_EIO);
+	nx_put16(p + NBD_CHUNK_LEN + 4, (uint16_t)ml);
+	if (ml)
+		memcpy(p + NBD_CHUNK_LEN + 6, msg, ml);
+	return NBD_CHUNK_LEN + 6 + ml;
+}
+
+size_t nbd_bs_chunk_encode(uint8_t *p, uint64_t cookie, uint32_t ctx_id,
+			   uint32_t n)
+{
+	nbd_chunk_encode(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
+			 cookie, 4 + NBD_BS_DESC_LEN * n);
+	nx_put32(p + NBD_CHUNK_LEN, ctx_id);
+	return NBD_BS_CHUNK_LEN;
+}
+
+void nbd_bs_desc_encode(uint8_t *p, uint32_t len, uint32_t flags)
+{
+	nx_put32(p, len);
+	nx_put32(p + 4, flags);
+}
+
+void nbd_bs_desc_decode(const uint8_t *p, uint32_t *len, uint32_t *flags)
+{
+	*len = nx_get32(p);
+	*flags = nx_get32(p + 4);
+}
+
+void nbd_greeting_encode(uint8_t *p, uint16_t hflags)
+{
+	nx_put64(p, NBD_MAGIC);
+	nx_put64(p + 8, NBD_IHAVEOPT);
+	nx_put16(p + 16, hflags);
+}
+
+void nbd_opt_encode(uint8_t *p, uint32_t opt, uint32_t len)
+{
+	nx_put64(p, NBD_IHAVEOPT);
+	nx_put32(p + 8, opt);
+	nx_put32(p + 12, len);
+}
+
+bool nbd_opt_decode(const uint8_t *p, uint32_t *opt, uint32_t *len)
+{
+	*opt = nx_get32(p + 8);
+	*len = nx_get32(p + 12);
+	return nx_get64(p) == NBD_IHAVEOPT;
+}
+
+void nbd_opt_reply_encode(uint8_t *p, uint32_t opt, uint32_t type,
+			  uint32_t len)
+{
+	nx_put64(p, NBD_REP_MAGIC);
+	nx_put32(p + 8, opt);
+	nx_put32(p + 12, type);
+	nx_put32(p + 16, len);
+}
+
+bool nbd_opt_reply_decode(const uint8_t *p, uint32_t *opt, uint32_t *type,
+			  uint32_t *len)
+{
+	*opt = nx_get32(p + 8);
+	*type = nx_get32(p + 12);
+	*len = nx_get32(p + 16);
+	return nx_get64(p) == NBD_REP_MAGIC;
+}
+
+uint32_t nbd_errno_encode(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+		return 0;
+	case EPERM:
+	case EROFS:
+	case EACCES:
+		return NBD_EPERM;
+	case ENOMEM:
+		return NBD_ENOMEM;
+	case EINVAL:
+		return NBD_EINVAL;
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+		return NBD_ENOSPC;
+	case EOVERFLOW:
+		return NBD_EOVERFLOW;
+	case EOPNOTSUPP:
+		return NBD_ENOTSUP;
+	case ESHUTDOWN:
+		return NBD_ESHUTDOWN;
+	default:
+		return NBD_EIO;
+	}
+}
+
+int nbd_errno_decode(uint32_t e)
+{
+	switch (e) {
+	case NBD_EPERM: return -EPERM;
+	case NBD_EIO: return -EIO;
+	case NBD_ENOMEM: return -ENOMEM;
+	case NBD_EINVAL: return -EINVAL;
+	case NBD_ENOSPC: return -ENOSPC;
+	case NBD_EOVERFLOW: return -EOVERFLOW;
+	case NBD_ENOTSUP: return -EOPNOTSUPP;
+	case NBD_ESHUTDOWN: return -ESHUTDOWN;
+	default: return -EINVAL;
+	}
+}
