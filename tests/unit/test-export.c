@@ -87,7 +87,7 @@ static void test_pipeline_export(void)
 {
 	struct nexus_ctx *ctx = unit_ctx(1);
 	struct nexus_pipeline *pl = NULL;
-	char text[700];
+	char text[1024];
 
 	snprintf(text, sizeof(text), "mem:size=1M | %s", sock_spec("p.sock"));
 	EXPECT_OK(nexus_pipeline_open(ctx, text, &pl));
