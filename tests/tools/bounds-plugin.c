@@ -10,7 +10,7 @@
 
 #include <nexus/nexus_driver.h>
 
-static const char *const speeds[] = { "fast", "slow", NULL };
+static const char *const speeds[] __attribute__((unused)) = { "fast", "slow", NULL };
 #ifdef BAD_WORDS
 static const char *const no_words[] = { NULL };
 #endif
