@@ -27,6 +27,16 @@
 #define RSS_MEANINGFUL true
 #endif
 
+/* Under valgrind (`make check-valgrind`) neither figure means anything:
+ * memcheck's allocator keeps freed blocks, and its scheduler hands the
+ * one big lock from thread to thread, switching even idle threads
+ * thousands of times a second.  There the trims still run and are
+ * checked for memory errors; the RSS and wake-up limits are not. */
+static bool measurable(void)
+{
+	return RSS_MEANINGFUL && !unit_slow();
+}
+
 /* a trim period (lib/core/trim.h) is 2 s: give it several */
 #define WAIT_MS 15000
 
@@ -117,7 +127,8 @@ static void check_no_wakeups(void)
 	       (unsigned long long)(s1 - s0));
 	CU_ASSERT_EQUAL(n0, 2);
 	CU_ASSERT_EQUAL(n1, 2);
-	CU_ASSERT(s1 - s0 <= 1);
+	if (!unit_slow())
+		CU_ASSERT(s1 - s0 <= 1);
 	printf("(RSS then %llu MB) ", (unsigned long long)(rss_bytes() >> 20));
 }
 
@@ -174,7 +185,7 @@ static void test_buffers_given_back(void)
 	       (unsigned long long)(before >> 20),
 	       (unsigned long long)(peak >> 20),
 	       (unsigned long long)(rss_bytes() >> 20), ms);
-	if (RSS_MEANINGFUL)
+	if (measurable())
 		CU_ASSERT(ms >= 0);
 	check_no_wakeups();
 	/* the pools still work after giving memory back */
@@ -248,7 +259,7 @@ static void test_io_slabs_given_back(void)
 	       (unsigned long long)(before >> 20),
 	       (unsigned long long)(peak >> 20),
 	       (unsigned long long)(rss_bytes() >> 20), ms);
-	if (RSS_MEANINGFUL)
+	if (measurable())
 		CU_ASSERT(ms >= 0);
 	check_no_wakeups();
 	/* and the device still works at depth afterwards */
