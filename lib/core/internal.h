@@ -83,6 +83,10 @@ struct nexus_reactor {
 	bool stop;
 	bool busy_poll;
 	bool nap; /* sleep in nanosleep, not io_uring_enter (valgrind) */
+	/* Adaptive polling: after work, keep polling this long before
+	 * sleeping (0: sleep at once); last_work is its nx_stamp_ns(). */
+	uint32_t spin_ns;
+	uint64_t last_work;
 	unsigned ring_entries;
 	int init_rc;
 	sem_t started;

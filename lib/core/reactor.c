@@ -367,9 +367,25 @@ static void *reactor_main(void *arg)
 				r->sqe_pending = 0;
 			}
 			reap(r);
+			if (r->spin_ns)
+				r->last_work = nx_stamp_ns();
 			continue;
 		}
 		run_flush(r);
+		if (r->spin_ns && nx_stamp_ns() - r->last_work < r->spin_ns) {
+			/* Recent traffic: poll a little longer instead of
+			 * sleeping, so that a client's next request finds the
+			 * reactor awake (no wake-up on the client's CPU). */
+			if (r->sqe_pending ||
+			    (IO_URING_READ_ONCE(*r->ring.sq.kflags) &
+			     IORING_SQ_TASKRUN)) {
+				io_uring_submit(&r->ring);
+				r->sqe_pending = 0;
+			}
+			reap(r);
+			__builtin_ia32_pause();
+			continue;
+		}
 		/* Going to sleep: announce it, then re-check the queues so
 		 * that a producer either sees `sleeping` or we see its work. */
 		atomic_store(&r->sleeping, 1);
@@ -409,6 +425,11 @@ int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
 	r->index = index;
 	r->busy_poll = (o->flags & NEXUS_CTX_BUSY_POLL) != 0;
 	r->nap = under_valgrind();
+	{
+		const char *e = getenv("NEXUS_REACTOR_SPIN_US");
+
+		r->spin_ns = r->nap || !e ? 0 : (uint32_t)atoi(e) * 1000u;
+	}
 	r->efd_ev.fn = efd_event;
 	nx_bufpool_init(r);
 	pthread_mutex_init(&r->msg_lock, NULL);
