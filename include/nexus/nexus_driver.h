@@ -717,6 +717,18 @@ struct nexus_listen_opts {
 #define NEXUS_LISTEN_OPTS_INIT { .size = sizeof(struct nexus_listen_opts) }
 
 /**
+ * @brief Check a TCP listen address without resolving it, for a driver's
+ *        parse-time check: "HOST:PORT", "[IPV6]:PORT" or ":PORT", with a
+ *        port of 0-65535, and a host that is a valid IPv4 or IPv6 literal
+ *        or a syntactically valid host name.
+ * @param spec the address (e.g. a listen= option value)
+ * @return 0, or -EINVAL with a message naming the problem (NULL or an
+ *         empty string included).
+ * @par Threading: any thread.
+ */
+NEXUS_API int nexus_listen_check(const char *spec);
+
+/**
  * @brief Listen on every address of @p o, sharing the context's
  *        listener where an address has one for the same protocol.
  * @param ctx  the context

@@ -15,6 +15,8 @@
  * listener's group (handshakes), and waits until every connection it
  * accepted is gone before it closes the socket. */
 #include "config.h"
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -294,6 +296,59 @@ static int split_hostport(const char *spec, char *host, size_t cap,
 	    atol(*port) > 65535)
 		return nexus_error(-EINVAL, "listen=%s: bad port '%s'", spec,
 				   *port);
+	return 0;
+}
+
+/* A host name of RFC 1123 labels: letters, digits and inner hyphens,
+ * 1-63 bytes each, dot-separated (a trailing dot allowed). */
+static bool host_name_ok(const char *h)
+{
+	size_t label = 0;
+
+	for (const char *p = h; *p; p++) {
+		if (*p == '.') {
+			if (!label || p[-1] == '-')
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)*p) ||
+			   (*p == '-' && label)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return strlen(h) < 254 && (label == 0 || h[strlen(h) - 1] != '-');
+}
+
+int nexus_listen_check(const char *spec)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *port = "";
+	char host[256];
+	int rc;
+
+	if (!spec || !*spec)
+		return nexus_error(-EINVAL, "listen address is empty: expected "
+				   "HOST:PORT");
+	rc = split_hostport(spec, host, sizeof(host), &port);
+	if (rc || !*host)
+		return rc;
+	if (spec[0] == '[' || strchr(host, ':')) {
+		if (inet_pton(AF_INET6, host, bin) != 1)
+			return nexus_error(-EINVAL, "listen=%s: '%s' is not an "
+					   "IPv6 address", spec, host);
+		return 0;
+	}
+	if (strspn(host, "0123456789.") == strlen(host)) {
+		if (inet_pton(AF_INET, host, bin) != 1)
+			return nexus_error(-EINVAL, "listen=%s: '%s' is not an "
+					   "IPv4 address", spec, host);
+		return 0;
+	}
+	if (!host_name_ok(host))
+		return nexus_error(-EINVAL, "listen=%s: '%s' is not a host "
+				   "name", spec, host);
 	return 0;
 }
 

@@ -328,6 +328,32 @@ static int ring_init(struct nexus_reactor *r)
 	return rc;
 }
 
+/* A polite pause in a polling loop (for the sibling hyperthread). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Adaptive polling (spin_ns, NEXUS_REACTOR_SPIN_US; experimental, off by
+ * default): within spin_ns of the last work the reactor keeps polling
+ * instead of sleeping, so that a client's next request finds it awake
+ * and the client's CPU pays no wake-up.  An idle reactor still sleeps. */
+static bool spin_window(struct nexus_reactor *r, bool ready)
+{
+	uint64_t now;
+
+	if (!r->spin_ns)
+		return false;
+	now = nx_stamp_ns();
+	if (ready)
+		r->last_work = now;
+	return now - r->last_work < r->spin_ns;
+}
+
 static void *reactor_main(void *arg)
 {
 	struct nexus_reactor *r = arg;
@@ -356,36 +382,25 @@ static void *reactor_main(void *arg)
 			nx_io_run_deferred(r);
 			work = true;
 		}
-		if (work || r->busy_poll || io_uring_cq_ready(&r->ring)) {
+		bool ready = work || io_uring_cq_ready(&r->ring);
+		bool poll = r->busy_poll || spin_window(r, ready);
+
+		if (ready || poll) {
 			run_flush(r);
 			/* io_uring_submit() also enters the kernel when
 			 * completions wait as task work (IORING_SQ_TASKRUN):
-			 * without it a busy-polling reactor saw them only
-			 * after the next timer tick. */
-			if (r->sqe_pending || r->busy_poll) {
+			 * without it a polling reactor saw them only after
+			 * the next timer tick. */
+			if (r->sqe_pending || poll) {
 				io_uring_submit(&r->ring);
 				r->sqe_pending = 0;
 			}
 			reap(r);
-			if (r->spin_ns)
-				r->last_work = nx_stamp_ns();
+			if (!ready)
+				cpu_relax();
 			continue;
 		}
 		run_flush(r);
-		if (r->spin_ns && nx_stamp_ns() - r->last_work < r->spin_ns) {
-			/* Recent traffic: poll a little longer instead of
-			 * sleeping, so that a client's next request finds the
-			 * reactor awake (no wake-up on the client's CPU). */
-			if (r->sqe_pending ||
-			    (IO_URING_READ_ONCE(*r->ring.sq.kflags) &
-			     IORING_SQ_TASKRUN)) {
-				io_uring_submit(&r->ring);
-				r->sqe_pending = 0;
-			}
-			reap(r);
-			__builtin_ia32_pause();
-			continue;
-		}
 		/* Going to sleep: announce it, then re-check the queues so
 		 * that a producer either sees `sleeping` or we see its work. */
 		atomic_store(&r->sleeping, 1);

@@ -79,6 +79,8 @@ static int nbd_check(const struct nexus_opts *opts)
 		return nexus_error(-EINVAL, "nbd: give exactly one of listen= "
 				   "(HOST:PORT) and socket= (a Unix socket "
 				   "path)");
+	if (lspec && (rc = nexus_listen_check(lspec)))
+		return rc;
 	if (desc && strlen(desc) > NBD_MAX_STRING)
 		return nexus_error(-EINVAL, "nbd: description is limited to "
 				   "%u bytes", NBD_MAX_STRING);
