@@ -36,7 +36,7 @@
 static struct {
 	bool check, list, control, quiet, status;
 	int verbose;
-	unsigned reactors;
+	unsigned reactors, poll_us;
 	double interval;
 	const char *pidfile;
 	const char *plugins[16];
@@ -67,6 +67,11 @@ static void usage(FILE *f)
 		"  -l, --list           list every driver with its options, "
 		"and exit\n"
 		"  -r, --reactors N     reactor threads (default: one per CPU)\n"
+		"      --poll-us N      reactors poll N microseconds after "
+		"work before\n"
+		"                       sleeping: lower latency for one client "
+		"at a time,\n"
+		"                       for CPU (default 0, or $NEXUS_POLL_US)\n"
 		"  -p, --pidfile FILE   write the process id to FILE once "
 		"serving\n"
 		"  -C, --control        read KEY=VALUE settings from stdin "
@@ -118,6 +123,7 @@ static int make_ctx(struct nexus_ctx **ctx)
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
 
 	o.reactors = cfg.reactors;
+	o.poll_us = cfg.poll_us;
 	o.log_fn = log_cb;
 	user_log_level = cfg.verbose >= 2   ? NEXUS_LOG_DEBUG
 			 : cfg.verbose == 1 ? NEXUS_LOG_INFO
@@ -412,6 +418,7 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'c' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "reactors", required_argument, NULL, 'r' },
+		{ "poll-us", required_argument, NULL, 'U' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "control", no_argument, NULL, 'C' },
 		{ "status", no_argument, NULL, 's' },
@@ -441,6 +448,14 @@ int main(int argc, char **argv)
 			if (*end || !cfg.reactors || cfg.reactors > 1024) {
 				fprintf(stderr, "nexus-pipe: --reactors wants "
 					"1..1024, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'U':
+			cfg.poll_us = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || cfg.poll_us > 100000) {
+				fprintf(stderr, "nexus-pipe: --poll-us wants "
+					"0..100000, got '%s'\n", optarg);
 				return 2;
 			}
 			break;

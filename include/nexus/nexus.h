@@ -134,6 +134,15 @@ struct nexus_ctx_opts {
 	 *  nexus_ctx_create() fails after reading the options); may be
 	 *  NULL.  Bindings release their reference to the callback here. */
 	void (*event_free)(void *user_data);
+	/** Adaptive polling: after work, a reactor keeps polling for new
+	 *  work this many microseconds before it sleeps (at most 100000),
+	 *  so that a client waiting for each reply (one connection, low
+	 *  queue depth) finds it awake.  Trades CPU for latency: under such
+	 *  a load a polling reactor takes a whole CPU.  At most half the
+	 *  CPUs' reactors (at least one) poll at once; an idle reactor
+	 *  still sleeps.  0 (default): sleep at once, unless $NEXUS_POLL_US
+	 *  gives a value. */
+	unsigned poll_us;
 };
 
 /** Reactors spin instead of sleeping when idle (burns CPU; for

@@ -55,6 +55,9 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 		return no_ctx(&o, nexus_error(-EINVAL, "ring_entries=%u is "
 					      "more than 32768",
 					      o.ring_entries));
+	if (o.poll_us > 100000)
+		return no_ctx(&o, nexus_error(-EINVAL, "poll_us=%u is more "
+					      "than 100000", o.poll_us));
 	if (o.log_level < 0 || o.log_level > NEXUS_LOG_DEBUG)
 		return no_ctx(&o, nexus_error(-EINVAL, "log_level=%d is not a "
 					      "nexus_log_level", o.log_level));
@@ -63,6 +66,7 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 		return no_ctx(&o, nexus_error(-ENOMEM, "out of memory"));
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ctx->nreactors = o.reactors ? o.reactors : (ncpu > 0 ? (unsigned)ncpu : 1);
+	ctx->max_spinners = ncpu > 3 ? (unsigned)ncpu / 2 : 1;
 	ctx->log_fn = o.log_fn ? o.log_fn : nx_log_default;
 	ctx->log_ud = o.log_user_data;
 	/* NEXUS_LOG_ERROR is 0: with a callback, 0 means errors only, as

@@ -87,6 +87,7 @@ struct nexus_reactor {
 	 * sleeping (0: sleep at once); last_work is its nx_stamp_ns(). */
 	uint32_t spin_ns;
 	uint64_t last_work;
+	bool spinning; /* holds one of the context's spinner tokens */
 	unsigned ring_entries;
 	int init_rc;
 	sem_t started;
@@ -147,6 +148,9 @@ struct nexus_ctx {
 	struct nx_secret *secrets; /* (secret_lock) */
 	pthread_mutex_t secret_lock;
 	atomic_uint rr; /* round-robin reactor choice for app threads */
+	/* reactors polling after work now, and how many may at once */
+	atomic_uint spinners;
+	unsigned max_spinners;
 	struct nx_events *events; /* event stream, NULL without event_fn */
 };
 

@@ -338,20 +338,43 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Adaptive polling (spin_ns, NEXUS_REACTOR_SPIN_US; experimental, off by
- * default): within spin_ns of the last work the reactor keeps polling
- * instead of sleeping, so that a client's next request finds it awake
- * and the client's CPU pays no wake-up.  An idle reactor still sleeps. */
+/* Adaptive polling (spin_ns; off by default): within spin_ns of the
+ * last work the reactor keeps polling instead of sleeping, so that a
+ * client's next request finds it awake and the client's CPU pays no
+ * wake-up.  At most ctx->max_spinners reactors poll at once (half the
+ * CPUs): the others sleep, so that polling never takes every CPU from
+ * the clients that share the machine.  An idle reactor still sleeps. */
 static bool spin_window(struct nexus_reactor *r, bool ready)
 {
+	struct nexus_ctx *ctx = r->ctx;
 	uint64_t now;
 
 	if (!r->spin_ns)
 		return false;
 	now = nx_stamp_ns();
-	if (ready)
+	if (ready) {
 		r->last_work = now;
-	return now - r->last_work < r->spin_ns;
+		return false;
+	}
+	if (now - r->last_work >= r->spin_ns)
+		return false;
+	if (!r->spinning) {
+		if (atomic_fetch_add(&ctx->spinners, 1) >= ctx->max_spinners) {
+			atomic_fetch_sub(&ctx->spinners, 1);
+			return false;
+		}
+		r->spinning = true;
+	}
+	return true;
+}
+
+/* Going to sleep: give the spinner token back. */
+static void spin_stop(struct nexus_reactor *r)
+{
+	if (r->spinning) {
+		atomic_fetch_sub(&r->ctx->spinners, 1);
+		r->spinning = false;
+	}
 }
 
 static void *reactor_main(void *arg)
@@ -401,6 +424,7 @@ static void *reactor_main(void *arg)
 			continue;
 		}
 		run_flush(r);
+		spin_stop(r);
 		/* Going to sleep: announce it, then re-check the queues so
 		 * that a producer either sees `sleeping` or we see its work. */
 		atomic_store(&r->sleeping, 1);
@@ -428,6 +452,19 @@ static void *reactor_main(void *arg)
 	return NULL;
 }
 
+/* nexus_ctx_opts.poll_us, else $NEXUS_POLL_US (a bad value: 0). */
+static uint32_t poll_us_of(const struct nexus_ctx_opts *o)
+{
+	const char *e = getenv("NEXUS_POLL_US");
+	char *end;
+	unsigned long v;
+
+	if (o->poll_us || !e)
+		return o->poll_us;
+	v = strtoul(e, &end, 10);
+	return *e && !*end && v <= 100000 ? (uint32_t)v : 0;
+}
+
 int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
 		     unsigned index, const struct nexus_ctx_opts *o)
 {
@@ -440,11 +477,7 @@ int nx_reactor_start(struct nexus_reactor *r, struct nexus_ctx *ctx,
 	r->index = index;
 	r->busy_poll = (o->flags & NEXUS_CTX_BUSY_POLL) != 0;
 	r->nap = under_valgrind();
-	{
-		const char *e = getenv("NEXUS_REACTOR_SPIN_US");
-
-		r->spin_ns = r->nap || !e ? 0 : (uint32_t)atoi(e) * 1000u;
-	}
+	r->spin_ns = r->nap ? 0 : poll_us_of(o) * 1000u;
 	r->efd_ev.fn = efd_event;
 	nx_bufpool_init(r);
 	pthread_mutex_init(&r->msg_lock, NULL);

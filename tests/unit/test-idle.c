@@ -41,13 +41,14 @@ static double measure(unsigned ms, double *by_rusage)
 	return 100.0 * (double)c / (double)w;
 }
 
-static struct nexus_ctx *ctx_with(uint64_t flags)
+static struct nexus_ctx *ctx_with(uint64_t flags, unsigned poll_us)
 {
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
 	struct nexus_ctx *ctx = NULL;
 
 	o.reactors = 2;
 	o.flags = flags;
+	o.poll_us = poll_us;
 	o.log_fn = unit_quiet_log;
 	EXPECT_OK(nexus_ctx_create(&o, &ctx));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
@@ -93,7 +94,7 @@ static void test_idle(void)
 		printf("SKIP under valgrind: CPU use is not meaningful ");
 		return;
 	}
-	ctx = ctx_with(0);
+	ctx = ctx_with(0, 0);
 	open_and_use(ctx, devs);
 	unit_sleep_ms(100); /* let the last completions settle */
 	pct = measure(2000, &pct_ru);
@@ -122,7 +123,7 @@ static void test_busy_poll_control(void)
 		printf("SKIP under valgrind ");
 		return;
 	}
-	ctx = ctx_with(NEXUS_CTX_BUSY_POLL);
+	ctx = ctx_with(NEXUS_CTX_BUSY_POLL, 0);
 	open_and_use(ctx, devs);
 	pct = measure(500, &pct_ru);
 	printf("busy-poll: %.1f%% CPU ", pct);
@@ -132,7 +133,46 @@ static void test_busy_poll_control(void)
 	nexus_ctx_destroy(ctx);
 }
 
+/* Adaptive polling: right after work a reactor polls (CPU is used),
+ * once poll_us has passed without work it sleeps (idle again). */
+static void test_poll_after_work(void)
+{
+	struct nexus_ctx *ctx;
+	struct nexus_dev *devs[3];
+	double busy, idle, ru;
+	char b[512];
+
+	if (unit_slow()) {
+		printf("SKIP under valgrind ");
+		return;
+	}
+	ctx = ctx_with(0, 100000); /* 100 ms */
+	open_and_use(ctx, devs);
+	EXPECT_EQ_MSG(nexus_dev_pread(devs[0], b, 512, 0), 512);
+	busy = measure(40, &ru);
+	unit_sleep_ms(200);
+	idle = measure(1000, &ru);
+	printf("polling: %.1f%%, then idle %.3f%% CPU ", busy, idle);
+	CU_ASSERT(busy > 5.0);
+	CU_ASSERT(idle < 2.0);
+	nexus_ctx_destroy(ctx);
+}
+
+static void test_poll_bounds(void)
+{
+	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
+	struct nexus_ctx *ctx = NULL;
+
+	o.poll_us = 100001;
+	o.log_fn = unit_quiet_log;
+	CU_ASSERT_EQUAL(nexus_ctx_create(&o, &ctx), -EINVAL);
+	CU_ASSERT_PTR_NULL(ctx);
+	CU_ASSERT_PTR_NOT_NULL(strstr(nexus_last_error(), "poll_us"));
+}
+
 static const struct unit_test tests[] = {
+	{ "polling after work, then sleeping", test_poll_after_work },
+	{ "poll_us above 100000 is refused", test_poll_bounds },
 	{ "idle context with open devices uses < 2% CPU", test_idle },
 	{ "busy-poll control burns CPU", test_busy_poll_control },
 	{ NULL, NULL },

@@ -116,6 +116,10 @@ type Options struct {
 	PluginPath string
 	// BusyPoll makes idle reactors spin instead of sleeping.
 	BusyPoll bool
+	// PollMicros makes reactors keep polling this many microseconds
+	// after work before they sleep: lower latency for a client that
+	// waits for each reply, for CPU.  0 means sleep at once.
+	PollMicros int
 	// Log receives the library's messages.  It is called from the
 	// reactor threads, possibly concurrently, and must not block.  Nil
 	// logs warnings and errors to stderr.
@@ -177,6 +181,7 @@ func NewContext(opts *Options) (*Context, error) {
 		o.ring_entries = C.uint(opts.RingEntries)
 		o.queue_capacity = C.uint(opts.QueueCapacity)
 		o.log_level = C.int(opts.LogLevel)
+		o.poll_us = C.uint(opts.PollMicros)
 		if opts.BusyPoll {
 			o.flags |= C.NEXUS_CTX_BUSY_POLL
 		}

@@ -72,6 +72,7 @@ class nexus_ctx_opts(Structure):
         ("event_fn", c_void_p),
         ("event_user_data", c_void_p),
         ("event_free", c_void_p),
+        ("poll_us", c_uint),
     ]
 
 

@@ -633,6 +633,9 @@ class Context(_Handle):
             reactor threads, so it must be thread-safe and quick.
         log_level: most verbose :class:`LogLevel` passed on.
         busy_poll: reactors spin instead of sleeping when idle.
+        poll_us: after work, reactors keep polling this many
+            microseconds before they sleep (lower latency for one
+            connection at a time, for CPU; 0: sleep at once).
         on_event: a callable ``on_event(event: Event)`` for the context's
             events (device state changes, exports starting and stopping,
             client connections...).  It runs on the context's event
@@ -655,6 +658,7 @@ class Context(_Handle):
                             Callable[[LogLevel, str], None]] = None,
                  log_level: Optional[LogLevel] = None,
                  busy_poll: bool = False,
+                 poll_us: int = 0,
                  on_event: Optional[Callable[[Event], None]] = None,
                  events: bool = False) -> None:
         super().__init__()
@@ -672,6 +676,7 @@ class Context(_Handle):
         opts.queue_capacity = queue_capacity
         opts.plugin_path = _enc(plugin_path) if plugin_path else None
         opts.flags = _CTX_BUSY_POLL if busy_poll else 0
+        opts.poll_us = poll_us
         if log_level is not None:
             opts.log_level = int(log_level)
         if log is not None:
