@@ -19,6 +19,9 @@
 #           this machine (the client's own ceiling), not a peer
 #   nbdkit_null  nbdkit's null plugin: the peer of the null row (the
 #           ratio null/nbdkit_null compares the two export loops alone)
+#   poll, poll_null  nexus and null with nexus-pipe --poll-us=POLL_US
+#           (default 50): reactors poll after work instead of sleeping at
+#           once; shown against nbdkit, nbdkit_null and nexus
 #   old, old_null  nexus and null from another build (-O OLDBUILD, e.g.
 #           the commit before a change), interleaved with this one: a
 #           before/after comparison that the machine's noise hits alike
@@ -118,6 +121,12 @@ start_server() {
 		;;
 	nbdkit_null)
 		nbdkit -f -i 127.0.0.1 -p "$p" null "size=${SIZE_MB}M" >"$W/nbdkit_null.log" 2>&1 &
+		;;
+	poll)
+		"$PIPE" -q --poll-us="${POLL_US:-50}" "file:$F | nbd:listen=127.0.0.1:$p" >"$W/poll.log" 2>&1 &
+		;;
+	poll_null)
+		"$PIPE" -q --poll-us="${POLL_US:-50}" "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/poll_null.log" 2>&1 &
 		;;
 	old)
 		"$OLD/examples/nexus-pipe" -q "file:$F | nbd:listen=127.0.0.1:$p" >"$W/old.log" 2>&1 &
@@ -245,7 +254,7 @@ def unit(wl):
 def val(server, wl):
     return med(server, wl, 4 if wl.startswith("sr") else 3)
 peers = [s for s in servers if s not in ("nexus", "null", "nbdkit_null",
-                                         "old_null")]
+                                         "old_null", "poll", "poll_null")]
 print()
 print("median throughput (fio nbd engine)")
 hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
@@ -288,6 +297,18 @@ if nbw:
                 b = val("nb-" + p, wl)
                 line += rcol(val("nb-nexus", wl), b, p)
         print(line)
+pairs = [(a, b) for a, b in (("poll", "nbdkit"), ("poll_null", "nbdkit_null"),
+                             ("poll", "nexus"), ("poll", "old"))
+         if a in servers and b in servers]
+if pairs:
+    print()
+    print("polling after work (--poll-us): throughput and per CPU-second")
+    for a, b in pairs:
+        for wl in wls:
+            x, y = val(a, wl), val(b, wl)
+            ex, ey = eff(a, wl), eff(b, wl)
+            print("%-9s %-18s %6.2fx   per CPU-s %6.2fx" %
+                  (wl, a + "/" + b, x / y if y else 0, ex / ey if ey else 0))
 if "null" in servers and "old_null" in servers:
     print()
     print("export loop, this build against the old one: null/old_null")
