@@ -191,7 +191,29 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One status line: clients, then each stage from the top. */
+/* " [rebuild of child N: P% of T MB, R MB/s, ETA S s]" of a mirror stage
+ * while one runs, into @p buf (empty otherwise). */
+static void rebuild_text(struct stage *s, char *buf, size_t cap)
+{
+	struct nexus_mirror_rebuild rb = NEXUS_MIRROR_REBUILD_INIT;
+	const struct nexus_copy_progress *p = &rb.progress;
+	char eta[32] = "?";
+
+	buf[0] = 0;
+	if (strcmp(s->driver, "mirror") || nexus_mirror_get_rebuild(s->dev, &rb) ||
+	    rb.child < 0)
+		return;
+	if (rb.eta_ms != UINT64_MAX)
+		snprintf(eta, sizeof(eta), "%.0f", rb.eta_ms / 1e3);
+	snprintf(buf, cap, " [%s rebuild of child %d: %.0f%% of %.1f MB, "
+		 "%.1f MB/s, ETA %s s]", rb.partial ? "partial" : "full",
+		 rb.child,
+		 p->bytes_total ? 100.0 * p->bytes_done / p->bytes_total : 0.0,
+		 p->bytes_total / 1e6, p->rate / 1e6, eta);
+}
+
+/* One status line: clients, then each stage from the top (a mirror with
+ * the progress of its rebuild). */
 static void status(struct nexus_pipeline *pl, double dt, bool final)
 {
 	struct nexus_export *exp = nexus_pipeline_export(pl);
@@ -216,8 +238,10 @@ static void status(struct nexus_pipeline *pl, double dt, bool final)
 		struct stage *s = &stages[i];
 		struct nexus_dev_stats st = NEXUS_DEV_STATS_INIT;
 		uint64_t ops, bytes, errs;
+		char rb[160];
 
 		nexus_dev_get_stats(s->dev, &st);
+		rebuild_text(s, rb, sizeof(rb));
 		if (final) {
 			ops = st.ops;
 			bytes = st.bytes_read + st.bytes_written;
@@ -230,9 +254,9 @@ static void status(struct nexus_pipeline *pl, double dt, bool final)
 			bytes = st.bytes_read + st.bytes_written -
 				s->last.bytes_read - s->last.bytes_written;
 			errs = st.errors;
-			ADD("%s%s %.0f IOPS %.1f MB/s %llu err", i ? " | " : "",
+			ADD("%s%s %.0f IOPS %.1f MB/s %llu err%s", i ? " | " : "",
 			    s->driver, ops / dt, bytes / dt / 1e6,
-			    (unsigned long long)errs);
+			    (unsigned long long)errs, rb);
 		}
 		s->last = st;
 	}
