@@ -32,8 +32,8 @@ The shared library is found through :func:`load_library`, the
 
 from ._core import (ConnInfo, Context, Device, DeviceFlag, DeviceInfo,
                     DeviceStats, DevState, Event, EventKind, Export, Extent,
-                    LogLevel, Op, OpStats, Pipeline, Reason, load_library,
-                    open, version)
+                    LogLevel, MirrorChild, MirrorRebuild, Op, OpStats,
+                    Pipeline, Reason, load_library, open, version)
 from .errors import NexusError
 
 __version__ = "1.0.0"
@@ -41,6 +41,7 @@ __version__ = "1.0.0"
 __all__ = [
     "Context", "Device", "Pipeline", "Export", "NexusError",
     "DeviceInfo", "DeviceStats", "OpStats", "Extent", "ConnInfo", "Event",
+    "MirrorChild", "MirrorRebuild",
     "Op", "DeviceFlag", "LogLevel", "EventKind", "DevState", "Reason",
     "version", "load_library", "open",
 ]

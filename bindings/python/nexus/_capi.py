@@ -167,11 +167,59 @@ class nexus_io_req(Structure):
     ]
 
 
+class nexus_mirror_child(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("dev", c_void_p),
+        ("state", c_int),
+        ("reason", c_uint32),
+        ("error", c_int),
+        ("partial_ok", c_int),
+        ("reads", c_uint64),
+        ("writes", c_uint64),
+        ("errors", c_uint64),
+        ("timeouts", c_uint64),
+        ("in_flight", c_uint64),
+        ("dirty_bytes", c_uint64),
+    ]
+
+
+class nexus_copy_progress(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("phase", c_int),
+        ("flags", c_uint32),
+        ("bytes_done", c_uint64),
+        ("bytes_total", c_uint64),
+        ("data_bytes", c_uint64),
+        ("zero_bytes", c_uint64),
+        ("skipped_bytes", c_uint64),
+        ("rate", c_uint64),
+        ("elapsed_ns", c_uint64),
+        ("in_flight", c_uint),
+        ("mismatch_offset", c_uint64),
+        ("error", c_int),
+    ]
+
+
+class nexus_mirror_rebuild(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("child", c_int),
+        ("partial", c_int),
+        ("completed", c_uint64),
+        ("last_result", c_int),
+        ("progress", nexus_copy_progress),
+        ("eta_ms", c_uint64),
+    ]
+
+
 #: Every struct of nexus.h declared here (tests check each against the C
 #: compiler's sizeof and offsetof).
 STRUCTS = (nexus_ctx_opts, nexus_dev_info, nexus_dev_stats, nexus_op_stats,
            nexus_conn_info, nexus_export_dev_opts, nexus_extent, iovec,
-           nexus_io_req, nexus_event_info)
+           nexus_io_req, nexus_event_info, nexus_mirror_child,
+           nexus_copy_progress, nexus_mirror_rebuild)
 
 _P = c_void_p  # opaque handles are passed as void *
 
@@ -193,6 +241,9 @@ _PROTOTYPES = {
     "nexus_dev_get_stats": (c_int, [_P, POINTER(nexus_dev_stats)]),
     "nexus_dev_get_op_stats": (c_int, [_P, c_int, POINTER(nexus_op_stats)]),
     "nexus_dev_get_state": (c_int, [_P]),
+    "nexus_mirror_get_child": (c_int, [_P, c_uint,
+                                       POINTER(nexus_mirror_child)]),
+    "nexus_mirror_get_rebuild": (c_int, [_P, POINTER(nexus_mirror_rebuild)]),
     "nexus_dev_submit": (c_int, [_P, POINTER(nexus_io_req)]),
     "nexus_dev_pread": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64]),
     "nexus_dev_pwrite": (c_ssize_t, [_P, c_void_p, c_size_t, c_uint64,

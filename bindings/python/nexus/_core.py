@@ -26,8 +26,8 @@ from .errors import error_for
 __all__ = [
     "Op", "DeviceFlag", "LogLevel", "EventKind", "DevState", "Reason",
     "Context", "Device", "Pipeline", "Export", "DeviceInfo", "DeviceStats",
-    "OpStats", "Extent", "ConnInfo", "Event", "version", "load_library",
-    "open",
+    "OpStats", "Extent", "ConnInfo", "Event", "MirrorChild",
+    "MirrorRebuild", "version", "load_library", "open",
 ]
 
 # --------------------------------------------------------------------------
@@ -218,6 +218,49 @@ class DeviceInfo:
     def supports(self, op: Op) -> bool:
         """True if the device handles operation @op."""
         return Op(op) in self.ops
+
+
+@dataclass(frozen=True)
+class MirrorChild:
+    """A child of a mirror (``struct nexus_mirror_child``)."""
+    index: int
+    """Its place in the mirror (0 is the first child of the group)."""
+    name: str
+    """The pipeline text of the child."""
+    state: Union["DevState", int]
+    """ONLINE (in sync), FAULTED, OFFLINE or REBUILDING."""
+    reason: Union["Reason", int]
+    """Why it is in that state."""
+    error: int
+    """Negative errno of the I/O that faulted it, or 0."""
+    partial_ok: bool
+    """A rebuild would copy only what it missed (its dirty map is valid)."""
+    reads: int
+    writes: int
+    errors: int
+    timeouts: int
+    in_flight: int
+    dirty_bytes: int
+    """Bytes of the regions it missed."""
+
+
+@dataclass(frozen=True)
+class MirrorRebuild:
+    """A mirror's rebuild (``struct nexus_mirror_rebuild``)."""
+    child: Optional[int]
+    """The child being rebuilt, or None when none is."""
+    partial: bool
+    """The running (or last) rebuild copies the dirty regions only."""
+    completed: int
+    """Rebuilds finished successfully since open."""
+    last_result: int
+    """0 or the negative errno of the last finished rebuild."""
+    bytes_done: int
+    bytes_total: int
+    rate: int
+    """Average rate, bytes per second."""
+    eta_s: Optional[float]
+    """Seconds left at that rate (None when unknown or idle)."""
 
 
 @dataclass(frozen=True)
@@ -1263,6 +1306,67 @@ class Device(_Handle):
         try:
             return _enum_or_int(DevState, _check(
                 lib().nexus_dev_get_state(ptr), "nexus_dev_get_state"))
+        finally:
+            self._release()
+
+    def mirror_children(self) -> List[MirrorChild]:
+        """The children of the mirror in this device's stack (this device
+        or one below it), with state, reason and counters.
+
+        Raises:
+            NexusError: ENOENT when the stack has no mirror.
+        """
+        ptr = self._acquire()
+        try:
+            L = lib()
+            out: List[MirrorChild] = []
+            n = 1
+            i = 0
+            while i < n:
+                c = _capi.nexus_mirror_child()
+                c.size = sizeof(c)
+                n = _check(L.nexus_mirror_get_child(ptr, i, byref(c)),
+                           "nexus_mirror_get_child")
+                ci = _capi.nexus_dev_info()
+                ci.size = sizeof(ci)
+                name = ""
+                if c.dev and L.nexus_dev_get_info(c.dev, byref(ci)) == 0:
+                    name = _dec(ci.name)
+                out.append(MirrorChild(
+                    index=i, name=name,
+                    state=_enum_or_int(DevState, c.state),
+                    reason=_enum_or_int(Reason, c.reason), error=c.error,
+                    partial_ok=bool(c.partial_ok), reads=c.reads,
+                    writes=c.writes, errors=c.errors, timeouts=c.timeouts,
+                    in_flight=c.in_flight, dirty_bytes=c.dirty_bytes))
+                i += 1
+            return out
+        finally:
+            self._release()
+
+    def mirror_rebuild(self) -> MirrorRebuild:
+        """The rebuild of the mirror in this device's stack: the running
+        one, else the last one.
+
+        Raises:
+            NexusError: ENOENT when the stack has no mirror.
+        """
+        ptr = self._acquire()
+        try:
+            r = _capi.nexus_mirror_rebuild()
+            r.size = sizeof(r)
+            r.progress.size = sizeof(r.progress)
+            _check(lib().nexus_mirror_get_rebuild(ptr, byref(r)),
+                   "nexus_mirror_get_rebuild")
+            p = r.progress
+            running = r.child >= 0
+            return MirrorRebuild(
+                child=r.child if running else None, partial=bool(r.partial),
+                completed=r.completed, last_result=r.last_result,
+                bytes_done=p.bytes_done, bytes_total=p.bytes_total,
+                rate=p.rate,
+                eta_s=r.eta_ms / 1e3 if running and r.eta_ms != 2**64 - 1
+                else None)
         finally:
             self._release()
 
