@@ -1535,6 +1535,63 @@ struct nexus_mirror_rebuild {
 NEXUS_API int nexus_mirror_get_rebuild(struct nexus_dev *dev,
 				       struct nexus_mirror_rebuild *out);
 
+/**
+ * @brief A state store supplied by the application (size-stamped): where
+ *        a mirror given `state=app:NAME` keeps its record of which
+ *        children are in sync, instead of a file or etcd.
+ *
+ * The record is opaque bytes (at most NEXUS_STORE_MAX_RECORD) that the
+ * store keeps as one value.  Both callbacks run on a thread of the
+ * library that may block (never a reactor), one call at a time per
+ * store; they may not close the mirror or the context.
+ */
+struct nexus_state_store {
+	/** sizeof(struct nexus_state_store) as compiled by the caller. */
+	size_t size;
+	/** Read the record into @p buf (@p cap bytes): return its length,
+	 *  0 when there is none yet, or a negative errno (the mirror then
+	 *  fails to open, with a message naming the store). */
+	int (*get)(void *user_data, void *buf, size_t cap);
+	/** Replace the record with @p len bytes @b durably: return 0 only
+	 *  once the new record would be the one found after a crash, else a
+	 *  negative errno (the old record must then still be there).  Writes
+	 *  that wait for the record fail instead of being acknowledged while
+	 *  put fails, and the mirror retries every second. */
+	int (*put)(void *user_data, const void *buf, size_t len);
+	/** Runs once when the store is removed (or its context destroyed)
+	 *  and no mirror uses it any more; may be NULL. */
+	void (*release)(void *user_data);
+	/** Passed to the callbacks. */
+	void *user_data;
+};
+
+/** Designated initialiser for struct nexus_state_store. */
+#define NEXUS_STATE_STORE_INIT { .size = sizeof(struct nexus_state_store) }
+
+/** Largest record a state store must keep, bytes. */
+#define NEXUS_STORE_MAX_RECORD 65535
+
+/**
+ * @brief Register an application state store under @p name, for mirrors
+ *        opened with `state=app:NAME`.  One mirror uses a store at a time.
+ * @param ctx   the context
+ * @param name  1 to 64 bytes of letters, digits, '-', '_' and '.'
+ * @param store the callbacks (get and put required); copied
+ * @return 0, or -EINVAL (NULL, a bad name, missing callbacks, a `size`
+ *         too small), -EEXIST (a store of that name exists), -ENOMEM.
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_ctx_store_add(struct nexus_ctx *ctx, const char *name,
+				  const struct nexus_state_store *store);
+
+/**
+ * @brief Unregister a state store; its release callback runs now.
+ * @return 0, or -EINVAL (NULL), -ENOENT (no store of that name), -EBUSY
+ *         (an open mirror uses it: close the mirror first).
+ * @par Threading: any application thread.
+ */
+NEXUS_API int nexus_ctx_store_remove(struct nexus_ctx *ctx, const char *name);
+
 /**@}*/
 
 #ifdef __cplusplus

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "store.h"
 
 /* Read the caller's options: only the fields its size covers. */
 static int copy_opts(const struct nexus_ctx_opts *in, struct nexus_ctx_opts *o)
@@ -175,6 +176,7 @@ void nexus_ctx_destroy(struct nexus_ctx *ctx)
 	nx_events_stop(ctx->events);
 	ctx->events = NULL;
 	nx_secrets_forget(ctx);
+	nx_store_app_fini(ctx);
 	nx_registry_fini(ctx);
 	free(ctx->plugin_path);
 	pthread_mutex_destroy(&ctx->lock);

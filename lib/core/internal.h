@@ -147,6 +147,7 @@ struct nexus_ctx {
 	struct nexus_pipeline *pipelines;
 	struct nx_secret *secrets; /* (secret_lock) */
 	pthread_mutex_t secret_lock;
+	struct nx_app_store *stores; /* application state stores (lock) */
 	atomic_uint rr; /* round-robin reactor choice for app threads */
 	/* reactors polling after work now, and how many may at once */
 	atomic_uint spinners;

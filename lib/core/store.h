@@ -7,6 +7,7 @@
 #define NEXUS_CORE_STORE_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "hidden.h"
 
@@ -14,6 +15,7 @@
 #define NX_STORE_MAX 65536
 
 struct nx_store;
+struct nexus_ctx;
 
 struct nx_store_ops {
 	/* Read the record into buf (cap bytes): its length, 0 when there
@@ -33,6 +35,26 @@ struct nx_store {
 /* A store in the file @p path (its directory must exist).  0 or a
  * negative errno with a message. */
 NX_HIDDEN int nx_store_file_open(const char *path, struct nx_store **out);
+
+/* The application store registered as @p name on @p ctx
+ * (nexus_ctx_store_add), used by one opener at a time.  0 or a negative
+ * errno with a message (-ENOENT: none of that name; -EBUSY: in use). */
+NX_HIDDEN int nx_store_app_open(struct nexus_ctx *ctx, const char *name,
+				struct nx_store **out);
+
+/* The store a `state=` value names: "app:NAME" (nx_store_app_open), else
+ * a file path. */
+static inline int nx_store_open(struct nexus_ctx *ctx, const char *spec,
+				struct nx_store **out)
+{
+	if (!strncmp(spec, "app:", 4))
+		return nx_store_app_open(ctx, spec + 4, out);
+	return nx_store_file_open(spec, out);
+}
+
+/* Context teardown: release every application store (none is in use any
+ * more: the devices are closed). */
+NX_HIDDEN void nx_store_app_fini(struct nexus_ctx *ctx);
 
 /* The record (see nx_store_ops.get). */
 static inline int nx_store_get(struct nx_store *s, char *buf, size_t cap)

@@ -190,7 +190,7 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		rc = nexus_error(-EINVAL, "mirror: prefer=%u: there are %u "
 				 "children", atomic_load(&m->prefer), m->n);
 	if (!rc && path)
-		rc = nx_store_file_open(path, &m->store);
+		rc = nx_store_open(m->ctx, path, &m->store);
 	if (!rc)
 		rc = mirror_dirty_alloc(m);
 	if (!rc)
