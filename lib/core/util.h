@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Small helpers used across the library, defined once: big-endian
  * loads and stores (wire formats), container_of, and a growable output
- * buffer.  Header-only, so that the protocol codecs (lib/proto) and the
+ * buffer; little-endian ones too (NVMe).  Header-only, so that the protocol codecs (lib/proto) and the
  * fuzz harnesses that link them alone need no other object.  Nothing
  * here is part of the ABI. */
 #ifndef NEXUS_CORE_UTIL_H
@@ -55,6 +55,41 @@ static inline uint32_t nx_get32(const uint8_t *p)
 static inline uint64_t nx_get64(const uint8_t *p)
 {
 	return ((uint64_t)nx_get32(p) << 32) | nx_get32(p + 4);
+}
+
+/* ---- little-endian loads and stores (unaligned; NVMe) ---- */
+
+static inline void nx_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void nx_put_le32(uint8_t *p, uint32_t v)
+{
+	nx_put_le16(p, (uint16_t)v);
+	nx_put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void nx_put_le64(uint8_t *p, uint64_t v)
+{
+	nx_put_le32(p, (uint32_t)v);
+	nx_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint16_t nx_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t nx_get_le32(const uint8_t *p)
+{
+	return (uint32_t)nx_get_le16(p) | ((uint32_t)nx_get_le16(p + 2) << 16);
+}
+
+static inline uint64_t nx_get_le64(const uint8_t *p)
+{
+	return (uint64_t)nx_get_le32(p) | ((uint64_t)nx_get_le32(p + 4) << 32);
 }
 
 /* ---- growable output buffer (malloc) ---- */
