@@ -159,6 +159,159 @@ bool nbd_opt_reply_decode(const uint8_t *p, uint32_t *opt, uint32_t *type,
 	return nx_get64(p) == NBD_REP_MAGIC;
 }
 
+bool nbd_greeting_magics_decode(const uint8_t *p, uint64_t *magic,
+				uint64_t *style)
+{
+	*magic = nx_get64(p);
+	*style = nx_get64(p + 8);
+	return *magic == NBD_MAGIC;
+}
+
+uint16_t nbd_greeting_flags_decode(const uint8_t *p)
+{
+	return nx_get16(p + NBD_GREETING_MAGICS_LEN);
+}
+
+void nbd_cflags_encode(uint8_t *p, uint32_t cflags)
+{
+	nx_put32(p, cflags);
+}
+
+uint32_t nbd_cflags_decode(const uint8_t *p)
+{
+	return nx_get32(p);
+}
+
+void nbd_export_info_encode(uint8_t *p, uint64_t size, uint16_t tflags)
+{
+	nx_put64(p, size);
+	nx_put16(p + 8, tflags);
+}
+
+void nbd_export_info_decode(const uint8_t *p, uint64_t *size,
+			    uint16_t *tflags)
+{
+	*size = nx_get64(p);
+	*tflags = nx_get16(p + 8);
+}
+
+void nbd_oldstyle_decode(const uint8_t *p, uint64_t *size, uint32_t *flags)
+{
+	*size = nx_get64(p);
+	*flags = nx_get32(p + 8);
+}
+
+size_t nbd_str32_encode(uint8_t *p, const void *s, uint32_t len)
+{
+	nx_put32(p, len);
+	if (len)
+		memcpy(p + 4, s, len);
+	return 4 + (size_t)len;
+}
+
+size_t nbd_info_reqs_encode(uint8_t *p, const uint16_t *types, uint16_t n)
+{
+	nx_put16(p, n);
+	for (uint16_t i = 0; i < n; i++)
+		nx_put16(p + 2 + 2 * (size_t)i, types[i]);
+	return 2 + 2 * (size_t)n;
+}
+
+void nbd_meta_count_encode(uint8_t *p, uint32_t n)
+{
+	nx_put32(p, n);
+}
+
+uint16_t nbd_info_type_decode(const uint8_t *p)
+{
+	return nx_get16(p);
+}
+
+size_t nbd_info_export_encode(uint8_t *p, uint64_t size, uint16_t tflags)
+{
+	nx_put16(p, NBD_INFO_EXPORT);
+	nbd_export_info_encode(p + NBD_INFO_TYPE_LEN, size, tflags);
+	return NBD_INFO_EXPORT_LEN;
+}
+
+void nbd_info_export_decode(const uint8_t *p, uint64_t *size,
+			    uint16_t *tflags)
+{
+	nbd_export_info_decode(p + NBD_INFO_TYPE_LEN, size, tflags);
+}
+
+size_t nbd_info_block_size_encode(uint8_t *p, uint32_t min, uint32_t pref,
+				  uint32_t max)
+{
+	nx_put16(p, NBD_INFO_BLOCK_SIZE);
+	nx_put32(p + 2, min);
+	nx_put32(p + 6, pref);
+	nx_put32(p + 10, max);
+	return NBD_INFO_BLOCK_SIZE_LEN;
+}
+
+void nbd_info_block_size_decode(const uint8_t *p, uint32_t *min,
+				uint32_t *pref, uint32_t *max)
+{
+	*min = nx_get32(p + 2);
+	*pref = nx_get32(p + 6);
+	*max = nx_get32(p + 10);
+}
+
+size_t nbd_meta_reply_encode(uint8_t *p, uint32_t id, const char *name,
+			     uint32_t nlen)
+{
+	nx_put32(p, id);
+	memcpy(p + 4, name, nlen);
+	return 4 + (size_t)nlen;
+}
+
+bool nbd_meta_reply_decode(const uint8_t *p, uint32_t len, uint32_t *id,
+			   const uint8_t **name, uint32_t *nlen)
+{
+	if (len < NBD_META_REPLY_MIN)
+		return false;
+	*id = nx_get32(p);
+	*name = p + 4;
+	*nlen = len - 4;
+	return true;
+}
+
+uint64_t nbd_data_off_decode(const uint8_t *p)
+{
+	return nx_get64(p);
+}
+
+void nbd_hole_decode(const uint8_t *p, uint64_t *off, uint32_t *len)
+{
+	*off = nx_get64(p);
+	*len = nx_get32(p + 8);
+}
+
+uint32_t nbd_bs_ctx_decode(const uint8_t *p)
+{
+	return nx_get32(p);
+}
+
+bool nbd_chunk_err_decode(const uint8_t *p, uint32_t len, uint16_t type,
+			  struct nbd_chunk_err *e)
+{
+	if (len < NBD_ERR_CHUNK_MIN)
+		return false;
+	e->error = nx_get32(p);
+	e->msg_len = nx_get16(p + 4);
+	if (type == NBD_REPLY_TYPE_ERROR_OFFSET) {
+		if (len < NBD_ERR_OFFSET_MIN ||
+		    e->msg_len > len - NBD_ERR_OFFSET_MIN)
+			return false;
+		e->offset = nx_get64(p + NBD_ERR_CHUNK_MIN + e->msg_len);
+	} else if (e->msg_len > len - NBD_ERR_CHUNK_MIN) {
+		return false;
+	}
+	e->msg = p + NBD_ERR_CHUNK_MIN;
+	return true;
+}
+
 uint32_t nbd_errno_encode(int err)
 {
 	switch (err < 0 ? -err : err) {
