@@ -91,7 +91,7 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	uint32_t namelen;
 	uint16_t nreq;
 	const char *name;
-	uint8_t buf[14];
+	uint8_t buf[NBD_INFO_BLOCK_SIZE_LEN]; /* the longest INFO sent */
 	size_t dlen;
 
 	if (len < 6)
@@ -119,19 +119,17 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
 		return NBDS_HS_MORE;
 	}
-	nx_put64(buf, e.size);
-	nx_put16(buf + 8, export_flags(hs, &e));
-	info_reply(o, opt, NBD_INFO_EXPORT, buf, 10);
+	reply(o, opt, NBD_REP_INFO, buf,
+	      nbd_info_export_encode(buf, e.size, export_flags(hs, &e)));
 	if (want_name)
 		info_reply(o, opt, NBD_INFO_NAME, e.name, strnlen_max(e.name));
 	dlen = strnlen_max(e.description);
 	if (want_desc && dlen)
 		info_reply(o, opt, NBD_INFO_DESCRIPTION, e.description, dlen);
 	/* Always sent: the server enforces these constraints. */
-	nx_put32(buf, e.min_block);
-	nx_put32(buf + 4, e.pref_block);
-	nx_put32(buf + 8, e.max_payload);
-	info_reply(o, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
+	reply(o, opt, NBD_REP_INFO, buf,
+	      nbd_info_block_size_encode(buf, e.min_block, e.pref_block,
+					 e.max_payload));
 	reply(o, opt, NBD_REP_ACK, NULL, 0);
 	if (opt == NBD_OPT_GO) {
 		choose(hs, &e, name, namelen);
@@ -211,9 +209,10 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		}
 	}
 	if (found) {
-		nx_put32(rep, set ? NBDS_META_ALLOCATION_ID : 0);
-		memcpy(rep + 4, ctx_name, sizeof(ctx_name) - 1);
-		reply(o, opt, NBD_REP_META_CONTEXT, rep, sizeof(rep));
+		reply(o, opt, NBD_REP_META_CONTEXT, rep,
+		      nbd_meta_reply_encode(rep, set ? NBDS_META_ALLOCATION_ID
+						     : 0,
+					    ctx_name, sizeof(ctx_name) - 1));
 		if (set) {
 			hs->meta_valid = true;
 			hs->meta_export_len = namelen;
@@ -255,9 +254,9 @@ static int opt_list(const struct nbds_catalog *cat, uint32_t len,
 static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			   const uint8_t *d, uint32_t len, struct nx_out *o)
 {
-	static const uint8_t zeroes[124];
+	static const uint8_t zeroes[NBD_ZEROES_LEN];
 	struct nbds_export e;
-	uint8_t buf[10];
+	uint8_t buf[NBD_EXPORT_INFO_LEN];
 
 	if (len > NBD_MAX_STRING || !cat->find(cat->ud, (const char *)d, len,
 						&e)) {
@@ -267,8 +266,7 @@ static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		return NBDS_HS_CLOSE;
 	}
 	choose(hs, &e, (const char *)d, len);
-	nx_put64(buf, e.size);
-	nx_put16(buf + 8, hs->tflags);
+	nbd_export_info_encode(buf, e.size, hs->tflags);
 	nx_out_put(o, buf, sizeof(buf));
 	if (!(hs->cflags & NBD_FLAG_C_NO_ZEROES))
 		nx_out_put(o, zeroes, sizeof(zeroes));
@@ -330,10 +328,10 @@ HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			break;
 		}
 		if (hs->state == NBDS_HS_CFLAGS) {
-			if (avail < 4)
+			if (avail < NBD_CFLAGS_LEN)
 				break;
-			hs->cflags = nx_get32(p);
-			pos += 4;
+			hs->cflags = nbd_cflags_decode(p);
+			pos += NBD_CFLAGS_LEN;
 			if (hs->cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE |
 						     NBD_FLAG_C_NO_ZEROES)) {
 				hs->why = "unknown client flags";

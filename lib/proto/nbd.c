@@ -86,17 +86,17 @@ size_t nbd_error_chunk_encode(uint8_t *p, size_t cap, uint64_t cookie,
 {
 	size_t ml = msg ? strlen(msg) : 0;
 
-	if (ml > cap - NBD_CHUNK_LEN - 6)
-		ml = cap - NBD_CHUNK_LEN - 6;
+	if (ml > cap - NBD_CHUNK_LEN - NBD_ERR_CHUNK_MIN)
+		ml = cap - NBD_CHUNK_LEN - NBD_ERR_CHUNK_MIN;
 	if (ml > UINT16_MAX)
 		ml = UINT16_MAX;
 	nbd_chunk_encode(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, cookie,
-			 (uint32_t)(6 + ml));
+			 (uint32_t)(NBD_ERR_CHUNK_MIN + ml));
 	nx_put32(p + NBD_CHUNK_LEN, err ? err : NBD_EIO);
 	nx_put16(p + NBD_CHUNK_LEN + 4, (uint16_t)ml);
 	if (ml)
-		memcpy(p + NBD_CHUNK_LEN + 6, msg, ml);
-	return NBD_CHUNK_LEN + 6 + ml;
+		memcpy(p + NBD_CHUNK_LEN + NBD_ERR_CHUNK_MIN, msg, ml);
+	return NBD_CHUNK_LEN + NBD_ERR_CHUNK_MIN + ml;
 }
 
 size_t nbd_bs_chunk_encode(uint8_t *p, uint64_t cookie, uint32_t ctx_id,
@@ -217,9 +217,14 @@ size_t nbd_info_reqs_encode(uint8_t *p, const uint16_t *types, uint16_t n)
 	return 2 + 2 * (size_t)n;
 }
 
-void nbd_meta_count_encode(uint8_t *p, uint32_t n)
+size_t nbd_meta_queries_encode(uint8_t *p, const char *const *q, uint32_t n)
 {
+	size_t pos = 4;
+
 	nx_put32(p, n);
+	for (uint32_t i = 0; i < n; i++)
+		pos += nbd_str32_encode(p + pos, q[i], (uint32_t)strlen(q[i]));
+	return pos;
 }
 
 uint16_t nbd_info_type_decode(const uint8_t *p)

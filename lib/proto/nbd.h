@@ -288,10 +288,13 @@ NBD_PROTO_HIDDEN size_t nbd_str32_encode(uint8_t *p, const void *s,
 NBD_PROTO_HIDDEN size_t nbd_info_reqs_encode(uint8_t *p,
 					     const uint16_t *types,
 					     uint16_t n);
-/* The query count of META_CONTEXT options (4 bytes); the queries follow
- * as nbd_str32_encode strings. */
-#define NBD_META_COUNT_LEN	4
-NBD_PROTO_HIDDEN void nbd_meta_count_encode(uint8_t *p, uint32_t n);
+/* The queries that end SET/LIST_META_CONTEXT data: a 32-bit count and
+ * @n nbd_str32_encode strings.  Writes NBD_META_QUERIES_LEN(@n, total
+ * bytes of the names) bytes and returns that. */
+#define NBD_META_QUERIES_LEN(n, names) (4 + 4 * (size_t)(n) + (names))
+NBD_PROTO_HIDDEN size_t nbd_meta_queries_encode(uint8_t *p,
+						const char *const *q,
+						uint32_t n);
 
 /* NBD_REP_INFO payloads: a 16-bit NBD_INFO_* type, then its body.  The
  * type decoder needs NBD_INFO_TYPE_LEN bytes; an INFO_EXPORT payload is

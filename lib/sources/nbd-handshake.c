@@ -326,14 +326,14 @@ static int opt_structured(struct hs *h)
 /* NBD_OPT_SET_META_CONTEXT base:allocation. */
 static int opt_meta(struct hs *h)
 {
+	static const char *const query[] = { META_NAME };
 	const uint32_t qlen = sizeof(META_NAME) - 1;
-	uint8_t q[NBD_META_COUNT_LEN + 4 + sizeof(META_NAME) - 1]; /* one query */
+	uint8_t q[NBD_META_QUERIES_LEN(1, sizeof(META_NAME) - 1)];
 	uint32_t type, len, id, nlen;
 	const uint8_t *name;
 	int rc;
 
-	nbd_meta_count_encode(q, 1);
-	nbd_str32_encode(q + NBD_META_COUNT_LEN, META_NAME, qlen);
+	nbd_meta_queries_encode(q, query, 1);
 	rc = send_opt_named(h, NBD_OPT_SET_META_CONTEXT, q, sizeof(q));
 	while (rc == 0) {
 		rc = read_reply(h, NBD_OPT_SET_META_CONTEXT, &type, &len);
