@@ -227,6 +227,70 @@ size_t nbd_meta_queries_encode(uint8_t *p, const char *const *q, uint32_t n)
 	return pos;
 }
 
+/* A string with a 32-bit length among the @avail bytes at @p: false if
+ * they do not hold it whole. */
+static bool str32_decode(const uint8_t *p, uint32_t avail,
+			 const uint8_t **s, uint32_t *len)
+{
+	if (avail < 4)
+		return false;
+	*len = nx_get32(p);
+	*s = p + 4;
+	return *len <= avail - 4;
+}
+
+bool nbd_info_opt_decode(const uint8_t *p, uint32_t len,
+			 struct nbd_named_opt *o)
+{
+	uint32_t pos;
+
+	if (len < 6 || !str32_decode(p, len - 2, &o->name, &o->name_len))
+		return false;
+	pos = 4 + o->name_len;
+	o->n = nx_get16(p + pos);
+	o->items = p + pos + 2;
+	return (uint64_t)pos + 2 + 2ull * o->n == len;
+}
+
+uint16_t nbd_info_opt_req(const struct nbd_named_opt *o, uint32_t i)
+{
+	return nx_get16(o->items + 2 * (size_t)i);
+}
+
+bool nbd_meta_opt_decode(const uint8_t *p, uint32_t len,
+			 struct nbd_named_opt *m)
+{
+	uint32_t pos, ql;
+	const uint8_t *q;
+
+	if (len < 8 || !str32_decode(p, len - 4, &m->name, &m->name_len))
+		return false;
+	pos = 4 + m->name_len;
+	m->n = nx_get32(p + pos);
+	pos += 4;
+	m->items = p + pos;
+	for (uint32_t i = 0; i < m->n; i++) {
+		if (!str32_decode(p + pos, len - pos, &q, &ql))
+			return false;
+		pos += 4 + ql;
+	}
+	return pos == len;
+}
+
+const uint8_t *nbd_meta_opt_query(const uint8_t **q, uint32_t *qlen)
+{
+	const uint8_t *s = *q + 4;
+
+	*qlen = nx_get32(*q);
+	*q = s + *qlen;
+	return s;
+}
+
+void nbd_info_type_encode(uint8_t *p, uint16_t type)
+{
+	nx_put16(p, type);
+}
+
 uint16_t nbd_info_type_decode(const uint8_t *p)
 {
 	return nx_get16(p);
@@ -234,7 +298,7 @@ uint16_t nbd_info_type_decode(const uint8_t *p)
 
 size_t nbd_info_export_encode(uint8_t *p, uint64_t size, uint16_t tflags)
 {
-	nx_put16(p, NBD_INFO_EXPORT);
+	nbd_info_type_encode(p, NBD_INFO_EXPORT);
 	nbd_export_info_encode(p + NBD_INFO_TYPE_LEN, size, tflags);
 	return NBD_INFO_EXPORT_LEN;
 }
@@ -248,7 +312,7 @@ void nbd_info_export_decode(const uint8_t *p, uint64_t *size,
 size_t nbd_info_block_size_encode(uint8_t *p, uint32_t min, uint32_t pref,
 				  uint32_t max)
 {
-	nx_put16(p, NBD_INFO_BLOCK_SIZE);
+	nbd_info_type_encode(p, NBD_INFO_BLOCK_SIZE);
 	nx_put32(p + 2, min);
 	nx_put32(p + 6, pref);
 	nx_put32(p + 10, max);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* NBD wire format (NetworkBlockDevice doc/proto.md), shared by the NBD
  * export (server) and the NBD source (client).  All integers on the wire
- * are big-endian; the structs below are the exact wire layouts. */
+ * are big-endian.  Every structure is encoded and decoded by the codec
+ * functions below, and only there. */
 #ifndef NEXUS_PROTO_NBD_H
 #define NEXUS_PROTO_NBD_H
 
@@ -114,42 +115,6 @@
 #define NBD_ESHUTDOWN	108
 
 #define NBD_MAX_STRING	4096 /* export names, descriptions */
-
-struct nbd_request {
-	uint32_t magic;
-	uint16_t flags;
-	uint16_t type;
-	uint64_t cookie;
-	uint64_t offset;
-	uint32_t length;
-} __attribute__((packed));
-
-struct nbd_simple_reply {
-	uint32_t magic;
-	uint32_t error;
-	uint64_t cookie;
-} __attribute__((packed));
-
-struct nbd_structured_reply {
-	uint32_t magic;
-	uint16_t flags;
-	uint16_t type;
-	uint64_t cookie;
-	uint32_t length;
-} __attribute__((packed));
-
-struct nbd_option {
-	uint64_t magic; /* NBD_IHAVEOPT */
-	uint32_t option;
-	uint32_t length;
-} __attribute__((packed));
-
-struct nbd_option_reply {
-	uint64_t magic; /* NBD_REP_MAGIC */
-	uint32_t option;
-	uint32_t reply;
-	uint32_t length;
-} __attribute__((packed));
 
 /* ---- codec: encode and decode the wire formats (lib/proto/nbd.c) ----
  *
@@ -296,6 +261,32 @@ NBD_PROTO_HIDDEN size_t nbd_meta_queries_encode(uint8_t *p,
 						const char *const *q,
 						uint32_t n);
 
+/* The data of the options that name an export, then list items, as
+ * the server reads it: NBD_OPT_INFO/GO (a 16-bit count of 16-bit
+ * NBD_INFO_* requests) and SET/LIST_META_CONTEXT (a 32-bit count of
+ * queries, strings with a 32-bit length). */
+struct nbd_named_opt {
+	const uint8_t *name;  /* name_len bytes inside the data */
+	uint32_t name_len;
+	uint32_t n;	      /* requests or queries */
+	const uint8_t *items; /* nbd_info_opt_req, nbd_meta_opt_query */
+};
+/* Decode the @len bytes at @p of NBD_OPT_INFO/GO, or of a META_CONTEXT
+ * option (every query checked); both read nothing past @len and return
+ * false unless the bytes hold exactly a name and its n items. */
+NBD_PROTO_HIDDEN bool nbd_info_opt_decode(const uint8_t *p, uint32_t len,
+					  struct nbd_named_opt *o);
+NBD_PROTO_HIDDEN bool nbd_meta_opt_decode(const uint8_t *p, uint32_t len,
+					  struct nbd_named_opt *m);
+/* Request @i (< o->n) of a decoded NBD_OPT_INFO/GO: an NBD_INFO_*. */
+NBD_PROTO_HIDDEN uint16_t nbd_info_opt_req(const struct nbd_named_opt *o,
+					   uint32_t i);
+/* The query at *@q of a list nbd_meta_opt_decode accepted (start with
+ * m->items, at most m->n times): returns its bytes, sets *@qlen and
+ * moves *@q to the next query. */
+NBD_PROTO_HIDDEN const uint8_t *nbd_meta_opt_query(const uint8_t **q,
+						   uint32_t *qlen);
+
 /* NBD_REP_INFO payloads: a 16-bit NBD_INFO_* type, then its body.  The
  * type decoder needs NBD_INFO_TYPE_LEN bytes; an INFO_EXPORT payload is
  * NBD_INFO_EXPORT_LEN bytes, an INFO_BLOCK_SIZE one (minimum, preferred
@@ -305,6 +296,7 @@ NBD_PROTO_HIDDEN size_t nbd_meta_queries_encode(uint8_t *p,
 #define NBD_INFO_TYPE_LEN	2
 #define NBD_INFO_EXPORT_LEN	(NBD_INFO_TYPE_LEN + NBD_EXPORT_INFO_LEN)
 #define NBD_INFO_BLOCK_SIZE_LEN	(NBD_INFO_TYPE_LEN + 12)
+NBD_PROTO_HIDDEN void nbd_info_type_encode(uint8_t *p, uint16_t type);
 NBD_PROTO_HIDDEN uint16_t nbd_info_type_decode(const uint8_t *p);
 NBD_PROTO_HIDDEN size_t nbd_info_export_encode(uint8_t *p, uint64_t size,
 					       uint16_t tflags);
