@@ -56,10 +56,10 @@ static uint16_t export_flags(const struct nbds_hs *hs,
 static void info_reply(struct nx_out *o, uint32_t opt, uint16_t type,
 		       const void *data, size_t n)
 {
-	uint8_t h[NBD_OPT_REPLY_LEN + 2];
+	uint8_t h[NBD_OPT_REPLY_LEN + NBD_INFO_TYPE_LEN];
 
 	nbd_opt_reply_encode(h, opt, NBD_REP_INFO, (uint32_t)(n + 2));
-	nx_put16(h + NBD_OPT_REPLY_LEN, type);
+	nbd_info_type_encode(h + NBD_OPT_REPLY_LEN, type);
 	nx_out_put(o, h, sizeof(h));
 	nx_out_put(o, data, n);
 }
@@ -88,27 +88,22 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 {
 	bool want_name = false, want_desc = false;
 	struct nbds_export e;
+	struct nbd_named_opt io;
 	uint32_t namelen;
-	uint16_t nreq;
 	const char *name;
-	uint8_t buf[14];
+	uint8_t buf[NBD_INFO_BLOCK_SIZE_LEN]; /* the longest INFO sent */
 	size_t dlen;
 
-	if (len < 6)
+	if (!nbd_info_opt_decode(d, len, &io))
 		goto invalid;
-	namelen = nx_get32(d);
-	if (namelen > len - 6)
-		goto invalid;
-	nreq = nx_get16(d + 4 + namelen);
-	if ((uint64_t)namelen + 6 + 2ull * nreq != len)
-		goto invalid;
+	namelen = io.name_len;
 	if (namelen > NBD_MAX_STRING) {
 		reply_err(o, opt, NBD_REP_ERR_TOO_BIG, "export name too long");
 		return NBDS_HS_MORE;
 	}
-	name = (const char *)d + 4;
-	for (uint32_t i = 0; i < nreq; i++) {
-		uint16_t t = nx_get16(d + 4 + namelen + 2 + 2 * i);
+	name = (const char *)io.name;
+	for (uint32_t i = 0; i < io.n; i++) {
+		uint16_t t = nbd_info_opt_req(&io, i);
 
 		if (t == NBD_INFO_NAME)
 			want_name = true;
@@ -119,19 +114,17 @@ static int opt_info_go(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
 		return NBDS_HS_MORE;
 	}
-	nx_put64(buf, e.size);
-	nx_put16(buf + 8, export_flags(hs, &e));
-	info_reply(o, opt, NBD_INFO_EXPORT, buf, 10);
+	reply(o, opt, NBD_REP_INFO, buf,
+	      nbd_info_export_encode(buf, e.size, export_flags(hs, &e)));
 	if (want_name)
 		info_reply(o, opt, NBD_INFO_NAME, e.name, strnlen_max(e.name));
 	dlen = strnlen_max(e.description);
 	if (want_desc && dlen)
 		info_reply(o, opt, NBD_INFO_DESCRIPTION, e.description, dlen);
 	/* Always sent: the server enforces these constraints. */
-	nx_put32(buf, e.min_block);
-	nx_put32(buf + 4, e.pref_block);
-	nx_put32(buf + 8, e.max_payload);
-	info_reply(o, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
+	reply(o, opt, NBD_REP_INFO, buf,
+	      nbd_info_block_size_encode(buf, e.min_block, e.pref_block,
+					 e.max_payload));
 	reply(o, opt, NBD_REP_ACK, NULL, 0);
 	if (opt == NBD_OPT_GO) {
 		choose(hs, &e, name, namelen);
@@ -157,7 +150,7 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 	bool set = opt == NBD_OPT_SET_META_CONTEXT;
 	bool found = false;
 	struct nbds_export e;
-	uint32_t namelen, nq, pos;
+	struct nbd_named_opt m;
 	uint8_t rep[4 + sizeof(ctx_name) - 1];
 
 	if (set)
@@ -168,56 +161,40 @@ static int opt_meta(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		return NBDS_HS_MORE;
 	}
 	/* validate the whole request before replying */
-	if (len < 8)
+	if (!nbd_meta_opt_decode(d, len, &m))
 		goto invalid;
-	namelen = nx_get32(d);
-	if (namelen > len - 8)
-		goto invalid;
-	nq = nx_get32(d + 4 + namelen);
-	pos = 8 + namelen;
-	for (uint32_t i = 0; i < nq; i++) {
-		uint32_t ql;
-
-		if (len - pos < 4)
-			goto invalid;
-		ql = nx_get32(d + pos);
-		if (ql > len - pos - 4)
-			goto invalid;
-		pos += 4 + ql;
-	}
-	if (pos != len)
-		goto invalid;
-	if (namelen > NBD_MAX_STRING) {
+	if (m.name_len > NBD_MAX_STRING) {
 		reply_err(o, opt, NBD_REP_ERR_TOO_BIG, "export name too long");
 		return NBDS_HS_MORE;
 	}
-	if (!cat->find(cat->ud, (const char *)d + 4, namelen, &e)) {
+	if (!cat->find(cat->ud, (const char *)m.name, m.name_len, &e)) {
 		reply_err(o, opt, NBD_REP_ERR_UNKNOWN, "unknown export name");
 		return NBDS_HS_MORE;
 	}
-	if (nq == 0) {
+	if (m.n == 0) {
 		/* LIST: everything; SET: select nothing */
 		found = !set;
 	} else {
-		pos = 8 + namelen;
-		for (uint32_t i = 0; i < nq; i++) {
-			uint32_t ql = nx_get32(d + pos);
-			const uint8_t *q = d + pos + 4;
+		const uint8_t *next = m.items;
+
+		for (uint32_t i = 0; i < m.n; i++) {
+			uint32_t ql;
+			const uint8_t *q = nbd_meta_opt_query(&next, &ql);
 
 			if (query_is(q, ql, ctx_name) ||
 			    (!set && query_is(q, ql, "base:")))
 				found = true;
-			pos += 4 + ql;
 		}
 	}
 	if (found) {
-		nx_put32(rep, set ? NBDS_META_ALLOCATION_ID : 0);
-		memcpy(rep + 4, ctx_name, sizeof(ctx_name) - 1);
-		reply(o, opt, NBD_REP_META_CONTEXT, rep, sizeof(rep));
+		reply(o, opt, NBD_REP_META_CONTEXT, rep,
+		      nbd_meta_reply_encode(rep, set ? NBDS_META_ALLOCATION_ID
+						     : 0,
+					    ctx_name, sizeof(ctx_name) - 1));
 		if (set) {
 			hs->meta_valid = true;
-			hs->meta_export_len = namelen;
-			memcpy(hs->meta_export, d + 4, namelen);
+			hs->meta_export_len = m.name_len;
+			memcpy(hs->meta_export, m.name, m.name_len);
 		}
 	}
 	reply(o, opt, NBD_REP_ACK, NULL, 0);
@@ -255,9 +232,9 @@ static int opt_list(const struct nbds_catalog *cat, uint32_t len,
 static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			   const uint8_t *d, uint32_t len, struct nx_out *o)
 {
-	static const uint8_t zeroes[124];
+	static const uint8_t zeroes[NBD_ZEROES_LEN];
 	struct nbds_export e;
-	uint8_t buf[10];
+	uint8_t buf[NBD_EXPORT_INFO_LEN];
 
 	if (len > NBD_MAX_STRING || !cat->find(cat->ud, (const char *)d, len,
 						&e)) {
@@ -267,8 +244,7 @@ static int opt_export_name(struct nbds_hs *hs, const struct nbds_catalog *cat,
 		return NBDS_HS_CLOSE;
 	}
 	choose(hs, &e, (const char *)d, len);
-	nx_put64(buf, e.size);
-	nx_put16(buf + 8, hs->tflags);
+	nbd_export_info_encode(buf, e.size, hs->tflags);
 	nx_out_put(o, buf, sizeof(buf));
 	if (!(hs->cflags & NBD_FLAG_C_NO_ZEROES))
 		nx_out_put(o, zeroes, sizeof(zeroes));
@@ -330,10 +306,10 @@ HIDDEN int nbds_hs_feed(struct nbds_hs *hs, const struct nbds_catalog *cat,
 			break;
 		}
 		if (hs->state == NBDS_HS_CFLAGS) {
-			if (avail < 4)
+			if (avail < NBD_CFLAGS_LEN)
 				break;
-			hs->cflags = nx_get32(p);
-			pos += 4;
+			hs->cflags = nbd_cflags_decode(p);
+			pos += NBD_CFLAGS_LEN;
 			if (hs->cflags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE |
 						     NBD_FLAG_C_NO_ZEROES)) {
 				hs->why = "unknown client flags";

@@ -102,7 +102,7 @@ struct nbdc_rstate;
 /* One NBD request.  Lives in the I/O's driver_ctx (per_io_size); never
  * allocated per I/O. */
 struct nbdc_req {
-	struct nbd_request hdr;	 /* wire header, big-endian */
+	uint8_t hdr[NBD_REQ_LEN]; /* wire header (nbd_req_encode) */
 	uint8_t state;		 /* NBDC_R_* */
 	bool fua_flush;		 /* FUA emulated: FLUSH after the write */
 	uint16_t type;		 /* NBD_CMD_* */

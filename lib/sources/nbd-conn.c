@@ -24,7 +24,6 @@
  *
  * A dead connection fails its requests with -EIO once no SQE refers to
  * their buffers any more (shutdown() makes those SQEs complete). */
-#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,12 +45,13 @@ int nx_nbdc_errno(uint32_t e)
 
 void nx_nbdc_req_encode(struct nbdc_req *req, uint64_t cookie)
 {
-	req->hdr.magic = htobe32(NBD_REQUEST_MAGIC);
-	req->hdr.flags = htobe16(req->cmd_flags);
-	req->hdr.type = htobe16(req->type);
-	req->hdr.cookie = htobe64(cookie);
-	req->hdr.offset = htobe64(req->off);
-	req->hdr.length = htobe32(req->len);
+	const struct nbd_req_hdr h = { .flags = req->cmd_flags,
+				       .type = req->type,
+				       .cookie = cookie,
+				       .offset = req->off,
+				       .length = req->len };
+
+	nbd_req_encode(req->hdr, &h);
 }
 
 /* ---- SQE bookkeeping ---- */
@@ -161,7 +161,7 @@ static void send_disc(struct nbdc_conn *c)
 	disc.type = NBD_CMD_DISC;
 	nx_nbdc_req_encode(&disc, 0);
 	/* best effort; nothing else is being sent */
-	(void)!send(c->fd, &disc.hdr, HDR_LEN, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)!send(c->fd, disc.hdr, NBD_REQ_LEN, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 /* The server said ESHUTDOWN: disconnect softly once nothing is left. */
@@ -294,8 +294,8 @@ static void part(const struct nbdc_req *req, unsigned k, uint8_t **base,
 		 size_t *len)
 {
 	if (k == 0) {
-		*base = (uint8_t *)&req->hdr;
-		*len = HDR_LEN;
+		*base = (uint8_t *)req->hdr;
+		*len = NBD_REQ_LEN;
 	} else {
 		*base = req->io->iov[k - 1].iov_base;
 		*len = req->io->iov[k - 1].iov_len;

@@ -5,7 +5,6 @@
 #ifndef NEXUS_SOURCES_NBD_CONN_H
 #define NEXUS_SOURCES_NBD_CONN_H
 
-#include <endian.h>
 #include <string.h>
 
 #include "nbd-client.h"
@@ -30,7 +29,6 @@
 #endif
 _Static_assert(MAX_META_CHUNK + 64 <= RBUF_SIZE / 2,
 	       "a whole non-data chunk must fit in the receive buffer");
-#define HDR_LEN ((uint32_t)sizeof(struct nbd_request))
 
 enum pstate {
 	P_HDR,	    /* reply header or chunk header */
@@ -91,30 +89,6 @@ struct nbdc_conn {
 	struct __kernel_timespec ts;
 	uint64_t last_progress;
 };
-
-static inline uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return be16toh(v);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static inline uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
 
 /* nbd-conn.c */
 void nx_nbdc_conn_fail(struct nbdc_conn *c, int err, const char *fmt, ...)

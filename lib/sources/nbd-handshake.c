@@ -23,8 +23,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-#include <endian.h>
 
+#include "core/util.h"
 #include "nbd-client.h"
 #include "tcp.h"
 
@@ -185,55 +185,13 @@ static int xfer(struct hs *h, void *p, size_t n, bool wr, const char *what)
 	return 0;
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return be16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htobe16(v);
-	memcpy(p, &v, 2);
-}
-
-static struct nbd_option opt_header(uint32_t opt, uint32_t len)
-{
-	return (struct nbd_option){ .magic = htobe64(NBD_IHAVEOPT),
-				    .option = htobe32(opt),
-				    .length = htobe32(len) };
-}
-
 static int send_opt(struct hs *h, uint32_t opt, const void *data, uint32_t len)
 {
-	struct nbd_option o = opt_header(opt, len);
+	uint8_t o[NBD_OPT_LEN];
 	int rc;
 
-	rc = xfer(h, &o, sizeof(o), true, "sending an option");
+	nbd_opt_encode(o, opt, len);
+	rc = xfer(h, o, sizeof(o), true, "sending an option");
 	if (rc == 0 && len)
 		rc = xfer(h, (void *)data, len, true, "sending an option");
 	return rc;
@@ -251,9 +209,7 @@ static int send_opt_named(struct hs *h, uint32_t opt, const uint8_t *tail,
 
 	if (!d)
 		return nexus_error(-ENOMEM, "out of memory");
-	put32(d, nlen);
-	memcpy(d + 4, name, nlen);
-	memcpy(d + 4 + nlen, tail, tlen);
+	memcpy(d + nbd_str32_encode(d, name, nlen), tail, tlen);
 	rc = send_opt(h, opt, d, dlen);
 	free(d);
 	return rc;
@@ -263,22 +219,21 @@ static int send_opt_named(struct hs *h, uint32_t opt, const uint8_t *tail,
 static int read_reply(struct hs *h, uint32_t opt, uint32_t *type,
 		      uint32_t *len)
 {
-	uint8_t hdr[sizeof(struct nbd_option_reply)];
+	uint8_t hdr[NBD_OPT_REPLY_LEN];
+	uint32_t ropt;
 	int rc = xfer(h, hdr, sizeof(hdr), false, "reading an option reply");
 
 	if (rc)
 		return rc;
-	if (get64(hdr) != NBD_REP_MAGIC)
+	if (!nbd_opt_reply_decode(hdr, &ropt, type, len))
 		return nexus_error(-EPROTO, "nbd: %s: protocol error: bad "
 				   "option reply magic 0x%016llx",
 				   h->out->server,
-				   (unsigned long long)get64(hdr));
-	if (get32(hdr + 8) != opt)
+				   (unsigned long long)nx_get64(hdr));
+	if (ropt != opt)
 		return nexus_error(-EPROTO, "nbd: %s: protocol error: reply to "
 				   "option %u while option %u was sent",
-				   h->out->server, get32(hdr + 8), opt);
-	*type = get32(hdr + 12);
-	*len = get32(hdr + 16);
+				   h->out->server, ropt, opt);
 	if (*len > MAX_OPT_REPLY)
 		return nexus_error(-EPROTO, "nbd: %s: protocol error: option "
 				   "reply of %u bytes (limit %u)",
@@ -371,14 +326,14 @@ static int opt_structured(struct hs *h)
 /* NBD_OPT_SET_META_CONTEXT base:allocation. */
 static int opt_meta(struct hs *h)
 {
+	static const char *const query[] = { META_NAME };
 	const uint32_t qlen = sizeof(META_NAME) - 1;
-	uint8_t q[4 + 4 + sizeof(META_NAME) - 1]; /* one query */
-	uint32_t type, len;
+	uint8_t q[NBD_META_QUERIES_LEN(1, sizeof(META_NAME) - 1)];
+	uint32_t type, len, id, nlen;
+	const uint8_t *name;
 	int rc;
 
-	put32(q, 1);
-	put32(q + 4, qlen);
-	memcpy(q + 8, META_NAME, qlen);
+	nbd_meta_queries_encode(q, query, 1);
 	rc = send_opt_named(h, NBD_OPT_SET_META_CONTEXT, q, sizeof(q));
 	while (rc == 0) {
 		rc = read_reply(h, NBD_OPT_SET_META_CONTEXT, &type, &len);
@@ -387,14 +342,15 @@ static int opt_meta(struct hs *h)
 		if (type == NBD_REP_ACK)
 			return 0;
 		if (type == NBD_REP_META_CONTEXT) {
-			if (len < 5)
+			if (!nbd_meta_reply_decode(h->buf, len, &id, &name,
+						   &nlen))
 				return nexus_error(-EPROTO, "nbd: %s: protocol "
 						   "error: META_CONTEXT reply of "
 						   "%u bytes", h->out->server,
 						   len);
-			if (len - 4 == qlen && !memcmp(h->buf + 4, META_NAME, qlen)) {
+			if (nlen == qlen && !memcmp(name, META_NAME, qlen)) {
 				h->out->meta = true;
-				h->out->meta_id = get32(h->buf);
+				h->out->meta_id = id;
 			}
 			continue;
 		}
@@ -434,29 +390,28 @@ static int check_bs(struct hs *h, uint32_t min, uint32_t pref, uint32_t max)
 static int go_info(struct hs *h, uint32_t len, bool *have_export)
 {
 	struct nbdc_hs *o = h->out;
-	uint16_t info;
+	uint32_t min, pref, max;
 
-	if (len < 2)
+	if (len < NBD_INFO_TYPE_LEN)
 		return nexus_error(-EPROTO, "nbd: %s: protocol error: INFO "
 				   "reply of %u bytes", o->server, len);
-	info = get16(h->buf);
-	switch (info) {
+	switch (nbd_info_type_decode(h->buf)) {
 	case NBD_INFO_EXPORT:
-		if (len != 12)
+		if (len != NBD_INFO_EXPORT_LEN)
 			return nexus_error(-EPROTO, "nbd: %s: protocol error: "
-					   "INFO_EXPORT of %u bytes (not 12)",
-					   o->server, len);
-		o->size = get64(h->buf + 2);
-		o->tflags = get16(h->buf + 10);
+					   "INFO_EXPORT of %u bytes (not %u)",
+					   o->server, len, NBD_INFO_EXPORT_LEN);
+		nbd_info_export_decode(h->buf, &o->size, &o->tflags);
 		*have_export = true;
 		return 0;
 	case NBD_INFO_BLOCK_SIZE:
-		if (len != 14)
+		if (len != NBD_INFO_BLOCK_SIZE_LEN)
 			return nexus_error(-EPROTO, "nbd: %s: protocol error: "
 					   "INFO_BLOCK_SIZE of %u bytes (not "
-					   "14)", o->server, len);
-		return check_bs(h, get32(h->buf + 2), get32(h->buf + 6),
-				get32(h->buf + 10));
+					   "%u)", o->server, len,
+					   NBD_INFO_BLOCK_SIZE_LEN);
+		nbd_info_block_size_decode(h->buf, &min, &pref, &max);
+		return check_bs(h, min, pref, max);
 	default:
 		return 0; /* name, description, unknown: ignored */
 	}
@@ -465,13 +420,13 @@ static int go_info(struct hs *h, uint32_t len, bool *have_export)
 /* NBD_OPT_GO.  Returns 1 if the server does not know GO. */
 static int opt_go(struct hs *h)
 {
-	uint8_t q[2 + 2]; /* one information request */
+	static const uint16_t want[] = { NBD_INFO_BLOCK_SIZE };
+	uint8_t q[2 + sizeof(want)]; /* count, types */
 	uint32_t type, len;
 	bool have_export = false;
 	int rc;
 
-	put16(q, 1);
-	put16(q + 2, NBD_INFO_BLOCK_SIZE);
+	nbd_info_reqs_encode(q, want, sizeof(want) / sizeof(want[0]));
 	rc = send_opt_named(h, NBD_OPT_GO, q, sizeof(q));
 	while (rc == 0) {
 		rc = read_reply(h, NBD_OPT_GO, &type, &len);
@@ -503,8 +458,8 @@ static int opt_go(struct hs *h)
 static int opt_export_name(struct hs *h, bool no_zeroes)
 {
 	const char *name = h->out->export_name;
-	uint8_t r[8 + 2 + 124];
-	size_t n = no_zeroes ? 10 : sizeof(r);
+	uint8_t r[NBD_EXPORT_INFO_LEN + NBD_ZEROES_LEN];
+	size_t n = no_zeroes ? NBD_EXPORT_INFO_LEN : sizeof(r);
 	int rc;
 
 	rc = send_opt(h, NBD_OPT_EXPORT_NAME, name, (uint32_t)strlen(name));
@@ -518,14 +473,14 @@ static int opt_export_name(struct hs *h, bool no_zeroes)
 				   h->out->server, name);
 	if (rc)
 		return rc;
-	h->out->size = get64(r);
-	h->out->tflags = get16(r + 8);
+	nbd_export_info_decode(r, &h->out->size, &h->out->tflags);
 	return 0;
 }
 
 static int oldstyle(struct hs *h)
 {
-	uint8_t r[8 + 4 + 124];
+	uint8_t r[NBD_OLDSTYLE_LEN];
+	uint32_t flags;
 	int rc;
 
 	if (*h->out->export_name)
@@ -536,8 +491,8 @@ static int oldstyle(struct hs *h)
 	rc = xfer(h, r, sizeof(r), false, "reading the oldstyle header");
 	if (rc)
 		return rc;
-	h->out->size = get64(r);
-	h->out->tflags = (uint16_t)get32(r + 8);
+	nbd_oldstyle_decode(r, &h->out->size, &flags);
+	h->out->tflags = (uint16_t)flags;
 	h->out->oldstyle = true;
 	return 0;
 }
@@ -545,15 +500,17 @@ static int oldstyle(struct hs *h)
 /* Give up negotiating politely (NBD_OPT_ABORT), without waiting. */
 static void abort_soft(struct hs *h)
 {
-	struct nbd_option o = opt_header(NBD_OPT_ABORT, 0);
+	uint8_t o[NBD_OPT_LEN];
 
-	(void)!send(h->fd, &o, sizeof(o), MSG_NOSIGNAL | MSG_DONTWAIT);
+	nbd_opt_encode(o, NBD_OPT_ABORT, 0);
+	(void)!send(h->fd, o, sizeof(o), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 int nx_nbdc_handshake(int fd, struct nbdc_hs *o, uint64_t deadline)
 {
 	struct hs h = { .fd = fd, .deadline = deadline, .out = o };
-	uint8_t greet[16], hf[2], cf[4];
+	uint8_t greet[NBD_GREETING_LEN], cf[NBD_CFLAGS_LEN];
+	uint64_t magic, style;
 	uint16_t hflags;
 	uint32_t cflags = 0;
 	int rc;
@@ -562,35 +519,38 @@ int nx_nbdc_handshake(int fd, struct nbdc_hs *o, uint64_t deadline)
 	h.buf = malloc(MAX_OPT_REPLY + 1);
 	if (!h.buf)
 		return nexus_error(-ENOMEM, "out of memory");
-	rc = xfer(&h, greet, sizeof(greet), false, "reading the greeting");
+	rc = xfer(&h, greet, NBD_GREETING_MAGICS_LEN, false,
+		  "reading the greeting");
 	if (rc)
 		goto out;
-	if (get64(greet) != NBD_MAGIC) {
+	if (!nbd_greeting_magics_decode(greet, &magic, &style)) {
 		rc = nexus_error(-EPROTO, "nbd: %s is not an NBD server (bad "
 				 "magic 0x%016llx)", o->server,
-				 (unsigned long long)get64(greet));
+				 (unsigned long long)magic);
 		goto out;
 	}
-	if (get64(greet + 8) == NBD_OLD_MAGIC) {
+	if (style == NBD_OLD_MAGIC) {
 		rc = oldstyle(&h);
 		goto out;
 	}
-	if (get64(greet + 8) != NBD_IHAVEOPT) {
+	if (style != NBD_IHAVEOPT) {
 		rc = nexus_error(-EPROTO, "nbd: %s: protocol error: unknown "
 				 "handshake magic 0x%016llx", o->server,
-				 (unsigned long long)get64(greet + 8));
+				 (unsigned long long)style);
 		goto out;
 	}
-	rc = xfer(&h, hf, 2, false, "reading the handshake flags");
+	rc = xfer(&h, greet + NBD_GREETING_MAGICS_LEN,
+		  NBD_GREETING_LEN - NBD_GREETING_MAGICS_LEN, false,
+		  "reading the handshake flags");
 	if (rc)
 		goto out;
-	hflags = get16(hf);
+	hflags = nbd_greeting_flags_decode(greet);
 	if (hflags & NBD_FLAG_FIXED_NEWSTYLE)
 		cflags |= NBD_FLAG_C_FIXED_NEWSTYLE;
 	if (hflags & NBD_FLAG_NO_ZEROES)
 		cflags |= NBD_FLAG_C_NO_ZEROES;
-	put32(cf, cflags);
-	rc = xfer(&h, cf, 4, true, "sending the client flags");
+	nbd_cflags_encode(cf, cflags);
+	rc = xfer(&h, cf, sizeof(cf), true, "sending the client flags");
 	if (rc)
 		goto out;
 	if (hflags & NBD_FLAG_FIXED_NEWSTYLE) {

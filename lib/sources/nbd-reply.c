@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "nbd-conn.h"
 
 /* Copy into / zero the caller's buffers at byte @p pos of a READ. */
@@ -105,16 +106,16 @@ static bool inside(const struct nbdc_req *req, uint64_t off, uint64_t len)
 	       off - req->off <= req->len - len;
 }
 
-static int on_simple(struct nbdc_conn *c, const uint8_t *p)
+static int on_simple(struct nbdc_conn *c, const struct nbd_reply_hdr *h)
 {
-	uint32_t err = get32(p + 4);
-	struct nbdc_req *req = nx_nbdc_lookup(c, get64(p + 8));
+	uint32_t err = h->error;
+	struct nbdc_req *req = nx_nbdc_lookup(c, h->cookie);
 
 	if (!req)
 		return proto(c, "simple reply with an unknown cookie",
-			     get64(p + 8));
+			     h->cookie);
 	if (req->state & NBDC_R_REPLIED)
-		return proto(c, "second reply to a request", get64(p + 8));
+		return proto(c, "second reply to a request", h->cookie);
 	if (req->type == NBD_CMD_READ && c->d->hs.structured)
 		return proto(c, "simple reply to a read after structured "
 			     "replies were negotiated", err);
@@ -133,15 +134,15 @@ static int on_simple(struct nbdc_conn *c, const uint8_t *p)
 	return 0;
 }
 
-static int on_chunk(struct nbdc_conn *c, const uint8_t *p)
+static int on_chunk(struct nbdc_conn *c, const struct nbd_reply_hdr *h)
 {
-	uint16_t flags = get16(p + 4), type = get16(p + 6);
-	uint32_t len = get32(p + 16);
-	struct nbdc_req *req = nx_nbdc_lookup(c, get64(p + 8));
+	uint16_t flags = h->flags, type = h->type;
+	uint32_t len = h->length;
+	struct nbdc_req *req = nx_nbdc_lookup(c, h->cookie);
 
 	if (!req)
 		return proto(c, "reply chunk with an unknown cookie",
-			     get64(p + 8));
+			     h->cookie);
 	if (req->state & NBDC_R_REPLIED)
 		return proto(c, "reply chunk after the final one", type);
 	c->cur = req;
@@ -156,27 +157,28 @@ static int on_chunk(struct nbdc_conn *c, const uint8_t *p)
 				     "final", len);
 		return nx_nbdc_chunk_end(c);
 	case NBD_REPLY_TYPE_OFFSET_DATA:
-		if (!is_read(req) || len < 9)
+		if (!is_read(req) || len < NBD_DATA_OFF_LEN + 1)
 			return proto(c, "OFFSET_DATA chunk not for a read or "
 				     "shorter than 9 bytes", len);
 		c->ps = P_DATA_OFF;
 		return 0;
 	case NBD_REPLY_TYPE_OFFSET_HOLE:
-		if (!is_read(req) || len != 12)
+		if (!is_read(req) || len != NBD_HOLE_LEN)
 			return proto(c, "OFFSET_HOLE chunk not for a read or "
 				     "not 12 bytes", len);
 		c->ps = P_HOLE;
 		return 0;
 	case NBD_REPLY_TYPE_BLOCK_STATUS:
-		if (req->type != NBD_CMD_BLOCK_STATUS || len < 12 ||
-		    (len - 4) % 8)
+		if (req->type != NBD_CMD_BLOCK_STATUS ||
+		    len < NBD_BS_CTX_LEN + NBD_BS_DESC_LEN ||
+		    (len - NBD_BS_CTX_LEN) % NBD_BS_DESC_LEN)
 			return proto(c, "malformed BLOCK_STATUS chunk", len);
 		c->ps = P_BS_ID;
 		return 0;
 	default:
 		if (!(type & 0x8000))
 			return proto(c, "unknown reply chunk type", type);
-		if (len < 6 || len > MAX_META_CHUNK)
+		if (len < NBD_ERR_CHUNK_MIN || len > MAX_META_CHUNK)
 			return proto(c, "error chunk length out of range", len);
 		c->ps = P_ERR;
 		return 0;
@@ -186,25 +188,30 @@ static int on_chunk(struct nbdc_conn *c, const uint8_t *p)
 static int on_error_chunk(struct nbdc_conn *c, const uint8_t *p)
 {
 	struct nbdc_req *req = c->cur;
-	uint32_t err = get32(p), len = c->clen;
-	uint16_t mlen = get16(p + 4);
+	struct nbd_chunk_err e;
+	uint32_t err, len = c->clen;
+	bool ok = nbd_chunk_err_decode(p, len, c->ctype, &e);
 	char msg[256];
 	size_t n;
 
+	/* on_chunk let only chunks of NBD_ERR_CHUNK_MIN bytes or more here,
+	 * so error and msg_len are filled even when !ok */
+	err = e.error;
 	if (!err)
 		return proto(c, "error chunk with error 0", c->ctype);
 	if (c->ctype == NBD_REPLY_TYPE_ERROR_OFFSET) {
-		if (len < 14 || mlen > len - 14)
+		if (!ok)
 			return proto(c, "malformed ERROR_OFFSET chunk", len);
-		if (!inside(req, get64(p + 6 + mlen), 1))
+		if (!inside(req, e.offset, 1))
 			return proto(c, "ERROR_OFFSET outside the request",
-				     get64(p + 6 + mlen));
-	} else if (mlen > len - 6) {
-		return proto(c, "error message longer than its chunk", mlen);
+				     e.offset);
+	} else if (!ok) {
+		return proto(c, "error message longer than its chunk",
+			     e.msg_len);
 	}
-	n = mlen < sizeof(msg) - 1 ? mlen : sizeof(msg) - 1;
+	n = e.msg_len < sizeof(msg) - 1 ? e.msg_len : sizeof(msg) - 1;
 	for (size_t i = 0; i < n; i++)
-		msg[i] = p[6 + i] >= 0x20 && p[6 + i] < 0x7f ? (char)p[6 + i]
+		msg[i] = e.msg[i] >= 0x20 && e.msg[i] < 0x7f ? (char)e.msg[i]
 							      : '?';
 	msg[n] = '\0';
 	nexus_log(c->d->ctx, NEXUS_LOG_DEBUG, "nbd: %s: request failed: %s%s%s",
@@ -227,6 +234,7 @@ int nx_nbdc_parse(struct nbdc_conn *c)
 		size_t avail = c->rend - c->rstart;
 		const uint8_t *p = c->rbuf + c->rstart;
 		struct nbdc_req *req = c->cur;
+		struct nbd_reply_hdr hdr;
 		size_t need;
 		int rc = 0;
 
@@ -234,31 +242,27 @@ int nx_nbdc_parse(struct nbdc_conn *c)
 			return -ESHUTDOWN;
 		switch (c->ps) {
 		case P_HDR:
-			if (avail < 4)
+			if (avail < NBD_REPLY_MAGIC_LEN)
 				return 0;
-			if (get32(p) == NBD_SIMPLE_REPLY_MAGIC) {
-				need = sizeof(struct nbd_simple_reply);
-				if (avail < need)
-					return 0;
-				rc = on_simple(c, p);
-			} else if (get32(p) == NBD_STRUCTURED_REPLY_MAGIC &&
-				   c->d->hs.structured) {
-				need = sizeof(struct nbd_structured_reply);
-				if (avail < need)
-					return 0;
-				rc = on_chunk(c, p);
-			} else {
-				return proto(c, "bad reply magic", get32(p));
-			}
+			need = nbd_reply_hdr_len(p);
+			if (!need || (need == NBD_CHUNK_LEN &&
+				      !c->d->hs.structured))
+				return proto(c, "bad reply magic",
+					     nx_get32(p));
+			if (avail < need)
+				return 0;
+			nbd_reply_decode(p, &hdr);
+			rc = hdr.structured ? on_chunk(c, &hdr)
+					    : on_simple(c, &hdr);
 			break;
 		case P_DATA_OFF: {
 			uint64_t off;
-			uint32_t dlen = c->clen - 8;
+			uint32_t dlen = c->clen - NBD_DATA_OFF_LEN;
 
-			need = 8;
+			need = NBD_DATA_OFF_LEN;
 			if (avail < need)
 				return 0;
-			off = get64(p);
+			off = nbd_data_off_decode(p);
 			if (!inside(req, off, dlen) || dlen > req->len - req->done)
 				return proto(c, "OFFSET_DATA outside the read "
 					     "or overlapping", off);
@@ -282,11 +286,10 @@ int nx_nbdc_parse(struct nbdc_conn *c)
 			uint64_t off;
 			uint32_t hlen;
 
-			need = 12;
+			need = NBD_HOLE_LEN;
 			if (avail < need)
 				return 0;
-			off = get64(p);
-			hlen = get32(p + 8);
+			nbd_hole_decode(p, &off, &hlen);
 			if (!hlen || !inside(req, off, hlen) ||
 			    hlen > req->len - req->done)
 				return proto(c, "OFFSET_HOLE outside the read, "
@@ -296,30 +299,38 @@ int nx_nbdc_parse(struct nbdc_conn *c)
 			rc = nx_nbdc_chunk_end(c);
 			break;
 		}
-		case P_BS_ID:
-			need = 4;
+		case P_BS_ID: {
+			uint32_t id;
+
+			need = NBD_BS_CTX_LEN;
 			if (avail < need)
 				return 0;
-			if (!c->d->hs.meta || get32(p) != c->d->hs.meta_id ||
+			id = nbd_bs_ctx_decode(p);
+			if (!c->d->hs.meta || id != c->d->hs.meta_id ||
 			    (req->state & NBDC_R_BS_SEEN))
 				return proto(c, "block status for an unknown "
-					     "or repeated context", get32(p));
+					     "or repeated context", id);
 			req->state |= NBDC_R_BS_SEEN;
-			c->clen -= 4;
+			c->clen -= NBD_BS_CTX_LEN;
 			c->ps = P_BS_DESC;
 			break;
-		case P_BS_DESC:
-			need = 8;
+		}
+		case P_BS_DESC: {
+			uint32_t elen, eflags;
+
+			need = NBD_BS_DESC_LEN;
 			if (avail < need)
 				return 0;
-			if (!get32(p))
+			nbd_bs_desc_decode(p, &elen, &eflags);
+			if (!elen)
 				return proto(c, "block status extent of length 0",
 					     0);
-			nx_nbdc_bs_add(req, get32(p), get32(p + 4));
-			c->clen -= 8;
+			nx_nbdc_bs_add(req, elen, eflags);
+			c->clen -= NBD_BS_DESC_LEN;
 			if (!c->clen)
 				rc = nx_nbdc_chunk_end(c);
 			break;
+		}
 		case P_ERR:
 			need = c->clen;
 			if (avail < need)
