@@ -25,7 +25,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address -DNBDC_SMALL_BUFFERS \
  *       -I include -I lib -I lib/sources \
  *       tests/fuzz/nbd-client-fuzz.c lib/sources/nbd-conn.c \
- *       lib/sources/nbd-reply.c lib/sources/nbd-handshake.c */
+ *       lib/sources/nbd-reply.c lib/sources/nbd-handshake.c lib/proto/nbd.c */
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
