@@ -19,12 +19,9 @@ set -u
 srcdir=${srcdir:-.}
 IO=./tests/crypt/crypt-io
 top=$(cd "$srcdir" && pwd)
-RUN=${VMCLIENT_RUN:-}
-for d in "$top/.." "$top/../.." "$top/../../.." /work; do
-	[ -z "$RUN" ] && [ -x "$d/shared/tools/vmclient/run.sh" ] &&
-		RUN="$d/shared/tools/vmclient/run.sh"
-done
-[ -n "$RUN" ] || { echo "SKIP: ../shared/tools/vmclient/run.sh not found"; exit 77; }
+. "$top/tests/vmclient.sh"
+vmclient_find || { echo "SKIP: ../shared/tools/vmclient/run.sh not found"; exit 77; }
+RUN=$VMCLIENT_RUN
 command -v python3 >/dev/null || { echo "SKIP: python3 needed"; exit 77; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/crypt-dm.XXXXXX") || exit 1
@@ -108,7 +105,7 @@ echo 'exit $rc' >> "$guest"
 
 out=$W/vm.out
 "$RUN" "$guest" 900 > "$out" 2>&1
-vmrc=$(sed -n 's/^VMCLIENT-RC=//p' "$out" | tail -1)
+vmrc=$(vmclient_rc "$out")
 if [ -z "$vmrc" ]; then
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		echo "SKIP: QEMU is not available"; tail -5 "$out"; exit 77

@@ -5,17 +5,8 @@
 # CAN_MULTI_CONN) and runs fio with crc32c verification on it, then
 # makes a filesystem and reads a file back.
 . "${srcdir:-.}/tests/interop/nbd-export-lib.sh"
-# ../shared beside the project root: the source tree, or for a git
-# worktree the main checkout it belongs to
-if [ -z "${VMCLIENT_RUN:-}" ]; then
-	root=$(cd "$srcdir" && pwd)
-	VMCLIENT_RUN=$root/../shared/tools/vmclient/run.sh
-	common=$(git -C "$root" rev-parse --path-format=absolute \
-		--git-common-dir 2>/dev/null) &&
-		[ ! -x "$VMCLIENT_RUN" ] &&
-		VMCLIENT_RUN=$(dirname "$common")/../shared/tools/vmclient/run.sh
-fi
-[ -x "$VMCLIENT_RUN" ] || skip "vmclient (../shared/tools/vmclient) not available"
+. "$srcdir/tests/vmclient.sh"
+vmclient_find || skip "vmclient (../shared/tools/vmclient) not available"
 need qemu-system-x86_64
 
 truncate -s 256M "$T/disk.img"
@@ -38,6 +29,6 @@ nbd-client -d /dev/nbd0 || exit 17
 exit 0
 EOF2
 timeout 900 "$VMCLIENT_RUN" "$T/guest.sh" 800 >"$T/vm.out" 2>&1
-grep -q '^VMCLIENT-RC=0$' "$T/vm.out" || { tail -n 60 "$T/vm.out"; fail "kernel client"; }
+[ "$(vmclient_rc "$T/vm.out")" = 0 ] || { tail -n 60 "$T/vm.out"; fail "kernel client"; }
 stop_server "$s_PID"
 exit 0
