@@ -37,6 +37,7 @@ static struct {
 	bool check, list, control, quiet, status;
 	int verbose;
 	unsigned reactors, poll_us;
+	uint64_t mem_budget;
 	double interval;
 	const char *pidfile;
 	const char *plugins[16];
@@ -67,6 +68,9 @@ static void usage(FILE *f)
 		"  -l, --list           list every driver with its options, "
 		"and exit\n"
 		"  -r, --reactors N     reactor threads (default: one per CPU)\n"
+		"      --mem-budget SIZE  payload bytes all exports may hold "
+		"at once\n"
+		"                       (e.g. 512M; default 1G, at least 32M)\n"
 		"      --poll-us N      reactors poll N microseconds after "
 		"work before\n"
 		"                       sleeping: lower latency for one client "
@@ -118,12 +122,29 @@ static void log_cb(void *ud, int level, const char *msg)
 		names[level >= 0 && level <= 3 ? level : 0], msg);
 }
 
+/* "512M", "1G", "1048576": binary suffixes K, M, G, T. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	const char *u = *end ? strchr(units, *end) : NULL;
+	unsigned shift = u ? 10u * (unsigned)(u - units + 1) : 0;
+
+	if (end == s || *s == '-' || (*end && (!u || end[1])) ||
+	    (shift && v > (~0ull >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 static int make_ctx(struct nexus_ctx **ctx)
 {
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
 
 	o.reactors = cfg.reactors;
 	o.poll_us = cfg.poll_us;
+	o.mem_budget = cfg.mem_budget;
 	o.log_fn = log_cb;
 	user_log_level = cfg.verbose >= 2   ? NEXUS_LOG_DEBUG
 			 : cfg.verbose == 1 ? NEXUS_LOG_INFO
@@ -443,6 +464,7 @@ int main(int argc, char **argv)
 		{ "list", no_argument, NULL, 'l' },
 		{ "reactors", required_argument, NULL, 'r' },
 		{ "poll-us", required_argument, NULL, 'U' },
+		{ "mem-budget", required_argument, NULL, 'M' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "control", no_argument, NULL, 'C' },
 		{ "status", no_argument, NULL, 's' },
@@ -480,6 +502,15 @@ int main(int argc, char **argv)
 			if (*end || !*optarg || cfg.poll_us > 100000) {
 				fprintf(stderr, "nexus-pipe: --poll-us wants "
 					"0..100000, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'M':
+			if (parse_size(optarg, &cfg.mem_budget) ||
+			    cfg.mem_budget < (32u << 20)) {
+				fprintf(stderr, "nexus-pipe: --mem-budget wants "
+					"a size of at least 32M, got '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;

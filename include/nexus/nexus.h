@@ -143,6 +143,11 @@ struct nexus_ctx_opts {
 	 *  still sleeps.  0 (default): sleep at once, unless $NEXUS_POLL_US
 	 *  gives a value. */
 	unsigned poll_us;
+	/** Payload bytes that all the exports of the context may hold at
+	 *  once (requests beyond wait for budget; each export also has its
+	 *  own, e.g. nbd:mem-budget=).  0 means 1 GiB; else at least
+	 *  32 MiB, the largest request. */
+	uint64_t mem_budget;
 };
 
 /** Reactors spin instead of sleeping when idle (burns CPU; for

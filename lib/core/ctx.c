@@ -56,6 +56,10 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 		return no_ctx(&o, nexus_error(-EINVAL, "ring_entries=%u is "
 					      "more than 32768",
 					      o.ring_entries));
+	if (o.mem_budget && o.mem_budget < (32u << 20))
+		return no_ctx(&o, nexus_error(-EINVAL, "mem_budget=%llu is less "
+					      "than 32 MiB, the largest request",
+					      (unsigned long long)o.mem_budget));
 	if (o.poll_us > 100000)
 		return no_ctx(&o, nexus_error(-EINVAL, "poll_us=%u is more "
 					      "than 100000", o.poll_us));
@@ -68,6 +72,7 @@ int nexus_ctx_create(const struct nexus_ctx_opts *in, struct nexus_ctx **out)
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ctx->nreactors = o.reactors ? o.reactors : (ncpu > 0 ? (unsigned)ncpu : 1);
 	ctx->max_spinners = ncpu > 3 ? (unsigned)ncpu / 2 : 1;
+	ctx->mem_budget = o.mem_budget ? o.mem_budget : 1ull << 30;
 	ctx->log_fn = o.log_fn ? o.log_fn : nx_log_default;
 	ctx->log_ud = o.log_user_data;
 	/* NEXUS_LOG_ERROR is 0: with a callback, 0 means errors only, as

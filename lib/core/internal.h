@@ -152,6 +152,7 @@ struct nexus_ctx {
 	/* reactors polling after work now, and how many may at once */
 	atomic_uint spinners;
 	unsigned max_spinners;
+	uint64_t mem_budget; /* nexus_ctx_opts.mem_budget, or its default */
 	struct nx_events *events; /* event stream, NULL without event_fn */
 };
 

@@ -19,9 +19,9 @@
 #include <string.h>
 
 #include "conn.h"
+#include "internal.h"
 #include "util.h"
 
-#define CTX_BUDGET_DEFAULT (1ull << 30)
 
 struct bwait {
 	struct bwait *next;
@@ -229,7 +229,7 @@ struct nexus_budget *nexus_ctx_budget(struct nexus_ctx *ctx)
 	for (b = ctx_budgets; b; b = b->next)
 		if (b->ctx == ctx)
 			break;
-	if (!b && nexus_budget_create(NULL, CTX_BUDGET_DEFAULT, &b) == 0) {
+	if (!b && nexus_budget_create(NULL, ctx->mem_budget, &b) == 0) {
 		b->ctx = ctx;
 		b->next = ctx_budgets;
 		ctx_budgets = b;

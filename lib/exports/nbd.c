@@ -43,7 +43,8 @@ static const struct nexus_option_desc nbd_options[] = {
 	{ "mem-budget", NEXUS_OPT_SIZE, "256M",
 	  "payload bytes the export's connections may hold at once (at "
 	  "least 32M, the largest request); requests beyond wait, and the "
-	  "context's budget (1G) bounds all exports together",
+	  "context's budget (1G by default: nexus_ctx_opts.mem_budget, "
+	  "nexus-pipe --mem-budget) bounds all exports together",
 	  0, 32u << 20, 0, NULL },
 	{ "idle-timeout", NEXUS_OPT_UINT, "0",
 	  "seconds a connection with nothing in flight may send and receive "

@@ -67,7 +67,20 @@ static void test_bad_opts(void)
 	EXPECT_ERR(nexus_ctx_create(&o, &ctx), -EINVAL, "log_level");
 	o.log_level = -1;
 	EXPECT_ERR(nexus_ctx_create(&o, &ctx), -EINVAL, "log_level");
+	o.log_level = 0;
+	o.mem_budget = 16u << 20; /* below the largest request */
+	EXPECT_ERR(nexus_ctx_create(&o, &ctx), -EINVAL, "mem_budget");
 	CU_ASSERT_PTR_NULL(ctx);
+	o.mem_budget = 32u << 20; /* the smallest allowed */
+	EXPECT_OK(nexus_ctx_create(&o, &ctx));
+	{
+		struct nexus_budget *b = nexus_ctx_budget(ctx);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+		CU_ASSERT_EQUAL(nexus_budget_used(b), 0);
+	}
+	nexus_ctx_destroy(ctx);
+	ctx = NULL;
 	EXPECT_ERR(nexus_ctx_create(&o, NULL), -EINVAL, "NULL");
 }
 

@@ -120,6 +120,9 @@ type Options struct {
 	// after work before they sleep: lower latency for a client that
 	// waits for each reply, for CPU.  0 means sleep at once.
 	PollMicros int
+	// MemBudget is the payload bytes all the exports of the context
+	// may hold at once; 0 means 1 GiB, else at least 32 MiB.
+	MemBudget uint64
 	// Log receives the library's messages.  It is called from the
 	// reactor threads, possibly concurrently, and must not block.  Nil
 	// logs warnings and errors to stderr.
@@ -182,6 +185,7 @@ func NewContext(opts *Options) (*Context, error) {
 		o.queue_capacity = C.uint(opts.QueueCapacity)
 		o.log_level = C.int(opts.LogLevel)
 		o.poll_us = C.uint(opts.PollMicros)
+		o.mem_budget = C.uint64_t(opts.MemBudget)
 		if opts.BusyPoll {
 			o.flags |= C.NEXUS_CTX_BUSY_POLL
 		}

@@ -73,6 +73,7 @@ class nexus_ctx_opts(Structure):
         ("event_user_data", c_void_p),
         ("event_free", c_void_p),
         ("poll_us", c_uint),
+        ("mem_budget", c_uint64),
     ]
 
 

@@ -676,6 +676,8 @@ class Context(_Handle):
             reactor threads, so it must be thread-safe and quick.
         log_level: most verbose :class:`LogLevel` passed on.
         busy_poll: reactors spin instead of sleeping when idle.
+        mem_budget: payload bytes all the exports of the context may hold
+            at once (0: 1 GiB; else at least 32 MiB).
         poll_us: after work, reactors keep polling this many
             microseconds before they sleep (lower latency for one
             connection at a time, for CPU; 0: sleep at once).
@@ -702,6 +704,7 @@ class Context(_Handle):
                  log_level: Optional[LogLevel] = None,
                  busy_poll: bool = False,
                  poll_us: int = 0,
+                 mem_budget: int = 0,
                  on_event: Optional[Callable[[Event], None]] = None,
                  events: bool = False) -> None:
         super().__init__()
@@ -720,6 +723,7 @@ class Context(_Handle):
         opts.plugin_path = _enc(plugin_path) if plugin_path else None
         opts.flags = _CTX_BUSY_POLL if busy_poll else 0
         opts.poll_us = poll_us
+        opts.mem_budget = mem_budget
         if log_level is not None:
             opts.log_level = int(log_level)
         if log is not None:
