@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* State store: one small durable record per store (a mirror's in-sync
  * set), read at open and replaced atomically.  A backend is an ops table,
- * so the file store (store-file.c) and the later etcd and embedder stores
- * are used the same way.  Core-private, not part of the ABI. */
+ * so the file store (store-file.c), the etcd store (store-etcd.c) and
+ * the later embedder stores are used the same way.  Core-private, not part of the ABI. */
 #ifndef NEXUS_CORE_STORE_H
 #define NEXUS_CORE_STORE_H
 
@@ -33,6 +33,23 @@ struct nx_store {
 /* A store in the file @p path (its directory must exist).  0 or a
  * negative errno with a message. */
 NX_HIDDEN int nx_store_file_open(const char *path, struct nx_store **out);
+
+/* Lease of the etcd store's ownership when none is given, seconds. */
+#define NX_STORE_ETCD_TTL 10
+
+/* The etcd store (store-etcd.c, built with HAVE_ETCD): @p url is
+ * "etcd://HOST:PORT/PREFIX", the record is the key PREFIX/state, and the
+ * store owns the volume through PREFIX/owner, attached to a lease of
+ * @p ttl seconds (0: NX_STORE_ETCD_TTL) kept alive until close.  -EBUSY
+ * when another process owns it; a put fails with -ESTALE once ownership
+ * is lost, with -EIO when etcd does not answer.  0 or a negative errno
+ * with a message. */
+NX_HIDDEN int nx_store_etcd_open(const char *url, unsigned ttl,
+				 struct nx_store **out);
+
+/* Whether @p url is a valid etcd store URL: 0 or -EINVAL with a message
+ * (no connection is made). */
+NX_HIDDEN int nx_store_etcd_check(const char *url);
 
 /* The record (see nx_store_ops.get). */
 static inline int nx_store_get(struct nx_store *s, char *buf, size_t cap)

@@ -31,7 +31,11 @@ static const char *const rebuild_modes[] = { "auto", "manual", NULL };
 
 static const struct nexus_option_desc mirror_options[] = {
 	{ "state", NEXUS_OPT_STRING, NULL,
-	  "file keeping which children are in sync (crash-safe)", 0 },
+	  "file keeping which children are in sync (crash-safe), or "
+	  "etcd://HOST:PORT/PREFIX", 0 },
+	{ "state-ttl", NEXUS_OPT_UINT, "10",
+	  "with state=etcd://: seconds the volume stays owned after this "
+	  "process stops renewing its lease", 0, 2, 3600 },
 	{ "source", NEXUS_OPT_UINT, NULL,
 	  "child (from 0) whose data is the truth: the others are rebuilt "
 	  "from it; needed when there is no state record", 0, 0, 15 },
@@ -65,9 +69,62 @@ static int policy_of(const char *s)
 	return -1;
 }
 
+#define ETCD_SCHEME "etcd://"
+
+static bool is_etcd(const char *state)
+{
+	return state && !strncmp(state, ETCD_SCHEME, strlen(ETCD_SCHEME));
+}
+
+#ifndef HAVE_ETCD
+static int no_etcd(const char *state)
+{
+	return nexus_error(-ENOTSUP, "mirror: state=%s: libnexus was built "
+			   "without etcd support (configure --with-etcd, with "
+			   "libcurl and json-c)", state);
+}
+#endif
+
+/* state= and state-ttl=, before anything is opened */
+static int check_state(const struct nexus_opts *opts)
+{
+	const char *state = nexus_opts_str(opts, "state");
+
+	if (!is_etcd(state))
+		return nexus_opts_given(opts, "state-ttl")
+			       ? nexus_error(-EINVAL, "mirror: state-ttl= is "
+					     "for state=" ETCD_SCHEME "... only")
+			       : 0;
+#ifdef HAVE_ETCD
+	return nx_store_etcd_check(state);
+#else
+	return no_etcd(state);
+#endif
+}
+
+/* The store of state=: etcd://... or a file */
+static int open_store(const char *state, const struct nexus_opts *opts,
+		      struct nx_store **out)
+{
+	uint64_t ttl = 0;
+
+	if (!is_etcd(state))
+		return nx_store_file_open(state, out);
+	nexus_opts_u64(opts, "state-ttl", &ttl);
+#ifdef HAVE_ETCD
+	return nx_store_etcd_open(state, (unsigned)ttl, out);
+#else
+	return no_etcd(state);
+#endif
+}
+
 static int mirror_check(const struct nexus_opts *opts)
 {
 	uint64_t r;
+	int rc = check_state(opts);
+
+	if (rc)
+		return rc;
 
 	if (!nexus_opts_u64(opts, "region-size", &r) && (r & (r - 1)))
 		return nexus_error(-EINVAL, "mirror: region-size=%llu is not a "
@@ -190,7 +247,7 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		rc = nexus_error(-EINVAL, "mirror: prefer=%u: there are %u "
 				 "children", atomic_load(&m->prefer), m->n);
 	if (!rc && path)
-		rc = nx_store_file_open(path, &m->store);
+		rc = open_store(path, opts, &m->store);
 	if (!rc)
 		rc = mirror_dirty_alloc(m);
 	if (!rc)
