@@ -1,0 +1,100 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The mirror's etcd state store (state=etcd://HOST:PORT/PREFIX) against a
+# real etcd started here on free 127.0.0.1 ports:
+#  a. the kill -9 test of mirror-crash.sh with the record in etcd: the
+#     restart (once the dead owner's 2 s lease expired) starts from the
+#     in-sync child with every acknowledged write;
+#  b. a second process opening the same PREFIX is refused, naming the
+#     owner; a clean close frees the volume at once;
+#  c. etcd stopped (SIGSTOP), then a child faulted: the write that needs
+#     the record is not acknowledged, it fails, and the log names etcd;
+#     after SIGCONT writes are acknowledged again (the record's thread
+#     retries every second);
+#  d. fencing: an owner stopped for longer than its lease, whose volume
+#     was taken over meanwhile, cannot write the record once it runs
+#     again: the write that needs it fails ("lost ownership").
+. "${srcdir:-.}/tests/mirror/mirror-lib.sh"
+need_etcd
+need_nbd_python
+scratch mirror-etcd
+etcd_start
+E=etcd://127.0.0.1:$ETCD_PORT
+
+# write1 SOCKET OFFSET BYTE: one 4 KiB write over NBD; fails when the
+# server fails it
+write1() {
+	"$PY" -c 'import nbd, sys
+h = nbd.NBD()
+h.connect_uri("nbd+unix:///?socket=" + sys.argv[1])
+h.pwrite(bytes([int(sys.argv[3])]) * 4096, int(sys.argv[2]))' "$@"
+}
+
+# owner_is PREFIX PID: PREFIX/owner names process PID
+owner_is() {
+	_o=$(etcd_get "$1/owner")
+	case $_o in
+	*:"$2":*) ;;
+	*) fail "$1/owner is '$_o', not process $2" ;;
+	esac
+}
+
+# --- a ---
+crash_test "$E/vol1,state-ttl=2" "etcd_get vol1/state" "etcd_wait_free vol1 10"
+[ -z "$(etcd_get vol1/owner)" ] || fail "vol1/owner kept after a clean close"
+echo "OK a: crash, restart from the record in etcd, rebuild"
+
+# --- b ---
+truncate -s 64M "$IMGDIR/c.img" "$IMGDIR/d.img" "$IMGDIR/e.img" "$IMGDIR/f.img"
+serve p "( file:$IMGDIR/c.img ; file:$IMGDIR/d.img | fault:enable=off ) | mirror:state=$E/vol2,assume-clean=on | nbd:socket=$T/p.sock" 5
+owner_is vol2 "$p_PID"
+if timeout 30 "$PIPE" -q "( file:$IMGDIR/e.img ; file:$IMGDIR/f.img ) | mirror:state=$E/vol2,assume-clean=on | nbd:socket=$T/x.sock" >"$T/second.out" 2>&1; then
+	fail "a second process opened vol2"
+fi
+cat "$T/second.out"
+grep -q "$E/vol2: volume owned by [^ ]*:$p_PID:[0-9a-f]* (lease expires within [0-9]* s)" "$T/second.out" ||
+	fail "the second process was not refused as it should be"
+owner_is vol2 "$p_PID"
+echo "OK b: a second owner is refused"
+
+# --- c ---
+write1 "$T/p.sock" 0 1 || fail "a write before the outage failed"
+kill -STOP "$ETCD_PID"
+ctl 5 p fault.enable=on
+if write1 "$T/p.sock" 4096 2 2>"$T/w.err"; then
+	kill -CONT "$ETCD_PID"
+	fail "a write that faulted child 1 was acknowledged while etcd was stopped"
+fi
+tail -n1 "$T/w.err"
+grep -q "cannot record the children's states: $E/vol2: http://127.0.0.1:$ETCD_PORT/v3/kv/txn: " "$T/p.err" ||
+	{ kill -CONT "$ETCD_PID"; cat "$T/p.err" >&2; fail "the log does not name etcd"; }
+kill -CONT "$ETCD_PID"
+ok=
+for _ in $(seq 50); do
+	write1 "$T/p.sock" 8192 3 2>/dev/null && { ok=1; break; }
+	sleep 0.2
+done
+[ -n "$ok" ] || fail "writes still fail after etcd came back"
+etcd_get vol2/state >"$T/record"
+grep -q 'child 1 out-of-sync' "$T/record" || fail "vol2: child 1 still in sync"
+owner_is vol2 "$p_PID"
+kill -TERM "$p_PID"
+wait "$p_PID" || fail "nexus-pipe p exited with $?"
+[ -z "$(etcd_get vol2/owner)" ] || fail "vol2/owner kept after a clean close"
+echo "OK c: no write acknowledged while etcd is stopped, then again"
+
+# --- d ---
+serve q "( file:$IMGDIR/c.img ; file:$IMGDIR/d.img | fault:enable=off ) | mirror:state=$E/vol3,state-ttl=2,assume-clean=on | nbd:socket=$T/q.sock" 6
+kill -STOP "$q_PID"
+etcd_wait_free vol3 10
+serve s "( file:$IMGDIR/e.img ; file:$IMGDIR/f.img ) | mirror:state=$E/vol3,source=0 | nbd:socket=$T/s.sock" 7
+owner_is vol3 "$s_PID"
+kill -CONT "$q_PID"
+ctl 6 q fault.enable=on
+if write1 "$T/q.sock" 0 4 2>"$T/w.err"; then
+	fail "a process that lost its volume acknowledged a write"
+fi
+wait_log q "$E/vol3: lost ownership: the volume is now owned by [^ ]*:$s_PID:" 10
+grep 'lost ownership' "$T/q.err" | head -n1
+owner_is vol3 "$s_PID"
+echo "OK d: fenced after losing the lease"
