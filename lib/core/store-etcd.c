@@ -11,12 +11,16 @@
  * ttl/3) until close, which revokes it, and so deletes PREFIX/owner.
  *
  * Fencing.  Every put is a transaction that writes PREFIX/state only if
- * PREFIX/owner is still our id and PREFIX/state is still the revision we
- * last wrote or read.  A process whose lease expired (stopped, or cut
- * off from etcd for longer than the TTL) never passes that compare
- * again, whoever owns the volume since: its puts fail with -ESTALE
- * ("lost ownership") and the mirror fails the writes waiting for them
- * instead of acknowledging them.  etcd unreachable or not answering: a
+ * PREFIX/owner is still our id.  Ids are unique and only their process
+ * creates them, so a process whose lease expired (stopped, or cut off
+ * from etcd for longer than the TTL) never passes that compare again,
+ * whoever owns the volume since: its puts fail with -ESTALE ("lost
+ * ownership") and the mirror fails the writes waiting for them instead
+ * of acknowledging them.  A txn of an old owner that etcd applies late
+ * is ordered before the new owner's acquire, which then reads it.  (No
+ * compare on the record's revision: a put whose answer was lost -- a
+ * timeout -- may still be applied, and would then fence out its own
+ * writer for good.)  etcd unreachable or not answering: a
  * request fails with -EIO within REQ_TIMEOUT_MS; no failure is ever
  * reported as success.
  *
@@ -72,7 +76,6 @@ struct etcd_store {
 	char *id64;		      /* its base64 */
 	unsigned ttl;		      /* seconds, as granted */
 	int64_t lease;		      /* 0: none granted */
-	int64_t state_rev;	      /* mod_revision of PREFIX/state we saw */
 	struct curl_slist *headers;
 	CURL *h;    /* get, put, open, close: one caller at a time */
 	CURL *ka_h; /* the keepalive thread's */
@@ -440,6 +443,9 @@ static int post(struct etcd_store *e, CURL *h, const char *path,
 			m = member(ans, "message", json_type_string);
 			if (!m)
 				m = member(ans, "error", json_type_string);
+			if (!m) /* a stream's {"error": {"message": ...}} */
+				m = member(member(ans, "error", json_type_object),
+					   "message", json_type_string);
 			snprintf(why, cap, "%s: HTTP %ld: %s", url, code,
 				 m ? printable(json_object_get_string(m),
 					       (size_t)json_object_get_string_len(m),
@@ -594,40 +600,41 @@ static int owned_by(struct etcd_store *e, json_object *owner)
 			   *who ? who : "?", left);
 }
 
-/* PREFIX/owner = our id with our lease, if no one owns the volume; the
- * revision of PREFIX/state as we find it. */
+/* Whether a txn answer says its compares held ("succeeded" is left out
+ * when false) */
+static bool succeeded(json_object *ans)
+{
+	json_object *ok = member(ans, "succeeded", json_type_boolean);
+
+	return ok && json_object_get_boolean(ok);
+}
+
+/* PREFIX/owner = our id with our lease, if no one owns the volume */
 static int acquire(struct etcd_store *e)
 {
 	json_object *ans, *kv;
 	int rc = call(e, "/v3/kv/txn",
 		      txn(list(compare(e->owner_key, "CREATE", "create_revision",
 				       str_i64(0)), NULL),
-			  list(op_put(e->owner_key, e->id64, e->lease),
-			       op_range(e->state_key)),
+			  list(op_put(e->owner_key, e->id64, e->lease), NULL),
 			  list(op_range(e->owner_key), NULL)),
 		      &ans);
 
 	if (rc)
 		return rc;
-	if (!member(ans, "succeeded", json_type_boolean) ||
-	    !json_object_get_boolean(member(ans, "succeeded", json_type_boolean))) {
+	if (!succeeded(ans)) {
 		kv = first_kv(txn_range(ans, 0));
 		rc = kv ? owned_by(e, kv) : bad_answer(e, "the owner's txn");
-	} else if (!txn_range(ans, 1) ||
-		   member_i64(first_kv(txn_range(ans, 1)), "mod_revision",
-			      &e->state_rev)) {
-		rc = bad_answer(e, "the owner's txn");
 	}
 	json_object_put(ans);
 	return rc;
 }
 
-/* Why a put's compare failed: @p owner and @p state are the key-values
- * found (NULL: absent). */
-static int lost(struct etcd_store *e, json_object *owner, json_object *state)
+/* Why a put's compare failed: @p owner is PREFIX/owner as found (NULL:
+ * absent) */
+static int lost(struct etcd_store *e, json_object *owner)
 {
 	char who[ID_MAX];
-	int64_t rev = 0;
 
 	kv_text(owner, "value", who, sizeof(who));
 	if (!owner)
@@ -637,11 +644,8 @@ static int lost(struct etcd_store *e, json_object *owner, json_object *state)
 				   e->ttl);
 	if (strcmp(who, e->id))
 		return nexus_error(-ESTALE, "%s: lost ownership: the volume is "
-				   "now owned by %s", e->s.where, who);
-	member_i64(state, "mod_revision", &rev);
-	return nexus_error(-ESTALE, "%s: lost ownership: the record was "
-			   "written by someone else (revision %" PRId64
-			   ", ours %" PRId64 ")", e->s.where, rev, e->state_rev);
+				   "now owned by %s", e->s.where, *who ? who : "?");
+	return bad_answer(e, "the record's txn");
 }
 
 /* ---- the ops ---- */
@@ -649,22 +653,19 @@ static int lost(struct etcd_store *e, json_object *owner, json_object *state)
 static int etcd_get(struct nx_store *s, char *buf, size_t cap)
 {
 	struct etcd_store *e = (struct etcd_store *)s;
-	json_object *ans, *kv, *v;
+	json_object *ans, *kv, *v = NULL;
 	unsigned char *raw = NULL;
-	int64_t rev;
 	int rc = call(e, "/v3/kv/range",
 		      obj1("key", json_object_new_string(e->state_key)), &ans);
 
 	if (rc)
 		return rc;
 	kv = first_kv(ans);
-	v = member(kv, "value", json_type_string);
-	if (!kv) {
-		rc = 0; /* no record yet */
-	} else if (member_i64(kv, "mod_revision", &rev)) {
+	/* no key: no record yet; an empty value is left out */
+	if (!kv || !json_object_object_get_ex(kv, "value", &v)) {
+		rc = 0;
+	} else if (!json_object_is_type(v, json_type_string)) {
 		rc = bad_answer(e, "kv/range");
-	} else if (!v) {
-		e->state_rev = rev; /* an empty value is left out */
 	} else if ((rc = unb64(json_object_get_string(v),
 			       (size_t)json_object_get_string_len(v), &raw)) < 0) {
 		rc = rc == -ENOMEM ? nexus_error(rc, "out of memory")
@@ -674,7 +675,6 @@ static int etcd_get(struct nx_store *s, char *buf, size_t cap)
 				 s->where, cap - 1);
 	} else {
 		memcpy(buf, raw, (size_t)rc);
-		e->state_rev = rev;
 	}
 	free(raw);
 	json_object_put(ans);
@@ -684,33 +684,23 @@ static int etcd_get(struct nx_store *s, char *buf, size_t cap)
 static int etcd_put(struct nx_store *s, const char *buf, size_t len)
 {
 	struct etcd_store *e = (struct etcd_store *)s;
-	json_object *ans, *ok, *hdr;
+	json_object *ans;
 	char *val = b64(buf, len);
-	int64_t rev;
 	int rc;
 
 	if (!val)
 		return nexus_error(-ENOMEM, "out of memory");
 	rc = call(e, "/v3/kv/txn",
 		  txn(list(compare(e->owner_key, "VALUE", "value",
-				   json_object_new_string(e->id64)),
-			   compare(e->state_key, "MOD", "mod_revision",
-				   str_i64(e->state_rev))),
+				   json_object_new_string(e->id64)), NULL),
 		      list(op_put(e->state_key, val, 0), NULL),
-		      list(op_range(e->owner_key), op_range(e->state_key))),
+		      list(op_range(e->owner_key), NULL)),
 		  &ans);
 	free(val);
 	if (rc)
 		return rc;
-	ok = member(ans, "succeeded", json_type_boolean);
-	hdr = member(ans, "header", json_type_object);
-	if (!ok || !json_object_get_boolean(ok))
-		rc = lost(e, first_kv(txn_range(ans, 0)),
-			  first_kv(txn_range(ans, 1)));
-	else if (member_i64(hdr, "revision", &rev) || rev <= 0)
-		rc = bad_answer(e, "the record's txn");
-	else
-		e->state_rev = rev; /* the revision of our put */
+	if (!succeeded(ans))
+		rc = lost(e, first_kv(txn_range(ans, 0)));
 	json_object_put(ans);
 	return rc;
 }
@@ -817,6 +807,11 @@ int nx_store_etcd_open(const char *url, unsigned ttl, struct nx_store **out)
 	e->owner_key = key64(&u, "owner");
 	e->state_key = key64(&u, "state");
 	e->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	/* no "Expect: 100-continue" wait before a large record */
+	if (e->headers && !curl_slist_append(e->headers, "Expect:")) {
+		curl_slist_free_all(e->headers);
+		e->headers = NULL;
+	}
 	if (e->headers) {
 		e->h = new_handle(e);
 		e->ka_h = new_handle(e);

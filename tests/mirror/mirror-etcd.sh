@@ -13,7 +13,9 @@
 #     retries every second);
 #  d. fencing: an owner stopped for longer than its lease, whose volume
 #     was taken over meanwhile, cannot write the record once it runs
-#     again: the write that needs it fails ("lost ownership").
+#     again: the write that needs it fails ("lost ownership");
+#  e. a fake gateway (etcd-fake.py) answering what no etcd sends: every
+#     open fails with a message, nothing crashes.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
 need_etcd
 need_nbd_python
@@ -68,6 +70,7 @@ fi
 tail -n1 "$T/w.err"
 grep -q "cannot record the children's states: $E/vol2: http://127.0.0.1:$ETCD_PORT/v3/kv/txn: " "$T/p.err" ||
 	{ kill -CONT "$ETCD_PID"; cat "$T/p.err" >&2; fail "the log does not name etcd"; }
+grep "cannot record the children's states" "$T/p.err" | head -n1
 kill -CONT "$ETCD_PID"
 ok=
 for _ in $(seq 50); do
@@ -98,3 +101,34 @@ wait_log q "$E/vol3: lost ownership: the volume is now owned by [^ ]*:$s_PID:" 1
 grep 'lost ownership' "$T/q.err" | head -n1
 owner_is vol3 "$s_PID"
 echo "OK d: fenced after losing the lease"
+
+# --- e ---
+# answers no etcd sends: each open fails with a message, never a crash
+"$PY" "$srcdir/tests/mirror/etcd-fake.py" "$T/fake.port" "$T/fake.mode" &
+PIDS="$PIDS $!"
+for _ in $(seq 100); do [ -s "$T/fake.port" ] && break; sleep 0.1; done
+[ -s "$T/fake.port" ] || fail "the fake gateway did not start"
+F=etcd://127.0.0.1:$(cat "$T/fake.port")
+while read -r mode expect; do
+	echo "$mode" >"$T/fake.mode"
+	rc=0
+	timeout 30 "$PIPE" -q "( file:$IMGDIR/e.img ; file:$IMGDIR/f.img ) | mirror:state=$F/fake,assume-clean=on | nbd:socket=$T/f.sock" >"$T/fake.out" 2>&1 || rc=$?
+	echo "$mode: exit $rc: $(tail -n1 "$T/fake.out")"
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] || fail "$mode: exit status $rc"
+	grep -q 'Sanitizer\|runtime error' "$T/fake.out" && { cat "$T/fake.out" >&2; fail "$mode: crash"; }
+	grep -q "$F/fake: .*$expect" "$T/fake.out" || fail "$mode: not '$expect'"
+done <<'MODES'
+notjson not a JSON object
+array not a JSON object
+deep not a JSON object
+huge the answer is too large
+http500 HTTP 500: error
+grant-badid unexpected answer from etcd to lease/grant
+grant-hugeid unexpected answer from etcd to lease/grant
+txn-weird unexpected answer from etcd to the owner's txn
+owner-junk volume owned by ?\[31mevil? (without a lease
+get-big record larger than 65535 bytes
+get-notb64 unexpected answer from etcd to kv/range
+get-number unexpected answer from etcd to kv/range
+MODES
+echo "OK e: answers no etcd sends are refused"
