@@ -516,20 +516,23 @@ static int64_t lease_left(struct etcd_store *e, int64_t id)
 	return left;
 }
 
-/* One keepalive with @p h: 1 when the lease is gone, 0 when renewed, a
- * negative errno when etcd did not answer (tried again later). */
+/* One keepalive (with the thread's handle): 1 when the lease is gone, 0
+ * when renewed, a negative errno when etcd did not answer or answered
+ * nonsense (tried again at the next tick). */
 static int lease_renew(struct etcd_store *e)
 {
 	char why[512];
-	json_object *ans;
+	json_object *ans, *res;
 	int64_t ttl;
 	int rc = post(e, e->ka_h, "/v3/lease/keepalive",
 		      obj1("ID", str_i64(e->lease)), &ans, why, sizeof(why));
 
 	if (rc)
 		return rc;
-	/* the gateway streams: {"result": {"ID": ..., "TTL": ...}} */
-	if (member_i64(member(ans, "result", json_type_object), "TTL", &ttl))
+	/* the gateway streams: {"result": {"ID": ..., "TTL": ...}}, TTL
+	 * left out once the lease is gone; anything else: try again */
+	res = member(ans, "result", json_type_object);
+	if (!res || member_i64(res, "TTL", &ttl))
 		rc = -EPROTO;
 	else
 		rc = ttl <= 0;

@@ -20,6 +20,41 @@
 need_etcd
 need_nbd_python
 scratch mirror-etcd
+
+# --- URLs and state-ttl=, checked when the pipeline is parsed ---
+while read -r opts expect; do
+	if "$PIPE" --check "null | mirror:$opts" >"$T/check.out" 2>&1; then
+		[ "$expect" = ok ] || fail "$opts: accepted"
+	else
+		[ "$expect" != ok ] && grep -q -- "$expect" "$T/check.out" ||
+			{ cat "$T/check.out" >&2; fail "$opts: not '$expect'"; }
+	fi
+done <<'URLS'
+state=etcd://localhost:2379/a/b.c_d-e ok
+state=etcd://[::1]:2379/x,state-ttl=2 ok
+state=etcd://10.0.0.1:1/x,state-ttl=3600 ok
+state=etcd://h/x no :PORT after the host
+state=etcd://:2379/x bad host
+state=etcd://ho_st:2379/x no :PORT after the host
+state=etcd://[::1/x bad IPv6 address
+state=etcd://[]:1/x bad IPv6 address
+state=etcd://h:0/x the port is not in 1..65535
+state=etcd://h:65536/x the port is not in 1..65535
+state=etcd://h:99999999999999999999/x the port is not in 1..65535
+state=etcd://h:+1/x no :PORT after the host
+state=etcd://h:2379 no /PREFIX after the port
+state=etcd://h:2379x/p no /PREFIX after the port
+state=etcd://h:2379/ PREFIX must be
+state=etcd://h:2379//x PREFIX must be
+state=etcd://h:2379/x/ PREFIX must be
+state=etcd://h:2379/a//b PREFIX must be
+state=etcd://h:2379/a*b PREFIX must be
+state=etcd://h:2379/x,state-ttl=1 must be from 2 to 3600
+state=etcd://h:2379/x,state-ttl=3601 must be from 2 to 3600
+state=/tmp/x,state-ttl=5 state-ttl= is for state=etcd://
+URLS
+echo "OK: URLs and state-ttl= checked at parse time"
+
 etcd_start
 E=etcd://127.0.0.1:$ETCD_PORT
 
