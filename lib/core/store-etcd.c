@@ -16,7 +16,10 @@
  * from etcd for longer than the TTL) never passes that compare again,
  * whoever owns the volume since: its puts fail with -ESTALE ("lost
  * ownership") and the mirror fails the writes waiting for them instead
- * of acknowledging them.  A txn of an old owner that etcd applies late
+ * of acknowledging them.  It also stops writing its children: owned()
+ * fails once the last renewal etcd answered is older than nine tenths
+ * of the TTL, measured from when it was sent (our lease may then have
+ * expired, in etcd's time, which starts later).  A txn of an old owner that etcd applies late
  * is ordered before the new owner's acquire, which then reads it.  (No
  * compare on the record's revision: a put whose answer was lost -- a
  * timeout -- may still be applied, and would then fence out its own
@@ -46,6 +49,7 @@
 
 #include <nexus/nexus_driver.h> /* nexus_error() */
 
+#include "clock.h"
 #include "store.h"
 
 #define SCHEME "etcd://"
@@ -76,6 +80,9 @@ struct etcd_store {
 	char *id64;		      /* its base64 */
 	unsigned ttl;		      /* seconds, as granted */
 	int64_t lease;		      /* 0: none granted */
+	/* nx_now_ns() until which our lease surely holds: a keepalive's
+	 * send time + its TTL less a tenth (0: lost) */
+	_Atomic uint64_t owned_until;
 	struct curl_slist *headers;
 	CURL *h;    /* get, put, open, close: one caller at a time */
 	CURL *ka_h; /* the keepalive thread's */
@@ -472,6 +479,13 @@ static int call(struct etcd_store *e, const char *path, json_object *req,
 	return rc ? nexus_error(rc, "%s: %s", e->s.where, why) : 0;
 }
 
+/* The lease, renewed at @p sent_ns for @p ttl seconds, holds until */
+static void owned_for(struct etcd_store *e, uint64_t sent_ns, int64_t ttl)
+{
+	atomic_store(&e->owned_until,
+		     ttl > 0 ? sent_ns + (uint64_t)ttl * 900000000u : 0);
+}
+
 static int bad_answer(struct etcd_store *e, const char *what)
 {
 	return nexus_error(-EPROTO, "%s: unexpected answer from etcd to %s",
@@ -482,6 +496,7 @@ static int bad_answer(struct etcd_store *e, const char *what)
 
 static int lease_grant(struct etcd_store *e)
 {
+	uint64_t sent = nx_now_ns();
 	json_object *ans;
 	int64_t id, ttl;
 	int rc = call(e, "/v3/lease/grant",
@@ -495,6 +510,7 @@ static int lease_grant(struct etcd_store *e)
 	else {
 		e->lease = id;
 		e->ttl = (unsigned)ttl; /* etcd may raise a short one */
+		owned_for(e, sent, ttl);
 	}
 	json_object_put(ans);
 	return rc;
@@ -521,6 +537,7 @@ static int64_t lease_left(struct etcd_store *e, int64_t id)
  * nonsense (tried again at the next tick). */
 static int lease_renew(struct etcd_store *e)
 {
+	uint64_t sent = nx_now_ns();
 	char why[512];
 	json_object *ans, *res;
 	int64_t ttl;
@@ -532,10 +549,12 @@ static int lease_renew(struct etcd_store *e)
 	/* the gateway streams: {"result": {"ID": ..., "TTL": ...}}, TTL
 	 * left out once the lease is gone; anything else: try again */
 	res = member(ans, "result", json_type_object);
-	if (!res || member_i64(res, "TTL", &ttl))
+	if (!res || member_i64(res, "TTL", &ttl)) {
 		rc = -EPROTO;
-	else
+	} else {
+		owned_for(e, sent, ttl);
 		rc = ttl <= 0;
+	}
 	json_object_put(ans);
 	return rc;
 }
@@ -543,14 +562,15 @@ static int lease_renew(struct etcd_store *e)
 static void *keepalive_main(void *arg)
 {
 	struct etcd_store *e = arg;
-	long every_ms = e->ttl * 1000L / 3;
+	long every_ms = e->ttl * 1000L / 3, wait_ms = every_ms;
 	struct timespec t;
+	int rc;
 
 	pthread_mutex_lock(&e->lock);
 	while (!e->stop) {
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		t.tv_sec += every_ms / 1000;
-		t.tv_nsec += every_ms % 1000 * 1000000;
+		t.tv_sec += wait_ms / 1000;
+		t.tv_nsec += wait_ms % 1000 * 1000000;
 		if (t.tv_nsec >= 1000000000) {
 			t.tv_sec++;
 			t.tv_nsec -= 1000000000;
@@ -561,9 +581,12 @@ static void *keepalive_main(void *arg)
 		if (e->stop)
 			break;
 		pthread_mutex_unlock(&e->lock);
+		rc = lease_renew(e);
 		/* lease gone: the next put says "lost ownership" */
-		if (lease_renew(e) == 1)
+		if (rc == 1)
 			return NULL;
+		/* one that failed is tried again soon: the lease runs */
+		wait_ms = rc && every_ms > 500 ? 500 : every_ms;
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -640,6 +663,7 @@ static int lost(struct etcd_store *e, json_object *owner)
 	char who[ID_MAX];
 
 	kv_text(owner, "value", who, sizeof(who));
+	atomic_store(&e->owned_until, 0); /* and no data write either */
 	if (!owner)
 		return nexus_error(-ESTALE, "%s: lost ownership: our lease "
 				   "expired (etcd unreachable, or this process "
@@ -708,6 +732,18 @@ static int etcd_put(struct nx_store *s, const char *buf, size_t len)
 	return rc;
 }
 
+static int etcd_owned(struct nx_store *s)
+{
+	struct etcd_store *e = (struct etcd_store *)s;
+
+	if (nx_now_ns() < atomic_load_explicit(&e->owned_until,
+						memory_order_relaxed))
+		return 0;
+	return nexus_error(-ESTALE, "%s: lost ownership: the lease was not "
+			   "renewed in time (etcd unreachable, or this process "
+			   "stopped, for about %u s)", s->where, e->ttl);
+}
+
 static void etcd_close(struct nx_store *s)
 {
 	struct etcd_store *e = (struct etcd_store *)s;
@@ -744,6 +780,7 @@ static const struct nx_store_ops etcd_ops = {
 	.get = etcd_get,
 	.put = etcd_put,
 	.close = etcd_close,
+	.owned = etcd_owned,
 };
 
 /* ---- open ---- */

@@ -23,6 +23,12 @@ struct nx_store_ops {
 	 * (or a negative errno with a message; the old record then stays). */
 	int (*put)(struct nx_store *s, const char *buf, size_t len);
 	void (*close)(struct nx_store *s);
+	/* Optional (NULL: always 0): 0 while this process may still write
+	 * the volume the store guards, or a negative errno with a message
+	 * once it may have lost it (the etcd store's lease may have
+	 * expired).  Asked before every write of the data path: cheap,
+	 * any thread. */
+	int (*owned)(struct nx_store *s);
 };
 
 struct nx_store {
@@ -42,8 +48,9 @@ NX_HIDDEN int nx_store_file_open(const char *path, struct nx_store **out);
  * store owns the volume through PREFIX/owner, attached to a lease of
  * @p ttl seconds (0: NX_STORE_ETCD_TTL) kept alive until close.  -EBUSY
  * when another process owns it; a put fails with -ESTALE once ownership
- * is lost, with -EIO when etcd does not answer.  0 or a negative errno
- * with a message. */
+ * is lost, with -EIO when etcd does not answer; owned() fails once the
+ * lease was not renewed in time.  0 or a negative errno with a
+ * message. */
 NX_HIDDEN int nx_store_etcd_open(const char *url, unsigned ttl,
 				 struct nx_store **out);
 
@@ -62,6 +69,12 @@ static inline int nx_store_put(struct nx_store *s, const char *buf,
 			       size_t len)
 {
 	return s->ops->put(s, buf, len);
+}
+
+/* Whether this process still owns the volume (see nx_store_ops.owned). */
+static inline int nx_store_owned(struct nx_store *s)
+{
+	return s->ops->owned ? s->ops->owned(s) : 0;
 }
 
 /* Close a store; NULL is a no-op. */

@@ -12,8 +12,8 @@
 #     after SIGCONT writes are acknowledged again (the record's thread
 #     retries every second);
 #  d. fencing: an owner stopped for longer than its lease, whose volume
-#     was taken over meanwhile, cannot write the record once it runs
-#     again: the write that needs it fails ("lost ownership");
+#     was taken over meanwhile, writes neither its children nor the
+#     record once it runs again ("lost ownership");
 #  e. a fake gateway (etcd-fake.py) answering what no etcd sends: every
 #     open fails with a message, nothing crashes.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
@@ -128,12 +128,19 @@ etcd_wait_free vol3 10
 serve s "( file:$IMGDIR/e.img ; file:$IMGDIR/f.img ) | mirror:state=$E/vol3,source=0 | nbd:socket=$T/s.sock" 7
 owner_is vol3 "$s_PID"
 kill -CONT "$q_PID"
-ctl 6 q fault.enable=on
+# its lease is gone: no write reaches its children any more
 if write1 "$T/q.sock" 0 4 2>"$T/w.err"; then
 	fail "a process that lost its volume acknowledged a write"
 fi
+wait_log q "no write reaches the children from now on: $E/vol3: lost ownership: the lease was not renewed in time" 10
+grep 'no write reaches' "$T/q.err"
+"$PY" -c 'import sys
+sys.exit(open(sys.argv[1], "rb").read(4096) == bytes([4]) * 4096)' "$IMGDIR/c.img" ||
+	fail "the write of a process that lost its volume reached a child"
+# nor can it write the record
+echo mirror.child.1=fault >&6
 wait_log q "$E/vol3: lost ownership: the volume is now owned by [^ ]*:$s_PID:" 10
-grep 'lost ownership' "$T/q.err" | head -n1
+grep 'now owned by' "$T/q.err"
 owner_is vol3 "$s_PID"
 echo "OK d: fenced after losing the lease"
 
