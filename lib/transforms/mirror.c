@@ -8,7 +8,9 @@
  * retried on another when they fail.  A child that fails or does not
  * answer within timeout-ms is faulted and I/O goes on without it; which
  * children are in sync is kept in a durable record (state=), written
- * before an I/O that faulted a child is acknowledged.  A child brought
+ * before an I/O that faulted a child is acknowledged; in a file, or in
+ * etcd (state=etcd://HOST:PORT/PREFIX, store-etcd.c), which also makes
+ * one process at a time own the volume.  A child brought
  * back online is rebuilt (mirror-rebuild.c).  doc/mirror.md is the
  * user's guide: options, controls, states, the record, rebuilds. */
 #include "config.h"
@@ -106,16 +108,19 @@ static int check_state(const struct nexus_opts *opts)
 static int open_store(const char *state, const struct nexus_opts *opts,
 		      struct nx_store **out)
 {
+#ifdef HAVE_ETCD
 	uint64_t ttl = 0;
 
-	if (!is_etcd(state))
-		return nx_store_file_open(state, out);
-	nexus_opts_u64(opts, "state-ttl", &ttl);
-#ifdef HAVE_ETCD
-	return nx_store_etcd_open(state, (unsigned)ttl, out);
+	if (is_etcd(state)) {
+		nexus_opts_u64(opts, "state-ttl", &ttl);
+		return nx_store_etcd_open(state, (unsigned)ttl, out);
+	}
 #else
-	return no_etcd(state);
+	(void)opts;
+	if (is_etcd(state))
+		return no_etcd(state);
 #endif
+	return nx_store_file_open(state, out);
 }
 
 static int mirror_check(const struct nexus_opts *opts)
