@@ -83,6 +83,9 @@ struct etcd_store {
 	/* nx_now_ns() until which our lease surely holds: a keepalive's
 	 * send time + its TTL less a tenth (0: lost) */
 	_Atomic uint64_t owned_until;
+	/* a put found PREFIX/owner gone or another's: lost for good, even
+	 * if our lease lives on (the key deleted by hand) */
+	_Atomic bool gone;
 	struct curl_slist *headers;
 	CURL *h;    /* get, put, open, close: one caller at a time */
 	CURL *ka_h; /* the keepalive thread's */
@@ -663,12 +666,13 @@ static int lost(struct etcd_store *e, json_object *owner)
 	char who[ID_MAX];
 
 	kv_text(owner, "value", who, sizeof(who));
-	atomic_store(&e->owned_until, 0); /* and no data write either */
+	if (!owner || strcmp(who, e->id))
+		atomic_store(&e->gone, true); /* no data write either */
 	if (!owner)
-		return nexus_error(-ESTALE, "%s: lost ownership: our lease "
-				   "expired (etcd unreachable, or this process "
-				   "stopped, for longer than %u s)", e->s.where,
-				   e->ttl);
+		return nexus_error(-ESTALE, "%s: lost ownership: the owner key "
+				   "is gone (our lease expired: etcd unreachable, "
+				   "or this process stopped, for longer than %u "
+				   "s; or it was deleted)", e->s.where, e->ttl);
 	if (strcmp(who, e->id))
 		return nexus_error(-ESTALE, "%s: lost ownership: the volume is "
 				   "now owned by %s", e->s.where, *who ? who : "?");
@@ -736,6 +740,10 @@ static int etcd_owned(struct nx_store *s)
 {
 	struct etcd_store *e = (struct etcd_store *)s;
 
+	if (atomic_load_explicit(&e->gone, memory_order_relaxed))
+		return nexus_error(-ESTALE, "%s: lost ownership: the record "
+				   "belongs to another owner or none",
+				   s->where);
 	if (nx_now_ns() < atomic_load_explicit(&e->owned_until,
 						memory_order_relaxed))
 		return 0;

@@ -14,7 +14,9 @@
 #  d. fencing: an owner stopped for longer than its lease, whose volume
 #     was taken over meanwhile, writes neither its children nor the
 #     record once it runs again ("lost ownership");
-#  e. a fake gateway (etcd-fake.py) answering what no etcd sends: every
+#  e. PREFIX/owner deleted by hand: the owner finds out at its next
+#     record write and writes nothing from then on;
+#  f. a fake gateway (etcd-fake.py) answering what no etcd sends: every
 #     open fails with a message, nothing crashes.
 . "${srcdir:-.}/tests/mirror/mirror-lib.sh"
 need_etcd
@@ -145,6 +147,27 @@ owner_is vol3 "$s_PID"
 echo "OK d: fenced after losing the lease"
 
 # --- e ---
+# PREFIX/owner deleted by hand while the owner's lease lives on: the
+# owner learns it at its next record write, and from then on writes
+# nothing, although its lease is still renewed
+truncate -s 64M "$IMGDIR/g.img" "$IMGDIR/h.img"
+serve g "( file:$IMGDIR/g.img ; file:$IMGDIR/h.img | fault:enable=off ) | mirror:state=$E/vol4,assume-clean=on | nbd:socket=$T/g.sock" 8
+etcd_del vol4/owner
+write1 "$T/g.sock" 0 5 || fail "a write needing no record failed"
+ctl 8 g fault.enable=on
+if write1 "$T/g.sock" 4096 6 2>"$T/w.err"; then
+	fail "a write that faulted a child was acknowledged without ownership"
+fi
+wait_log g "$E/vol4: lost ownership: the owner key is gone" 10
+ctl 8 g fault.enable=off
+if write1 "$T/g.sock" 8192 7 2>"$T/w.err"; then
+	fail "a write was acknowledged after ownership was lost"
+fi
+wait_log g "no write reaches the children from now on: $E/vol4: lost ownership: the record belongs to another owner or none" 10
+grep 'lost ownership' "$T/g.err"
+echo "OK e: fenced for good once the owner key is found gone"
+
+# --- f ---
 # answers no etcd sends: each open fails with a message, never a crash
 "$PY" "$srcdir/tests/mirror/etcd-fake.py" "$T/fake.port" "$T/fake.mode" &
 PIDS="$PIDS $!"
@@ -173,4 +196,4 @@ get-big record larger than 65535 bytes
 get-notb64 unexpected answer from etcd to kv/range
 get-number unexpected answer from etcd to kv/range
 MODES
-echo "OK e: answers no etcd sends are refused"
+echo "OK f: answers no etcd sends are refused"

@@ -184,6 +184,18 @@ for kv in ans.get("kvs", []):
 PYEOF
 }
 
+# etcd_del KEY: delete KEY, as an operator would by hand
+etcd_del() {
+	python3 - "$ETCD_PORT" "$1" <<'PYEOF'
+import base64, json, sys, urllib.request
+req = urllib.request.Request(
+    "http://127.0.0.1:%s/v3/kv/deleterange" % sys.argv[1],
+    json.dumps({"key": base64.b64encode(sys.argv[2].encode()).decode()}).encode(),
+    {"Content-Type": "application/json"})
+urllib.request.urlopen(req, timeout=5).read()
+PYEOF
+}
+
 # etcd_wait_free PREFIX [SECONDS]: until PREFIX/owner is gone (its lease
 # expired or was revoked)
 etcd_wait_free() {
