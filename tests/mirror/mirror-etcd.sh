@@ -197,3 +197,11 @@ get-notb64 unexpected answer from etcd to kv/range
 get-number unexpected answer from etcd to kv/range
 MODES
 echo "OK f: answers no etcd sends are refused"
+
+# the servers still up stop cleanly; nothing a sanitizer build reports
+kill -TERM "$g_PID" "$q_PID" "$s_PID"
+wait "$s_PID" || fail "nexus-pipe s exited with $?"
+wait "$g_PID" "$q_PID" # they lost their volumes: the clean close fails
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err; then
+	fail "sanitizer reports (above)"
+fi
