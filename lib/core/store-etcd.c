@@ -16,16 +16,16 @@
  * from etcd for longer than the TTL) never passes that compare again,
  * whoever owns the volume since: its puts fail with -ESTALE ("lost
  * ownership") and the mirror fails the writes waiting for them instead
- * of acknowledging them.  It also stops writing its children: owned()
- * fails once the last renewal etcd answered is older than nine tenths
- * of the TTL, measured from when it was sent (our lease may then have
- * expired, in etcd's time, which starts later).  A txn of an old owner that etcd applies late
- * is ordered before the new owner's acquire, which then reads it.  (No
- * compare on the record's revision: a put whose answer was lost -- a
- * timeout -- may still be applied, and would then fence out its own
- * writer for good.)  etcd unreachable or not answering: a
- * request fails with -EIO within REQ_TIMEOUT_MS; no failure is ever
- * reported as success.
+ * of acknowledging them.  An old owner's put that etcd applies late is
+ * either before the new owner's acquire (which then reads it) or fails
+ * its compare.  (No compare on the record's revision: a put whose
+ * answer was lost -- a timeout -- may still be applied, and would then
+ * fence out its own writer for good.)  The mirror also stops writing
+ * its children (owned()) once the last renewal etcd answered was sent
+ * more than nine tenths of the TTL ago -- our lease may have expired
+ * then, in etcd's time, which starts later -- or once a put found the
+ * volume lost.  etcd unreachable or not answering: a request fails with
+ * -EIO within REQ_TIMEOUT_MS; no failure is ever reported as success.
  *
  * Everything etcd answers is untrusted: types and sizes are checked, and
  * text from it is made printable before it goes into a message. */
