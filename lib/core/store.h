@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* State store: one small durable record per store (a mirror's in-sync
  * set), read at open and replaced atomically.  A backend is an ops table,
- * so the file store (store-file.c) and the later etcd and embedder stores
- * are used the same way.  Core-private, not part of the ABI. */
+ * so the file store (store-file.c), the etcd store (store-etcd.c) and
+ * the later embedder stores are used the same way.  Core-private, not part of the ABI. */
 #ifndef NEXUS_CORE_STORE_H
 #define NEXUS_CORE_STORE_H
 
@@ -25,6 +25,12 @@ struct nx_store_ops {
 	 * (or a negative errno with a message; the old record then stays). */
 	int (*put)(struct nx_store *s, const char *buf, size_t len);
 	void (*close)(struct nx_store *s);
+	/* Optional (NULL: always 0): 0 while this process may still write
+	 * the volume the store guards, or a negative errno with a message
+	 * once it may have lost it (the etcd store's lease may have
+	 * expired).  Asked before every write of the data path: cheap,
+	 * any thread. */
+	int (*owned)(struct nx_store *s);
 };
 
 struct nx_store {
@@ -42,19 +48,26 @@ NX_HIDDEN int nx_store_file_open(const char *path, struct nx_store **out);
 NX_HIDDEN int nx_store_app_open(struct nexus_ctx *ctx, const char *name,
 				struct nx_store **out);
 
-/* The store a `state=` value names: "app:NAME" (nx_store_app_open), else
- * a file path. */
-static inline int nx_store_open(struct nexus_ctx *ctx, const char *spec,
-				struct nx_store **out)
-{
-	if (!strncmp(spec, "app:", 4))
-		return nx_store_app_open(ctx, spec + 4, out);
-	return nx_store_file_open(spec, out);
-}
-
 /* Context teardown: release every application store (none is in use any
  * more: the devices are closed). */
 NX_HIDDEN void nx_store_app_fini(struct nexus_ctx *ctx);
+/* Lease of the etcd store's ownership when none is given, seconds. */
+#define NX_STORE_ETCD_TTL 10
+
+/* The etcd store (store-etcd.c, built with HAVE_ETCD): @p url is
+ * "etcd://HOST:PORT/PREFIX", the record is the key PREFIX/state, and the
+ * store owns the volume through PREFIX/owner, attached to a lease of
+ * @p ttl seconds (0: NX_STORE_ETCD_TTL) kept alive until close.  -EBUSY
+ * when another process owns it; a put fails with -ESTALE once ownership
+ * is lost, with -EIO when etcd does not answer; owned() fails once the
+ * lease was not renewed in time.  0 or a negative errno with a
+ * message. */
+NX_HIDDEN int nx_store_etcd_open(const char *url, unsigned ttl,
+				 struct nx_store **out);
+
+/* Whether @p url is a valid etcd store URL: 0 or -EINVAL with a message
+ * (no connection is made). */
+NX_HIDDEN int nx_store_etcd_check(const char *url);
 
 /* The record (see nx_store_ops.get). */
 static inline int nx_store_get(struct nx_store *s, char *buf, size_t cap)
@@ -67,6 +80,12 @@ static inline int nx_store_put(struct nx_store *s, const char *buf,
 			       size_t len)
 {
 	return s->ops->put(s, buf, len);
+}
+
+/* Whether this process still owns the volume (see nx_store_ops.owned). */
+static inline int nx_store_owned(struct nx_store *s)
+{
+	return s->ops->owned ? s->ops->owned(s) : 0;
 }
 
 /* Close a store; NULL is a no-op. */

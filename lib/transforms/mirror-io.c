@@ -473,8 +473,15 @@ void mirror_write_dispatch(struct mirror_io *mio)
 	struct nexus_io *io = mio->io;
 	struct mirror_rstate *rs = io->rstate;
 	struct mirror_wbuf *wb = NULL;
-	int err;
+	int err = ranged(io) ? mirror_owned(rs->m) : 0;
 
+	/* a process that may have lost the volume (its lease) changes no
+	 * data any more: the new owner's children are not ours (a FLUSH
+	 * changes nothing) */
+	if (err) {
+		mirror_write_abort(mio, err);
+		return;
+	}
 	if (io->op == NEXUS_OP_WRITE &&
 	    atomic_load_explicit(&rs->m->timeout_ns, memory_order_relaxed) &&
 	    !(wb = wbuf_get(rs, io))) {

@@ -576,6 +576,17 @@ void mirror_dispatch_durable(struct mirror *m, struct mirror_io *mio)
 	pthread_mutex_unlock(&m->lock);
 }
 
+int mirror_owned(struct mirror *m)
+{
+	int rc = m->store ? nx_store_owned(m->store) : 0;
+
+	if (rc && !atomic_exchange(&m->fenced, true))
+		nexus_log(m->ctx, NEXUS_LOG_ERROR, "%s: no write reaches the "
+			  "children from now on: %s", m->dev->name,
+			  nexus_last_error());
+	return rc;
+}
+
 int mirror_wait_durable(struct mirror *m)
 {
 	uint64_t g;

@@ -8,7 +8,9 @@
  * retried on another when they fail.  A child that fails or does not
  * answer within timeout-ms is faulted and I/O goes on without it; which
  * children are in sync is kept in a durable record (state=), written
- * before an I/O that faulted a child is acknowledged.  A child brought
+ * before an I/O that faulted a child is acknowledged; in a file, or in
+ * etcd (state=etcd://HOST:PORT/PREFIX, store-etcd.c), which also makes
+ * one process at a time own the volume.  A child brought
  * back online is rebuilt (mirror-rebuild.c).  doc/mirror.md is the
  * user's guide: options, controls, states, the record, rebuilds. */
 #include "config.h"
@@ -31,7 +33,11 @@ static const char *const rebuild_modes[] = { "auto", "manual", NULL };
 
 static const struct nexus_option_desc mirror_options[] = {
 	{ "state", NEXUS_OPT_STRING, NULL,
-	  "file keeping which children are in sync (crash-safe)", 0 },
+	  "file keeping which children are in sync (crash-safe), or "
+	  "etcd://HOST:PORT/PREFIX", 0 },
+	{ "state-ttl", NEXUS_OPT_UINT, "10",
+	  "with state=etcd://: seconds the volume stays owned after this "
+	  "process stops renewing its lease", 0, 2, 3600 },
 	{ "source", NEXUS_OPT_UINT, NULL,
 	  "child (from 0) whose data is the truth: the others are rebuilt "
 	  "from it; needed when there is no state record", 0, 0, 15 },
@@ -65,9 +71,68 @@ static int policy_of(const char *s)
 	return -1;
 }
 
+#define ETCD_SCHEME "etcd://"
+
+static bool is_etcd(const char *state)
+{
+	return state && !strncmp(state, ETCD_SCHEME, strlen(ETCD_SCHEME));
+}
+
+#ifndef HAVE_ETCD
+static int no_etcd(const char *state)
+{
+	return nexus_error(-ENOTSUP, "mirror: state=%s: libnexus was built "
+			   "without etcd support (configure --with-etcd, with "
+			   "libcurl and json-c)", state);
+}
+#endif
+
+/* state= and state-ttl=, before anything is opened */
+static int check_state(const struct nexus_opts *opts)
+{
+	const char *state = nexus_opts_str(opts, "state");
+
+	if (!is_etcd(state))
+		return nexus_opts_given(opts, "state-ttl")
+			       ? nexus_error(-EINVAL, "mirror: state-ttl= is "
+					     "for state=" ETCD_SCHEME "... only")
+			       : 0;
+#ifdef HAVE_ETCD
+	return nx_store_etcd_check(state);
+#else
+	return no_etcd(state);
+#endif
+}
+
+/* The store `state=` names: "app:NAME" (the application's), an etcd
+ * URL, or a file path. */
+static int open_store(struct nexus_ctx *ctx, const char *state,
+		      const struct nexus_opts *opts, struct nx_store **out)
+{
+	if (!strncmp(state, "app:", 4))
+		return nx_store_app_open(ctx, state + 4, out);
+#ifdef HAVE_ETCD
+	uint64_t ttl = 0;
+
+	if (is_etcd(state)) {
+		nexus_opts_u64(opts, "state-ttl", &ttl);
+		return nx_store_etcd_open(state, (unsigned)ttl, out);
+	}
+#else
+	(void)opts;
+	if (is_etcd(state))
+		return no_etcd(state);
+#endif
+	return nx_store_file_open(state, out);
+}
+
 static int mirror_check(const struct nexus_opts *opts)
 {
 	uint64_t r;
+	int rc = check_state(opts);
+
+	if (rc)
+		return rc;
 
 	if (!nexus_opts_u64(opts, "region-size", &r) && (r & (r - 1)))
 		return nexus_error(-EINVAL, "mirror: region-size=%llu is not a "
@@ -190,7 +255,7 @@ static int mirror_open(struct nexus_dev *dev, const struct nexus_opts *opts)
 		rc = nexus_error(-EINVAL, "mirror: prefer=%u: there are %u "
 				 "children", atomic_load(&m->prefer), m->n);
 	if (!rc && path)
-		rc = nx_store_open(m->ctx, path, &m->store);
+		rc = open_store(m->ctx, path, opts, &m->store);
 	if (!rc)
 		rc = mirror_dirty_alloc(m);
 	if (!rc)

@@ -85,6 +85,7 @@ struct mirror {
 	struct mirror_io *waiters;  /* writes waiting for gen_done */
 	pthread_t store_thread;
 	bool store_running, stop;
+	_Atomic bool fenced;	    /* nx_store_owned() failed (logged) */
 
 	/* rebuild (mirror-rebuild.c) */
 	_Atomic bool tracking;	       /* writes take range locks */
@@ -191,6 +192,10 @@ NX_HIDDEN void mirror_complete_durable(struct mirror *m,
  * (mirror_write_abort()).  Reactor thread. */
 NX_HIDDEN void mirror_dispatch_durable(struct mirror *m,
 				       struct mirror_io *mio);
+/* Whether the mirror may still write its children: 0, or the store's
+ * error once this process may have lost the volume (logged once).  Any
+ * thread. */
+NX_HIDDEN int mirror_owned(struct mirror *m);
 /* Wait until the record holds the current states; 0 or the store's
  * error.  Application threads (control). */
 NX_HIDDEN int mirror_wait_durable(struct mirror *m);
