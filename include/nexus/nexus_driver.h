@@ -636,6 +636,20 @@ NEXUS_API int nexus_ctx_secret_get(struct nexus_ctx *ctx, const char *name,
  */
 NEXUS_API int nexus_io_forward(struct nexus_io *io, struct nexus_dev *child);
 
+/**
+ * @brief CRC32C (Castagnoli), with the CPU's crc32 instruction where it
+ *        has one: the checksum of NVMe/TCP and iSCSI digests and of
+ *        block checksums.
+ * @param crc the CRC of what came before, or 0 to start
+ * @param buf @p len bytes
+ * @param len may be 0
+ * @return the CRC32C of everything so far: nexus_crc32c(0, "123456789",
+ *         9) is 0xE3069283, and nexus_crc32c(nexus_crc32c(0, a, n), b, m)
+ *         is the CRC of a followed by b.
+ * @par Threading: any thread.
+ */
+NEXUS_API uint32_t nexus_crc32c(uint32_t crc, const void *buf, size_t len);
+
 /* ==== server layer: listeners, connections, request slots ==========
  * (lib/core/listen.c, conn.c, slots.c; section owned by workstream
  * "server")

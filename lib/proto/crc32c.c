@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <nexus/nexus_driver.h>
+
 #include "crc32c.h"
 
 #define POLY 0x82F63B78u /* Castagnoli, reflected */
@@ -67,6 +69,11 @@ static void choose(void)
 	if (__builtin_cpu_supports("sse4.2"))
 		impl = hw;
 #endif
+}
+
+uint32_t nexus_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	return ~nx_crc32c(~crc, buf, len);
 }
 
 uint32_t nx_crc32c(uint32_t crc, const void *p, size_t n)

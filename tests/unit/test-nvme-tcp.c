@@ -6,6 +6,8 @@
  * termination request carries. */
 #include "unit.h"
 
+#include <nexus/nexus_driver.h>
+
 #include "proto/crc32c.h"
 #include "proto/nvme-tcp.h"
 
@@ -23,6 +25,11 @@ static void test_crc_vectors(void)
 	CU_ASSERT_EQUAL(nx_crc32c_digest(ff, 32), 0x62A8AB43u);
 	CU_ASSERT_EQUAL(nx_crc32c_digest(inc, 32), 0x46DD794Eu);
 	CU_ASSERT_EQUAL(nx_crc32c_digest("", 0), 0u);
+	/* the public face (for plugins), and chaining */
+	CU_ASSERT_EQUAL(nexus_crc32c(0, "123456789", 9), 0xE3069283u);
+	CU_ASSERT_EQUAL(nexus_crc32c(nexus_crc32c(0, "1234", 4), "56789", 5),
+			0xE3069283u);
+	CU_ASSERT_EQUAL(nexus_crc32c(0, NULL, 0), 0u);
 }
 
 /* The accelerated path (if any) equals the table at every length and

@@ -54,9 +54,6 @@
 #define SIDECAR_MAGIC "NXCKSUM1"
 #define SIDECAR_VERSION 1
 
-/* ---- CRC32C (Castagnoli), hardware where the CPU has it ---- */
-
-static uint32_t crc_table[256];
 /* nexus_dev_submit() with the request's fields as arguments. */
 static int submit(struct nexus_dev *dev, int op, const struct iovec *iov,
 		  int iovcnt, uint64_t off, uint64_t len, uint32_t flags,
@@ -73,57 +70,6 @@ static int submit(struct nexus_dev *dev, int op, const struct iovec *iov,
 	req.cb = cb;
 	req.user_data = ud;
 	return nexus_dev_submit(dev, &req);
-}
-
-static uint32_t (*crc_update)(uint32_t crc, const unsigned char *p, size_t n);
-
-static uint32_t crc_sw(uint32_t c, const unsigned char *p, size_t n)
-{
-	while (n--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <nmmintrin.h>
-__attribute__((target("sse4.2"))) static uint32_t
-crc_hw(uint32_t c, const unsigned char *p, size_t n)
-{
-	uint64_t c64;
-
-	while (n && ((uintptr_t)p & 7)) {
-		c = _mm_crc32_u8(c, *p++);
-		n--;
-	}
-	c64 = c;
-	for (; n >= 8; n -= 8, p += 8) {
-		uint64_t v;
-
-		memcpy(&v, p, 8);
-		c64 = _mm_crc32_u64(c64, v);
-	}
-	c = (uint32_t)c64;
-	while (n--)
-		c = _mm_crc32_u8(c, *p++);
-	return c;
-}
-#endif
-
-__attribute__((constructor)) static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-		crc_table[i] = c;
-	}
-	crc_update = crc_sw;
-#if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("sse4.2"))
-		crc_update = crc_hw;
-#endif
 }
 
 /* ---- device state ---- */
@@ -172,7 +118,7 @@ static const struct nexus_option_desc cks_options[] = {
 
 static uint32_t block_crc(const unsigned char *p, size_t n)
 {
-	return ~crc_update(~0u, p, n);
+	return nexus_crc32c(0, p, n);
 }
 
 static void mark_dirty(struct cks *c, uint64_t first, uint64_t end)
@@ -207,7 +153,7 @@ static uint64_t sum_blocks(struct cks *c, struct nexus_io *io, bool record,
 	size_t segoff = 0;
 
 	for (uint64_t b = first; b < end; b++) {
-		uint32_t crc = ~0u;
+		uint32_t crc = 0;
 		size_t need = c->bs;
 
 		while (need && seg < io->iovcnt) {
@@ -215,10 +161,10 @@ static uint64_t sum_blocks(struct cks *c, struct nexus_io *io, bool record,
 
 			if (n > need)
 				n = need;
-			crc = crc_update(crc,
-					 (const unsigned char *)io->iov[seg].iov_base +
-						 segoff,
-					 n);
+			crc = nexus_crc32c(crc,
+					   (const unsigned char *)io->iov[seg].iov_base +
+						   segoff,
+					   n);
 			segoff += n;
 			need -= n;
 			if (segoff == io->iov[seg].iov_len) {
@@ -226,7 +172,6 @@ static uint64_t sum_blocks(struct cks *c, struct nexus_io *io, bool record,
 				segoff = 0;
 			}
 		}
-		crc = ~crc;
 		if (record) {
 			atomic_store_explicit(&c->sums[b], ENTRY_VALID | crc,
 					      memory_order_relaxed);
