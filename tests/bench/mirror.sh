@@ -7,9 +7,11 @@
 #                 (a replica whose disk is the limit), nexus-bench 4k
 #                 QD32 on 2 reactors: mirror/single read >= 1.8x (reads
 #                 are balanced), write >= 0.95x (the legs run in parallel)
-#   nbd           the same files without throttle, exported over NBD
-#                 (unix socket), fio's nbd engine 4k random write QD32
-#                 with 4 connections: mirror/single >= 0.8x
+#   nbd           the device-bound children exported over NBD (unix
+#                 socket), fio's nbd engine 4k random write QD32 with 4
+#                 connections: mirror/single >= 0.8x; and the same with
+#                 plain files (nbd-cpu: CPU-bound, fio and the server share
+#                 the machine's cores)
 #   cpu-bound     plain /dev/shm files, nexus-bench: read and write
 #                 ratios, and the process CPU time per write (user+system,
 #                 microseconds) of a single child and of the mirror
@@ -180,11 +182,16 @@ for r in range(RUNS):
                 add(("cpu", side, wl), iops)
                 add(("cpuus", side, wl), cpu * 1e6)
     if "nbd" in CASES:
-        for side, pl in (("single", "file:" + A),
-                         ("mirror", mirror("file:" + A, "file:" + Bf))):
-            s = Server(pl, side)
-            add(("nbd", side, "randwrite"), fio_nbd(s.uri, T))
-            s.stop()
+        th = "throttle:iops=%d" % IOPS
+        one = "file:%s | %s" % (A, th)
+        for case, pls in (
+                ("nbd", (one, mirror(one, "file:%s | %s" % (Bf, th)))),
+                ("nbd-cpu", ("file:" + A,
+                             mirror("file:" + A, "file:" + Bf)))):
+            for side, pl in zip(("single", "mirror"), pls):
+                s = Server(pl, side)
+                add((case, side, "randwrite"), fio_nbd(s.uri, T))
+                s.stop()
     if "rebuild" in CASES:
         add(("rebuild", "idle", "GB/s"), rebuild("", False)[0])
         add(("rebuild", "limited", "GB/s"),
@@ -203,7 +210,7 @@ print("%-8s %-10s %12s %12s %8s %s" % ("case", "workload", "single", "mirror",
                                       "ratio", "goal"))
 goals = {("device", "randread"): ">= 1.80x", ("device", "randwrite"): ">= 0.95x",
          ("nbd", "randwrite"): ">= 0.80x"}
-for case in ("device", "nbd", "cpu"):
+for case in ("device", "nbd", "nbd-cpu", "cpu"):
     for wl in ("randread", "randwrite"):
         a, b = med((case, "single", wl)), med((case, "mirror", wl))
         if a:
