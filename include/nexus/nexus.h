@@ -139,8 +139,9 @@ struct nexus_ctx_opts {
 	 *  so that a client waiting for each reply (one connection, low
 	 *  queue depth) finds it awake.  Trades CPU for latency: under such
 	 *  a load a polling reactor takes a whole CPU.  At most half the
-	 *  CPUs' reactors (at least one) poll at once; an idle reactor
-	 *  still sleeps.  0 (default): sleep at once, unless $NEXUS_POLL_US
+	 *  CPUs' reactors (at least one) poll at once, and none while the
+	 *  context's exports serve more connections than that (the clients
+	 *  then need the CPUs); an idle reactor still sleeps.  0 (default): sleep at once, unless $NEXUS_POLL_US
 	 *  gives a value. */
 	unsigned poll_us;
 	/** Payload bytes that all the exports of the context may hold at

@@ -32,6 +32,8 @@ static void conn_free(struct nexus_conn *c)
 		nx_conn_group_unlist(c);
 		nx_conn_group_leave(c->g);
 	}
+	if (c->setup)
+		atomic_fetch_sub(&c->ctx->conns, 1);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->rbuf);
@@ -296,6 +298,7 @@ int nexus_conn_setup(struct nexus_conn *c, const struct nexus_conn_ops *ops,
 	c->ops = ops;
 	c->proto = proto;
 	c->setup = true;
+	atomic_fetch_add(&c->ctx->conns, 1);
 	nx_conn_arm_recv(c);
 	return 0;
 }

@@ -152,6 +152,9 @@ struct nexus_ctx {
 	/* reactors polling after work now, and how many may at once */
 	atomic_uint spinners;
 	unsigned max_spinners;
+	/* server connections set up and not yet freed (conn.c): polling
+	 * pays only while they are few enough for the spare CPUs */
+	atomic_uint conns;
 	uint64_t mem_budget; /* nexus_ctx_opts.mem_budget, or its default */
 	struct nx_events *events; /* event stream, NULL without event_fn */
 };

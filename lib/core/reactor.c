@@ -342,8 +342,11 @@ static inline void cpu_relax(void)
  * last work the reactor keeps polling instead of sleeping, so that a
  * client's next request finds it awake and the client's CPU pays no
  * wake-up.  At most ctx->max_spinners reactors poll at once (half the
- * CPUs): the others sleep, so that polling never takes every CPU from
- * the clients that share the machine.  An idle reactor still sleeps. */
+ * CPUs), and none while the context serves more connections than that:
+ * then the clients need the CPUs more than one of them needs a quick
+ * answer (four fio jobs on 2 cores lost 12% to a polling reactor), and
+ * several connections keep a reactor busy anyway.  An idle reactor
+ * still sleeps. */
 static bool spin_window(struct nexus_reactor *r, bool ready)
 {
 	struct nexus_ctx *ctx = r->ctx;
@@ -356,7 +359,9 @@ static bool spin_window(struct nexus_reactor *r, bool ready)
 		r->last_work = now;
 		return false;
 	}
-	if (now - r->last_work >= r->spin_ns)
+	if (now - r->last_work >= r->spin_ns ||
+	    atomic_load_explicit(&ctx->conns, memory_order_relaxed) >
+		    ctx->max_spinners)
 		return false;
 	if (!r->spinning) {
 		if (atomic_fetch_add(&ctx->spinners, 1) >= ctx->max_spinners) {
