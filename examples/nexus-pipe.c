@@ -37,6 +37,7 @@ static struct {
 	bool check, list, control, quiet, status;
 	int verbose;
 	unsigned reactors, poll_us;
+	bool poll_set;
 	uint64_t mem_budget;
 	double interval;
 	const char *pidfile;
@@ -75,7 +76,8 @@ static void usage(FILE *f)
 		"work before\n"
 		"                       sleeping: lower latency for one client "
 		"at a time,\n"
-		"                       for CPU (default 0, or $NEXUS_POLL_US)\n"
+		"                       for CPU (default 50, or $NEXUS_POLL_US;"
+		" 0: off)\n"
 		"  -p, --pidfile FILE   write the process id to FILE once "
 		"serving\n"
 		"  -C, --control        read KEY=VALUE settings from stdin "
@@ -143,7 +145,9 @@ static int make_ctx(struct nexus_ctx **ctx)
 	struct nexus_ctx_opts o = NEXUS_CTX_OPTS_INIT;
 
 	o.reactors = cfg.reactors;
-	o.poll_us = cfg.poll_us;
+	/* a server: poll 50 us after work unless told (see --poll-us) */
+	o.poll_us = cfg.poll_set ? cfg.poll_us
+				 : getenv("NEXUS_POLL_US") ? 0 : 50;
 	o.mem_budget = cfg.mem_budget;
 	o.log_fn = log_cb;
 	user_log_level = cfg.verbose >= 2   ? NEXUS_LOG_DEBUG
@@ -498,6 +502,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'U':
+			cfg.poll_set = true;
 			cfg.poll_us = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || !*optarg || cfg.poll_us > 100000) {
 				fprintf(stderr, "nexus-pipe: --poll-us wants "

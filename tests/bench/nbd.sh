@@ -22,6 +22,8 @@
 #   poll, poll_null  nexus and null with nexus-pipe --poll-us=POLL_US
 #           (default 50): reactors poll after work instead of sleeping at
 #           once; shown against nbdkit, nbdkit_null and nexus
+#   nopoll, nopoll_null  the same with --poll-us=0 (no polling; nexus
+#           and null use nexus-pipe's default, 50 us)
 #   old, old_null  nexus and null from another build (-O OLDBUILD, e.g.
 #           the commit before a change), interleaved with this one: a
 #           before/after comparison that the machine's noise hits alike
@@ -124,6 +126,12 @@ start_server() {
 		;;
 	poll)
 		"$PIPE" -q --poll-us="${POLL_US:-50}" "file:$F | nbd:listen=127.0.0.1:$p" >"$W/poll.log" 2>&1 &
+		;;
+	nopoll)
+		"$PIPE" -q --poll-us=0 "file:$F | nbd:listen=127.0.0.1:$p" >"$W/nopoll.log" 2>&1 &
+		;;
+	nopoll_null)
+		"$PIPE" -q --poll-us=0 "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/nopoll_null.log" 2>&1 &
 		;;
 	poll_null)
 		"$PIPE" -q --poll-us="${POLL_US:-50}" "null:size=${SIZE_MB}M | nbd:listen=127.0.0.1:$p" >"$W/poll_null.log" 2>&1 &
@@ -254,7 +262,8 @@ def unit(wl):
 def val(server, wl):
     return med(server, wl, 4 if wl.startswith("sr") else 3)
 peers = [s for s in servers if s not in ("nexus", "null", "nbdkit_null",
-                                         "old_null", "poll", "poll_null")]
+                                         "old_null", "poll", "poll_null",
+                                         "nopoll", "nopoll_null")]
 print()
 print("median throughput (fio nbd engine)")
 hdr = "%-9s %5s" % ("workload", "unit") + "".join("%11s" % s for s in servers)
@@ -298,7 +307,9 @@ if nbw:
                 line += rcol(val("nb-nexus", wl), b, p)
         print(line)
 pairs = [(a, b) for a, b in (("poll", "nbdkit"), ("poll_null", "nbdkit_null"),
-                             ("poll", "nexus"), ("poll", "old"))
+                             ("poll", "nexus"), ("poll", "old"),
+                             ("poll", "nopoll"),
+                             ("poll_null", "nopoll_null"))
          if a in servers and b in servers]
 if pairs:
     print()
