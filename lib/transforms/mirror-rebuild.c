@@ -330,6 +330,7 @@ static void done_fn(void *ud, int result)
 
 	nexus_copy_get_progress(m->job, &p);
 	pthread_mutex_lock(&m->lock);
+	m->in_done = true;
 	atomic_store(&m->tracking, false);
 	ok = !result && atomic_load(&m->c[i].state) ==
 				NEXUS_DEV_STATE_REBUILDING;
@@ -365,16 +366,24 @@ static void done_fn(void *ud, int result)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	start_queued(m);
+	pthread_mutex_lock(&m->lock);
+	m->in_done = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 }
 
 void mirror_rebuild_stop(struct mirror *m)
 {
-	/* at close, again: a rebuild finishing meanwhile may have started
-	 * a queued one before it saw m->closing */
-	for (int k = 0; k < 3; k++) {
+	/* at close, until no job is left: a rebuild finishing meanwhile may
+	 * be starting a queued one (its done callback drops m->job before it
+	 * sets the next), so wait for that callback to return first; a job
+	 * started by it sees m->closing when it ends and starts no other */
+	for (;;) {
 		struct nexus_copy *job;
 
 		pthread_mutex_lock(&m->lock);
+		while (atomic_load(&m->closing) && m->in_done)
+			pthread_cond_wait(&m->cond, &m->lock);
 		job = m->job;
 		m->job = NULL;
 		if (atomic_load(&m->closing))

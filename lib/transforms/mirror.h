@@ -70,6 +70,9 @@ struct mirror {
 	 * child's state, to wait for the record, and while a rebuild runs. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	/* a rebuild's done callback is running (m->lock): it may start the
+	 * next queued rebuild, so a close waits for it to return */
+	bool in_done;
 
 	/* durable record (mirror-state.c) */
 	struct nx_store *store;
