@@ -59,13 +59,10 @@ def test_attach_and_detach(tee_ctx):
     tee.attach_child(other)
     tee.detach_child(first)
     assert tee.pread(512, 0) == bytes(512)  # reads go to `other` now
-    first.close()
-    assert first.closed
-    tee.close()
-    assert other.closed and tee.closed
 
     # The events: extra attached and detached, other attached, first
-    # detached, in that order, naming the Python objects.
+    # detached, in that order, naming the Python objects (waited for
+    # before tee and first close).
     want = [("child-attached", extra), ("child-detached", extra),
             ("child-attached", other), ("child-detached", first)]
     deadline = time.monotonic() + 20
@@ -82,8 +79,14 @@ def test_attach_and_detach(tee_ctx):
     assert len(got()) == len(want), got()
     for (kind, child), (wkind, wchild) in zip(got(), want):
         assert kind == wkind and child in (wchild, None), got()
+    # Every event arrived while tee was open, so each names it (an event
+    # delivered after its device closed would read as None).
     assert all(e.device is tee for e in ctx.seen
                if e.kind == nexus.EventKind.CHILD_ATTACHED)
+    first.close()
+    assert first.closed
+    tee.close()
+    assert other.closed and tee.closed
 
 
 def test_attach_misuse(ctx):
